@@ -1,0 +1,25 @@
+"""dhtgraph: images to graphs, graphs to adaptive tokens.
+
+Differentiable Hierarchical Visual Tokenization (dHT, Aasan et al., NeurIPS 2025) as a
+graph-learning method on PyTorch Geometric. Public API only; see README.md.
+"""
+
+from .graph import choice_components, connected_components, from_image, grid_edge_index
+from .hierarchy import Hierarchy
+from .partition import Partition, canonicalize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Partition",
+    "canonicalize",
+    "from_image",
+    "grid_edge_index",
+    "connected_components",
+    "choice_components",
+    "Hierarchy",
+]
+
+# Each area adds its public names below, inside its own marked section.
+# --- tokenizer ---
+# --- export ---

@@ -1,0 +1,5 @@
+"""Hierarchies of partitions built by differentiable edge contraction."""
+
+from .chain import Hierarchy
+
+__all__ = ["Hierarchy"]
