@@ -1,0 +1,61 @@
+"""dhtgraph.connected_components and choice_components: exact cases, networkx agreement."""
+
+import networkx as nx
+import pytest
+import torch
+
+from dhtgraph import Partition, choice_components, connected_components, grid_edge_index
+
+
+def test_two_paths_and_an_isolated_node():
+    edge_index = torch.tensor([[0, 3, 4], [1, 2, 5]])
+    p = connected_components(edge_index, 7)
+    assert p.labels.tolist() == [0, 0, 1, 1, 2, 2, 3]
+
+
+def test_long_path_in_reverse_order():
+    n = 1000
+    edge_index = torch.stack([torch.arange(n - 1, 0, -1), torch.arange(n - 2, -1, -1)])
+    assert connected_components(edge_index, n) == Partition.indiscrete(n)
+
+
+def test_grid_is_one_component_and_empty_graph_is_discrete():
+    assert connected_components(grid_edge_index(17, 23), 17 * 23).num_blocks == 1
+    assert connected_components(torch.empty(2, 0, dtype=torch.long), 4) == Partition.discrete(4)
+    assert connected_components(torch.empty(2, 0, dtype=torch.long), 0).num_blocks == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_agrees_with_networkx_on_random_graphs(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 300
+    edge_index = torch.randint(0, n, (2, 250), generator=g)
+    ours = connected_components(edge_index, n)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(edge_index.t().tolist())
+    labels = torch.empty(n, dtype=torch.long)
+    for k, component in enumerate(nx.connected_components(graph)):
+        labels[list(component)] = k
+    assert ours == Partition.from_labels(labels)
+
+
+def test_choice_components_mutual_choices_and_loops():
+    # 0 <-> 1 choose each other, 2 -> 1, 3 keeps its loop, 4 -> 5 -> 4
+    choice = torch.tensor([1, 0, 1, 3, 5, 4])
+    assert choice_components(choice).labels.tolist() == [0, 0, 0, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: connected_components(torch.tensor([[0, 5]]).t(), 3), r"values in 0..2"),
+        (lambda: connected_components(torch.zeros(3, 1, dtype=torch.long), 3), r"shape \(2, E\)"),
+        (lambda: connected_components(torch.zeros(2, 1, dtype=torch.long), -1), "'num_nodes'"),
+        (lambda: choice_components(torch.tensor([0, 2])), r"'choice' values in 0..1"),
+        (lambda: choice_components(torch.zeros(2, 2, dtype=torch.long)), r"'choice' to have shape"),
+    ],
+)
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
