@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ._union import component_roots
+from ._union import component_labels
 
 __all__ = ["Partition", "canonicalize"]
 
@@ -242,8 +242,8 @@ class Partition:
         self._check_same_items(other)
         k = self.num_blocks
         mine, theirs = self.labels, other.labels.to(self.device) + k
-        roots = component_roots(mine, theirs, k + other.num_blocks)
-        return Partition(roots[mine])
+        groups, _ = component_labels(mine, theirs, k + other.num_blocks)
+        return Partition(groups[mine])
 
     # ------------------------------------------------------------------ blocks <-> items
     def compose(self, coarser: "Partition") -> "Partition":
@@ -348,8 +348,7 @@ class Partition:
         edge_index = self._check_edge_index(edge_index)
         src, dst = edge_index
         inside = self.labels[src] == self.labels[dst]
-        roots = component_roots(src[inside], dst[inside], self.num_items)
-        num_components = int((roots == torch.arange(self.num_items, device=self.device)).sum())
+        _, num_components = component_labels(src[inside], dst[inside], self.num_items)
         return num_components == self.num_blocks
 
 

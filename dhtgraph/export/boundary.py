@@ -59,6 +59,7 @@ class BoundaryChains:
     left: np.ndarray
     right: np.ndarray
     num_blocks: int
+    scale: int = 1
 
     @property
     def num_chains(self) -> int:
@@ -128,7 +129,7 @@ def _rank(pred: np.ndarray, todo: np.ndarray, max_rounds: int):
     return root, dist, todo
 
 
-def trace_boundaries(labels: np.ndarray) -> BoundaryChains:
+def trace_boundaries(labels: np.ndarray, vertices: str = "corners") -> BoundaryChains:
     """Trace the boundary chains of a label map.
 
     Parameters
@@ -180,24 +181,35 @@ def trace_boundaries(labels: np.ndarray) -> BoundaryChains:
     num_chains = len(heads)
     edge_count = np.bincount(chain_of_sorted, minlength=num_chains)
 
-    # Corners of each chain: the source of every edge, then the target of the last one.
-    # Keep the ends and the corners where the direction changes.
     s, d = src[order], dst[order]
     direction = d - s
-    first_edge = np.r_[True, chain_of_sorted[1:] != chain_of_sorted[:-1]]
-    keep_src = first_edge | np.r_[True, direction[1:] != direction[:-1]]
-    last_edge = np.r_[chain_of_sorted[1:] != chain_of_sorted[:-1], True]
-    corner = np.concatenate([s, d[last_edge]])
-    chain_of_corner = np.concatenate([chain_of_sorted, np.arange(num_chains)])
-    keep = np.concatenate([keep_src, np.ones(num_chains, dtype=bool)])
-    # Sort by (chain, position); the position of a source corner is its index in the chain.
-    pos = np.concatenate([np.arange(num_edges) - np.repeat(np.cumsum(edge_count) - edge_count,
-                                                           edge_count), edge_count])
-    sel = np.flatnonzero(keep)
-    sel = sel[np.lexsort((pos[sel], chain_of_corner[sel]))]
-    corner = corner[sel]
-    counts = np.bincount(chain_of_corner[sel], minlength=num_chains)
+    new_chain = np.r_[True, chain_of_sorted[1:] != chain_of_sorted[:-1]]
+    last_edge = np.r_[new_chain[1:], True]
+    turn_before = new_chain | np.r_[True, direction[1:] != direction[:-1]]
+    edge_pos = np.arange(num_edges) - np.repeat(np.cumsum(edge_count) - edge_count, edge_count)
+    sx, sy, dx, dy = s % stride, s // stride, d % stride, d // stride
+    if vertices == "corners":
+        # The source corner of every edge where the direction changes, then the last target.
+        xs = np.concatenate([sx[turn_before], dx[last_edge]])
+        ys = np.concatenate([sy[turn_before], dy[last_edge]])
+        chain_of = np.concatenate([chain_of_sorted[turn_before], np.arange(num_chains)])
+        pos = np.concatenate([edge_pos[turn_before], edge_count])
+        scale = 1
+    else:
+        # Doubled coordinates: the first corner, the midpoints of edges next to a turn,
+        # the last corner.
+        turn_after = np.r_[turn_before[1:], True]
+        mid = turn_before | turn_after
+        xs = np.concatenate([2 * sx[new_chain], (sx + dx)[mid], 2 * dx[last_edge]])
+        ys = np.concatenate([2 * sy[new_chain], (sy + dy)[mid], 2 * dy[last_edge]])
+        chain_of = np.concatenate([chain_of_sorted[new_chain], chain_of_sorted[mid],
+                                   np.arange(num_chains)])
+        pos = np.concatenate([np.full(num_chains, -1), edge_pos[mid], edge_count])
+        scale = 2
+    sel = np.lexsort((pos, chain_of))
+    counts = np.bincount(chain_of, minlength=num_chains)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    points = np.stack([corner % stride, corner // stride], axis=1).astype(np.int64)
+    points = np.stack([xs[sel], ys[sel]], axis=1).astype(np.int64)
     return BoundaryChains(height=h, width=w, points=points, offsets=offsets,
-                          left=left[heads], right=right[heads], num_blocks=num_blocks)
+                          left=left[heads], right=right[heads], num_blocks=num_blocks,
+                          scale=scale)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .boundary import BoundaryChains
 
-__all__ = ["corner_importance", "select_corners"]
+__all__ = ["corner_importance"]
 
 
 def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,12 +91,3 @@ def corner_importance(chains: BoundaryChains, floor: float = 0.0) -> np.ndarray:
         depth = np.concatenate([depth, depth])
         guard_depth = np.concatenate([guard_depth, guard_depth])
     return importance
-
-
-def select_corners(chains: BoundaryChains, importance: np.ndarray, tolerance: float):
-    """Corners kept at ``tolerance``: returns ``(points, offsets)`` like the chains'."""
-    keep = importance > tolerance
-    chain_of = np.repeat(np.arange(chains.num_chains), np.diff(chains.offsets))
-    counts = np.bincount(chain_of[keep], minlength=chains.num_chains)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return chains.points[keep], offsets

@@ -1,0 +1,7 @@
+"""``python -m dhtgraph`` runs the ``dhtgraph`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""Mean injection (method spec §7): put the learned token colour into the image.
+
+``x̃_p = x_p − x̄(S(p)) + W μ*(S(p))``: every pixel keeps its residual from the true mean
+colour ``x̄`` of its token and receives the token's projected feature ``W μ*`` instead.
+The residual is a constant (no gradient), so gradients from a loss on ``x̃`` flow into
+``W μ*``; when ``W μ* = x̄`` the image comes back unchanged, which is what lets a pretrained
+ViT take dHT tokens.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..partition import Partition
+
+__all__ = ["mean_injection", "block_mean_image"]
+
+
+def _pixels(image: Tensor) -> Tensor:
+    b, c, h, w = image.shape
+    return image.permute(0, 2, 3, 1).reshape(b * h * w, c)
+
+
+def _image(pixels: Tensor, shape) -> Tensor:
+    b, c, h, w = shape
+    return pixels.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def block_mean_image(image: Tensor, partition: Partition) -> Tensor:
+    """Every pixel replaced by its block's mean colour: (B, C, H, W) → (B, C, H, W)."""
+    pixels = _pixels(image)
+    return _image(partition.broadcast(partition.reduce(pixels, "mean")), image.shape)
+
+
+def mean_injection(image: Tensor, partition: Partition, token_values: Tensor) -> Tensor:
+    """``x − x̄(S) + v(S)`` for every pixel.
+
+    Parameters
+    ----------
+    image : Tensor of shape (B, C, H, W)
+        The input image x (in whatever normalisation the model sees).
+    partition : Partition of the B·H·W pixels
+        The tokens S.
+    token_values : Tensor of shape (K, C)
+        The value injected per token, ``W μ*``.
+
+    Returns
+    -------
+    Tensor of shape (B, C, H, W)
+        Differentiable in ``token_values``; the residual ``x − x̄`` is detached.
+    """
+    if token_values.shape != (partition.num_blocks, image.shape[1]):
+        raise ValueError(f"Expected 'token_values' of shape ({partition.num_blocks}, {image.shape[1]}) "
+                         f"(got {tuple(token_values.shape)})")
+    pixels = _pixels(image).detach()
+    residual = pixels - partition.broadcast(partition.reduce(pixels, "mean"))
+    return _image(residual + partition.broadcast(token_values), image.shape)

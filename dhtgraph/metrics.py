@@ -1,0 +1,41 @@
+"""Quality metrics of partitions (spec/benchmarks.md)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .partition import Partition
+
+__all__ = ["explained_variation"]
+
+
+def explained_variation(image: Tensor, partition: Partition) -> Tensor:
+    """Explained variation ``EV = Σ_p ‖μ_S(p) − μ‖² / Σ_p ‖x_p − μ‖²`` per image.
+
+    Parameters
+    ----------
+    image : Tensor of shape (B, C, H, W) or (C, H, W)
+        Pixel values (the benchmark uses RGB in [0, 1]).
+    partition : Partition of the B·H·W pixels
+        Blocks (tokens); a block may not span two images.
+
+    Returns
+    -------
+    Tensor of shape (B,), float64
+        1 for a perfect fit (or a constant image), 0 for a single block.
+    """
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4:
+        raise ValueError(f"Expected 'image' to have 3 or 4 dimensions (got {image.dim()})")
+    b, c, h, w = image.shape
+    if partition.num_items != b * h * w:
+        raise ValueError(f"Expected 'partition' over {b * h * w} pixels (got {partition.num_items})")
+    x = image.detach().to(torch.float64).permute(0, 2, 3, 1).reshape(b, h * w, c)
+    mu = x.mean(dim=1, keepdim=True)
+    block_mean = partition.reduce(x.reshape(-1, c), "mean")
+    fitted = partition.broadcast(block_mean).reshape(b, h * w, c)
+    explained = (fitted - mu).pow(2).sum(dim=(1, 2))
+    total = (x - mu).pow(2).sum(dim=(1, 2))
+    return torch.where(total > 0, explained / total.clamp_min(1e-300), torch.ones_like(total))

@@ -1,0 +1,241 @@
+"""Laws of hierarchies: composing chains, the contraction theorem, selection.
+
+Every test names the statement of theory/ it checks; theory/ names the test back.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from dhtgraph import Hierarchy, Partition, choice_components, connected_components
+from dhtgraph.testing import (
+    Graph,
+    assignments,
+    chains,
+    choices,
+    contraction_chains,
+    cuts,
+    grid_graphs,
+    partitions,
+    random_graphs,
+)
+
+# ---------------------------------------------------------------- Definition 9, Proposition 6
+
+
+@given(partitions().flatmap(lambda p: st.tuples(st.just(p), partitions(p.num_blocks))))
+def test_compose_of_canonical_partitions_is_canonical(pair):
+    """Checks theory/04-hierarchies.md Proposition 6 (composition): composing canonical
+    labels gives canonical labels, the partition item i ↦ ρ(π(i)), coarser than π."""
+    p, q = pair
+    composed = p.compose(q).validate()
+    assert composed == Partition.from_labels(q.labels[p.labels])
+    assert composed.num_blocks == q.num_blocks
+    assert p.refines(composed)
+
+
+@given(chains())
+def test_chain_levels_refine_each_other(h):
+    """Checks theory/04-hierarchies.md Definition 9 and Proposition 6: the absolute levels
+    of a chain built from relative steps satisfy π_s ≤ π_t for all s ≤ t, with
+    π_0 = ⊥, and ``Hierarchy.validate`` accepts it."""
+    h.validate()
+    levels = [h.absolute(t) for t in range(h.num_levels)]
+    assert levels[0] == Partition.discrete(h.num_items)
+    for s in range(h.num_levels):
+        for t in range(s, h.num_levels):
+            assert levels[s].refines(levels[t])
+    assert [p.num_blocks for p in levels] == h.num_blocks
+
+
+@given(chains())
+def test_chain_from_absolute_levels_round_trips(h):
+    """Checks theory/04-hierarchies.md Proposition 6: a chain is determined by its
+    absolute levels; rebuilding it from them gives the same relative steps."""
+    levels = [h.absolute(t) for t in range(1, h.num_levels)]
+    again = Hierarchy.from_absolute(levels).validate()
+    assert again.num_levels == h.num_levels
+    for t in range(1, h.num_levels):
+        assert again.level(t) == h.level(t)
+        assert again.absolute(t) == h.absolute(t)
+
+
+# ---------------------------------------------------------------- Lemma 2, Theorem 2
+
+
+@st.composite
+def graph_choices(draw, self_loops=True):
+    # Random graphs (loops, repeated edges, isolated nodes) and pixel graphs (no isolated
+    # node once H·W ≥ 2), so both forms of the count bound are exercised.
+    graph = draw(st.one_of(
+        random_graphs(max_nodes=12, max_edges=16, undirected=True),
+        grid_graphs(max_side=4, connectivity=None).map(lambda g: Graph(g.edge_index, g.num_nodes)),
+    ))
+    return graph, draw(choices(*graph, self_loops=self_loops))
+
+
+def _num_cycles(choice: list[int]) -> int:
+    # Follow v → a(v) from every node; a cycle is counted once, at its smallest node.
+    cycles = set()
+    for v in range(len(choice)):
+        seen = []
+        while v not in seen:
+            seen.append(v)
+            v = choice[v]
+        cycle = seen[seen.index(v):]
+        cycles.add(min(cycle))
+    return len(cycles)
+
+
+@given(graph_choices())
+def test_functional_graph_components_have_one_cycle_each(gc):
+    """Checks theory/05-contraction.md Lemma 2 (functional graphs): the components of
+    {(v, a(v))} are as many as its cycles, and each holds v together with a(v)."""
+    _, choice = gc
+    comp = choice_components(choice).validate()
+    assert comp.num_blocks == _num_cycles(choice.tolist())
+    assert torch.equal(comp.labels, comp.labels[choice])
+
+
+@given(graph_choices())
+def test_contraction_step_refines(gc):
+    """Checks theory/05-contraction.md Theorem 2 (i): the new partition π' = components of
+    {(v, a(v))} is coarser than the old one, ⊥ ≤ π', and lifts through ``compose``."""
+    (_, n), choice = gc
+    step = choice_components(choice)
+    assert Partition.discrete(n).refines(step)
+    assert Partition.discrete(n).compose(step) == step
+
+
+@given(graph_choices())
+def test_contraction_step_keeps_blocks_connected(gc):
+    """Checks theory/05-contraction.md Theorem 2 (ii): when every choice follows an edge of
+    G (or is a self-loop), every new block induces a connected subgraph of G."""
+    (edge_index, _), choice = gc
+    assert choice_components(choice).is_connected(edge_index)
+
+
+@given(graph_choices(self_loops=False))
+def test_contraction_step_halves_without_self_loops(gc):
+    """Checks theory/05-contraction.md Theorem 2 (iii): when no node with a neighbour
+    chooses its self-loop, K' ≤ (n + s)/2 where s counts the isolated nodes (forced
+    loops); on a graph without isolated nodes, K' ≤ n/2."""
+    (edge_index, n), choice = gc
+    isolated = int((choice == torch.arange(n)).sum())
+    k = choice_components(choice).num_blocks
+    assert 2 * k <= n + isolated
+    proper = edge_index[:, edge_index[0] != edge_index[1]]  # a node's own loop is no neighbour
+    degree = torch.zeros(n, dtype=torch.long).index_add_(
+        0, proper.reshape(-1), torch.ones(proper.numel(), dtype=torch.long))
+    assert isolated == int((degree == 0).sum())
+    if bool((degree > 0).all()):
+        event("no isolated node")
+        assert 2 * k <= n
+
+
+@given(graph_choices(self_loops=True))
+def test_contraction_count_bound_with_self_loops(gc):
+    """Checks theory/05-contraction.md Theorem 2 (iii), general form: with s self-loop
+    choices, K' ≤ (n + s)/2 (and K' ≥ s)."""
+    (_, n), choice = gc
+    loops = int((choice == torch.arange(n)).sum())
+    k = choice_components(choice).num_blocks
+    assert loops <= k
+    assert 2 * k <= n + loops
+
+
+@given(grid_graphs(max_side=5, connectivity=None).flatmap(
+    lambda g: st.tuples(st.just(g), contraction_chains(g.edge_index, g.num_nodes))))
+def test_contraction_chain_on_grid_graphs_validates(gh):
+    """Checks theory/05-contraction.md Corollary 2 (chains by contraction): a hierarchy built
+    by contracting one chosen edge per block on a pixel graph is a chain whose every
+    block is connected; ``Hierarchy.validate(edge_index)`` passes."""
+    grid, h = gh
+    h.validate(grid.edge_index)
+    for t in range(1, h.num_levels):
+        assert h.absolute(t - 1).refines(h.absolute(t))
+        assert h.absolute(t).is_connected(grid.edge_index)
+
+
+@given(grid_graphs(max_side=5).flatmap(
+    lambda g: st.tuples(st.just(g), contraction_chains(g.edge_index, g.num_nodes,
+                                                       max_levels=8, self_loops=False))))
+def test_contraction_chain_without_loops_halves_every_level(gh):
+    """Checks theory/05-contraction.md Corollary 2: without self-loops the count of blocks
+    at least halves at every level until each image is one block, so the chain reaches
+    the images' components in at most ⌈log₂(HW)⌉ levels."""
+    grid, h = gh
+    counts = h.num_blocks
+    for before, after in zip(counts, counts[1:]):
+        # Blocks already alone in their image have no neighbour and must loop.
+        assert 2 * after <= before + grid.num_images
+    top = h.absolute(h.num_levels - 1)
+    if h.num_levels - 1 < 8:  # stopped because no block had a neighbour left
+        assert top == connected_components(grid.edge_index, grid.num_nodes)
+    hw = grid.height * grid.width
+    assert h.num_levels - 1 <= max(1, (hw - 1).bit_length())
+
+
+# ---------------------------------------------------------------- Theorem 3 (selection)
+
+
+def connected_split(p: Partition, edge_index: torch.Tensor) -> Partition:
+    """σ^G: split every block of p into the connected components of its induced subgraph."""
+    inside = p.labels[edge_index[0]] == p.labels[edge_index[1]]
+    return connected_components(edge_index[:, inside], p.num_items)
+
+
+def _top(grid) -> Partition:
+    return connected_components(grid.edge_index, grid.num_nodes)
+
+
+@st.composite
+def grid_chain_partition(draw, pick):
+    grid = draw(grid_graphs(max_side=5))
+    h = draw(contraction_chains(grid.edge_index, grid.num_nodes))
+    return grid, h, draw(pick(h))
+
+
+@given(grid_chain_partition(assignments))
+def test_connected_split_of_selection_is_connected_and_refines_top(ghp):
+    """Checks theory/06-selection.md Theorem 3 (selection): splitting the blocks of a
+    per-region selection into connected pieces gives a partition that refines the
+    selection, whose every block is connected, and that refines ⊤ (one block per
+    image)."""
+    grid, _, sigma = ghp
+    split = connected_split(sigma, grid.edge_index).validate()
+    assert split.refines(sigma)
+    assert split.is_connected(grid.edge_index)
+    assert split.refines(_top(grid))
+
+
+@given(grid_chain_partition(assignments))
+def test_connected_split_is_the_coarsest_connected_refinement(ghp):
+    """Checks theory/06-selection.md Theorem 3 (iii): the split is the coarsest connected
+    partition refining σ: items of one block of σ joined by a path inside that block
+    share a block of the split, i.e. σ^G = σ ∧ reach(G restricted to σ) (networkx)."""
+    grid, _, sigma = ghp
+    split = connected_split(sigma, grid.edge_index)
+    g = nx.Graph()
+    g.add_nodes_from(range(grid.num_nodes))
+    lab = sigma.labels.tolist()
+    g.add_edges_from((u, v) for u, v in grid.edge_index.t().tolist() if lab[u] == lab[v])
+    label = torch.empty(grid.num_nodes, dtype=torch.long)
+    for k, comp in enumerate(nx.connected_components(g)):
+        label[sorted(comp)] = k
+    assert split == Partition.from_labels(label)
+
+
+@given(grid_chain_partition(cuts))
+def test_cut_of_contraction_chain_is_connected(ghp):
+    """Checks theory/06-selection.md Corollary 3: a cut of a chain built by contraction
+    is already connected, so splitting leaves it unchanged; it lies between ⊥ and ⊤."""
+    grid, h, cut = ghp
+    assert cut.is_connected(grid.edge_index)
+    assert connected_split(cut, grid.edge_index) == cut
+    assert Partition.discrete(grid.num_nodes).refines(cut)
+    assert cut.refines(h.absolute(h.num_levels - 1))
+    assert cut.refines(_top(grid))
