@@ -15,6 +15,7 @@ HEAVY = ("matplotlib", "skimage", "PIL", "scipy", "hypothesis", "networkx", "tor
 # stage, from stages to its left, and from the foundation.
 FOUNDATION = {"partition", "_union", "errors", "_typing"}
 STAGES = ["graph", "hierarchy", "selection", "features", "nn", "metrics", "tokenize", "export",
+          "visualize",
           "transforms", "cli"]
 
 

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, graph
+from . import demo, graph, tokenize
 
 __all__ = ["main"]
 
-_SUBCOMMANDS = [demo, graph]
+_SUBCOMMANDS = [demo, graph, tokenize]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -116,7 +116,7 @@ def test_block_connectivity_matches_induced_subgraphs(gp):
 @given(random_graphs())
 def test_reachability_classes_equal_networkx_components(graph):
     """Checks theory/01-graphs.md Definition 4 (reachability), theory/02-equivalence.md
-    Lemma 1 and theory/03-partitions.md Theorem 1, Corollary 1: the classes of
+    Lemma 2 and theory/03-partitions.md Theorem 1, Corollary 1: the classes of
     reachability, as computed by ``connected_components``, are networkx's connected
     components."""
     edge_index, n = graph
@@ -179,6 +179,18 @@ def test_quotient_edges_join_blocks_joined_in_graph(gp):
     q_loops = p.quotient(edge_index, self_loops=True)
     assert edge_set(q_loops) == pairs
     assert is_coalesced(q_loops, max(p.num_blocks, 1))
+
+
+@given(graphs_with_partitions().flatmap(
+    lambda gp: st.tuples(st.just(gp), partitions(gp[1].num_blocks))))
+def test_quotient_of_composite_is_quotient_of_quotient(gpq):
+    """Checks theory/05-contraction.md Proposition 7 (b): quotients compose,
+    G/(π∘ρ) = (G/π)/ρ, so contracting the quotient graph level by level is the same as
+    contracting the pixel graph by the absolute partition."""
+    ((edge_index, _), p), q = gpq
+    assert torch.equal(p.compose(q).quotient(edge_index), q.quotient(p.quotient(edge_index)))
+    assert torch.equal(p.compose(q).quotient(edge_index, self_loops=True),
+                       q.quotient(p.quotient(edge_index, self_loops=True), self_loops=True))
 
 
 def _blocks(p: Partition) -> list[list[int]]:

@@ -92,12 +92,34 @@ def _num_cycles(choice: list[int]) -> int:
 
 @given(graph_choices())
 def test_functional_graph_components_have_one_cycle_each(gc):
-    """Checks theory/05-contraction.md Lemma 2 (functional graphs): the components of
+    """Checks theory/05-contraction.md Lemma 3 (functional graphs): the components of
     {(v, a(v))} are as many as its cycles, and each holds v together with a(v)."""
     _, choice = gc
     comp = choice_components(choice).validate()
     assert comp.num_blocks == _num_cycles(choice.tolist())
     assert torch.equal(comp.labels, comp.labels[choice])
+
+
+@given(grid_graphs(max_side=5, connectivity=None).flatmap(
+    lambda g: st.tuples(st.just(g), contraction_chains(g.edge_index, g.num_nodes, max_levels=2),
+                        st.integers(0, 2**16))))
+def test_gluing_connected_blocks_along_an_edge(ghi):
+    """Checks theory/01-graphs.md Lemma 1 (gluing): two connected blocks joined by an edge
+    of G have a connected union (blocks of a contraction level, merged across one
+    edge between them)."""
+    grid, h, pick = ghi
+    p = h.absolute(1)
+    src, dst = grid.edge_index
+    crossing = (p.labels[src] != p.labels[dst]).nonzero().squeeze(1)
+    if crossing.numel() == 0:
+        return
+    e = int(crossing[pick % crossing.numel()])
+    a, b = int(p.labels[src[e]]), int(p.labels[dst[e]])
+    glued = Partition.from_labels(torch.where(p.labels == b, a, p.labels))
+    event("glued")
+    assert p.is_connected(grid.edge_index)
+    assert glued.num_blocks == p.num_blocks - 1
+    assert glued.is_connected(grid.edge_index)
 
 
 @given(graph_choices())

@@ -1,0 +1,52 @@
+"""``dhtgraph tokenize``: outputs per image, directories, bad files, bad options."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dhtgraph.cli import main
+
+
+@pytest.fixture()
+def images(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        arr = np.zeros((24, 20, 3), dtype=np.uint8)
+        arr[:, 10:] = 200
+        arr += rng.integers(0, 20, arr.shape, dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"{name}.png")
+    (folder / "broken.png").write_text("not an image")
+    return folder
+
+
+def test_writes_pngs_and_json_and_reports_bad_files(images, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["tokenize", str(images), "--out", str(out), "--max-tokens", "5"])
+    printed = capsys.readouterr().out
+    assert status == 1  # broken.png failed, the others went on
+    assert "broken.png: error: Expected 'image' to be a readable image file" in printed
+    for name in ("a", "b"):
+        summary = json.loads((out / f"{name}.json").read_text())
+        assert 1 <= summary["tokens"] <= 5 and summary["size"] == [24, 20]
+        assert summary["levels"][-1] == 1 and summary["levels"] == sorted(summary["levels"], reverse=True)
+        assert set(summary["seconds"]) == {"load", "tokenize", "write"}
+        assert Image.open(out / f"{name}_tokens.png").size == (20, 24)
+        assert (out / f"{name}_levels.png").exists()
+
+
+def test_same_stem_twice_gets_distinct_names(images, tmp_path):
+    out = tmp_path / "out"
+    assert main(["tokenize", str(images / "a.png"), str(images / "a.png"), "--out", str(out)]) == 0
+    assert (out / "a.json").exists() and (out / "a-2.json").exists()
+
+
+def test_bad_options(images, tmp_path, capsys):
+    with pytest.raises(SystemExit, match="--max-tokens to be a positive integer \\(got 0\\)"):
+        main(["tokenize", str(images / "a.png"), "--out", str(tmp_path), "--max-tokens", "0"])
+    with pytest.raises(SystemExit):
+        main(["tokenize", str(images / "a.png"), "--out", str(tmp_path), "--criterion", "mdl"])
+    assert "invalid choice: 'mdl'" in capsys.readouterr().err
