@@ -31,7 +31,7 @@ __all__ = ["SVGConfig", "to_svg", "label_map"]
 
 ShapeRendering = Literal["auto", "crispEdges", "geometricPrecision", "optimizeSpeed"]
 _SHAPE_RENDERING = ("auto", "crispEdges", "geometricPrecision", "optimizeSpeed")
-_CURVES = ("auto", "lines")
+_CURVES = ("lines", "cubic")
 _VERTICES = ("auto", "corners", "midpoints")
 # Byte-budget search: bisection steps on the tolerance and its largest value (pixels).
 _BUDGET_STEPS = 12
@@ -54,10 +54,12 @@ class SVGConfig:
         Byte budget: when set, the smallest tolerance (bisection over
         ``[tolerance, 16]``) whose SVG fits in ``max_bytes`` is used; if even the largest
         does not fit, the result at the largest tolerance is returned.
-    curves : {"auto", "lines"}
-        ``"auto"`` replaces runs of line segments by cubic Béziers where one curve stays
-        within ``tolerance`` of the pixel boundary and is shorter to write; ``"lines"``
-        writes polygons only.
+    curves : {"lines", "cubic"}
+        ``"lines"`` writes polygons; ``"cubic"`` draws a simplified segment as a cubic
+        Bézier (Catmull–Rom tangents) wherever its ends are smooth and the curve stays
+        within ``tolerance`` of the pixel boundary. Default ``"lines"``: on the benchmark
+        photos the curves cost 20–70 % more bytes for no PSNR gain (they look smoother
+        when magnified).
     precision : int
         Decimals of curve control points (corners are integers and always exact). 1 decimal
         = 0.1 px, far below the tolerance.
@@ -84,7 +86,7 @@ class SVGConfig:
 
     tolerance: float = 1.0
     max_bytes: int | None = None
-    curves: Literal["auto", "lines"] = "auto"
+    curves: Literal["lines", "cubic"] = "lines"
     precision: int = 1
     background: str | None = "auto"
     shape_rendering: ShapeRendering = "auto"
@@ -152,7 +154,7 @@ def _image_array(image: Any) -> np.ndarray:
 
 def label_map(partition: Any, height: int, width: int) -> np.ndarray:
     """Canonical block labels (H, W) of a Partition or of an integer label array."""
-    from ..partition import Partition, canonicalize
+    from ..partition import Partition
 
     if isinstance(partition, Partition):
         if partition.num_items != height * width:
@@ -166,8 +168,14 @@ def label_map(partition: Any, height: int, width: int) -> np.ndarray:
         if tuple(labels.shape) != (height, width):
             raise ValueError(f"Expected 'partition' labels of shape {(height, width)} like the image "
                              f"(got {tuple(labels.shape)})")
-        canonical, _ = canonicalize(labels.reshape(-1).long().cpu())
-        return canonical.numpy().reshape(height, width)
+        flat = labels.reshape(-1).cpu().numpy().astype(np.int64, copy=False)
+        if flat.size and flat.min() < 0:
+            raise ValueError(f"Expected 'partition' labels to be non-negative (got {flat.min()})")
+        # Canonical numbering (blocks by first pixel), as Partition.from_labels would give.
+        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        return rank[inverse].reshape(height, width)
     raise TypeError("Expected 'partition' to be a dhtgraph.Partition or an integer label array "
                     f"(H, W) (got {type(partition).__name__})")
 
@@ -225,9 +233,20 @@ def _block_colours(image: np.ndarray, labels: np.ndarray, num_blocks: int) -> tu
 def _segment_tokens(kind: np.ndarray, coords: np.ndarray, precision: int) -> list[str]:
     """Relative path commands of segments.
 
-    kind (S,) in {LINE, _CUBIC}; coords (S, 6): relative (c1, c2, end) for cubics and
+    kind (S,) in {LINE, CUBIC}; coords (S, 6): relative (c1, c2, end) for cubics and
     (end, 0, 0, 0, 0) for lines, all relative to the segment start.
     """
+    if not (kind == CUBIC).any() and np.array_equal(coords[:, :2], np.rint(coords[:, :2])):
+        # Lattice corners: integer steps, the common case, formatted without rounding.
+        tokens = []
+        for dx, dy in coords[:, :2].astype(np.int64).tolist():
+            if dy == 0:
+                tokens.append(f"h{dx}")
+            elif dx == 0:
+                tokens.append(f"v{dy}")
+            else:
+                tokens.append(f"l{dx}{dy}" if dy < 0 else f"l{dx} {dy}")
+        return tokens
     tokens = []
     for k, row in zip(kind.tolist(), coords.tolist()):
         if k == LINE:
@@ -363,7 +382,7 @@ def _document(paths: list[str], colours: list[str], alphas: list, width: int, he
 def _render(image: np.ndarray, labels: np.ndarray, chains: BoundaryChains, importance: np.ndarray,
             colours, alphas, background, tolerance: float, config: SVGConfig) -> str:
     keep = importance > tolerance * chains.scale
-    use_curves = config.curves == "auto" and tolerance > 0
+    use_curves = config.curves == "cubic" and tolerance > 0
     kind, start, ctrl, end, seg_offsets = fit_chains(chains, keep, tolerance * chains.scale,
                                                      use_curves)
     strings = _chain_strings(kind, start, ctrl, end, seg_offsets, config.precision)

@@ -19,6 +19,7 @@ highest priority, or — for training — a seeded random sample without replace
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -39,13 +40,13 @@ def check_max_tokens(max_tokens, name: str = "max_tokens") -> Optional[int]:
     """Validate a budget: None or a positive int."""
     if max_tokens is None:
         return None
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        try:
-            import operator
-            max_tokens = operator.index(max_tokens)
-        except TypeError:
-            raise TypeError(f"Expected '{name}' to be a positive int or None "
-                            f"(got {type(max_tokens).__name__})") from None
+    if isinstance(max_tokens, bool):
+        raise TypeError(f"Expected '{name}' to be a positive int or None (got {max_tokens!r})")
+    try:
+        max_tokens = operator.index(max_tokens)
+    except TypeError:
+        raise TypeError(f"Expected '{name}' to be a positive int or None "
+                        f"(got {type(max_tokens).__name__})") from None
     if max_tokens < 1:
         raise ValueError(f"Expected '{name}' to be a positive int or None (got {max_tokens}); "
                          "use None for no budget")

@@ -79,7 +79,6 @@ def test_foreign_state_dict_is_refused(tmp_path):
 
 
 def test_wrong_shapes_are_refused(tmp_path):
-    state = DHTTokenizer.from_dht_checkpoint.__func__  # noqa: B018 (just to keep import used)
     model = DHTTokenizer(features=8, store_gradient_params=True)
     sd = model.state_dict()
     sd["linear.weight"] = torch.zeros(3, 4)

@@ -1,0 +1,84 @@
+"""``dhtgraph vectorize IN... -o OUT``: images (files or directories) to SVG files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+# Extensions read from directories (files named explicitly are always tried).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "vectorize", help="convert images to SVG (one filled path per dHT region)",
+        description="Tokenize each image with the library defaults and write it as SVG: one "
+                    "path per region, filled with the region's mean colour.")
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output: an .svg file (single input image) or a directory")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="at most this many regions per image (coarser)")
+    parser.add_argument("--iota", type=float, default=None,
+                        help="information-criterion ι: larger gives more regions (finer)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="boundary simplification tolerance in pixels (0 = exact pixels)")
+    parser.add_argument("--max-bytes", type=int, default=None,
+                        help="byte budget per SVG (raises the tolerance until it fits)")
+    parser.add_argument("--curves", choices=("lines", "cubic"), default=None,
+                        help="draw boundaries with lines (default) or cubic Béziers")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run)
+
+
+def _collect(inputs) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(image, path relative to the output directory) pairs, and errors for bad inputs."""
+    items, errors = [], []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            items.extend((p, p.relative_to(path).with_suffix(".svg")) for p in found)
+        elif path.exists():
+            items.append((path, Path(path.name).with_suffix(".svg")))
+        else:
+            errors.append(f"{raw}: error: no such file or directory")
+    return items, errors
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..export import vectorize
+
+    items, errors = _collect(args.inputs)
+    for message in errors:
+        print(message, file=sys.stderr)
+    out = Path(args.output)
+    single_file = out.suffix.lower() == ".svg" and not out.is_dir()
+    if single_file and len(items) > 1:
+        print(f"error: -o {out} names one file but there are {len(items)} images; give a "
+              "directory", file=sys.stderr)
+        return 2
+    svg_options = {name: getattr(args, name) for name in ("tolerance", "max_bytes", "curves")
+                   if getattr(args, name) is not None}
+    failed = len(errors)
+    for image_path, relative in tqdm(items, desc="vectorize", unit="image",
+                                     disable=args.no_progress or not items):
+        target = out if single_file else out / relative
+        try:
+            svg = vectorize(image_path, max_tokens=args.max_tokens, iota=args.iota,
+                            title=image_path.stem, **svg_options)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_text(svg, encoding="utf-8")
+            os.replace(tmp, target)
+        except (OSError, ValueError, TypeError, RuntimeError) as err:
+            tqdm.write(f"{image_path}: error: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0

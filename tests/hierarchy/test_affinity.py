@@ -1,0 +1,69 @@
+"""Edge potentials, self-loop potentials and compactness (spec §3.1–§3.3)."""
+
+import math
+
+import pytest
+import torch
+
+from dhtgraph.hierarchy.affinity import (compactness_potential, edge_affinity, gaussian_potential,
+                                         self_loop_potential)
+
+
+def test_gaussian_potential_hand_values():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    edges = torch.tensor([[0, 1, 0, 2], [1, 2, 2, 2]])
+    got = gaussian_potential(x, edges)
+    assert torch.allclose(got, torch.tensor([math.exp(-1), math.exp(-1), math.exp(-2), 1.0]))
+
+
+def test_self_loop_potential_projection_and_default():
+    var = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    proj = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        proj.weight.copy_(torch.tensor([[1.0, -0.5]]))
+        proj.bias.fill_(0.25)
+    assert torch.allclose(self_loop_potential(var, proj), torch.sigmoid(torch.tensor([0.25, 0.25])))
+    assert torch.equal(self_loop_potential(var), torch.zeros(2))
+    assert torch.equal(self_loop_potential(var, default=0.3), torch.full((2,), 0.3))
+
+
+def test_compactness_hand_values():
+    # Blocks: two single pixels side by side, and a filled 2×2 square with a loop.
+    size = torch.tensor([1, 1, 4])
+    bbox = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1], [2, 0, 3, 1]])
+    edges = torch.tensor([[0, 1, 2, 0], [1, 0, 2, 2]])
+    got = compactness_potential(size, bbox, edges)
+    # (0,1): m = 2, Δy = 0, Δx = 1 → 8/9; loop of the square → 16/16 = 1;
+    # (0,2): m = 5, union box rows 0..3, cols 0..1 → 20 / (2+3+1)² = 20/36.
+    assert torch.allclose(got, torch.tensor([8 / 9, 8 / 9, 1.0, 20 / 36]))
+
+
+def test_edge_affinity_mixes_with_compactness():
+    mean = torch.tensor([[0.0], [0.5], [3.0]])
+    var = torch.zeros(3, 1)
+    size = torch.tensor([1, 1, 4])
+    bbox = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1], [2, 0, 3, 1]])
+    edges = torch.tensor([[0, 1, 2], [1, 0, 2]])
+    c = 0.25
+    got = edge_affinity(mean, var, size, bbox, edges, compactness=c, loop_default=0.2)
+    k = math.exp(-0.25)
+    expected = torch.tensor([(1 - c) * k + c * 8 / 9, (1 - c) * k + c * 8 / 9, (1 - c) * 0.2 + c])
+    assert torch.allclose(got, expected)
+    plain = edge_affinity(mean, var, size, bbox, edges, compactness=0.0)
+    assert torch.allclose(plain, torch.tensor([k, k, 0.0]))
+
+
+def test_edge_affinity_is_differentiable_in_mean():
+    mean = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    edges = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    size = torch.ones(3, dtype=torch.long)
+    bbox = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1], [0, 2, 0, 2]])
+    torch.autograd.gradcheck(
+        lambda m: edge_affinity(m, torch.zeros_like(m), size, bbox, edges, compactness=0.1), (mean,))
+
+
+def test_compactness_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="'compactness'"):
+        edge_affinity(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, dtype=torch.long),
+                      torch.zeros(1, 4, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long),
+                      compactness=1.5)

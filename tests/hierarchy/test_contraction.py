@@ -1,0 +1,136 @@
+"""One contraction level: argmax with the reference's tie rule, components, pooling (spec §3)."""
+
+import pytest
+import torch
+
+from dhtgraph.graph import grid_edge_index
+from dhtgraph.hierarchy.contraction import (BlockState, argmax_choice, chosen_potential, contract,
+                                            pool_blocks, pool_weights, quantize_potential)
+from dhtgraph.partition import Partition
+
+
+def test_quantization_is_16_bit_floor_of_clipped_values():
+    got = quantize_potential(torch.tensor([-0.5, 0.0, 0.5, 1.0, 2.0]))
+    assert got.tolist() == [0, 0, 32767, 65535, 65535]
+
+
+def test_argmax_ties_go_to_the_larger_neighbour_after_quantization():
+    # Node 0 has neighbours 1 and 2; 0.5 + 1e-7 and 0.5 quantise alike → 2 wins.
+    edges = torch.tensor([[0, 0, 1, 2], [1, 2, 0, 0]])
+    potential = torch.tensor([0.5 + 1e-7, 0.5, 0.5 + 1e-7, 0.5], dtype=torch.float64)
+    assert argmax_choice(potential, edges, 3).tolist() == [2, 0, 0]
+    # A clearly larger potential still wins over a larger index.
+    potential = torch.tensor([0.6, 0.5, 0.6, 0.5])
+    assert argmax_choice(potential, edges, 3).tolist() == [1, 0, 0]
+
+
+def test_argmax_loops_isolated_nodes_and_frozen_blocks():
+    edges = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])  # loop at 0 and 1, edge 0–1; node 2 alone
+    potential = torch.tensor([0.9, 0.2, 0.2, 0.1])
+    assert argmax_choice(potential, edges, 3).tolist() == [0, 0, 2]
+    movable = torch.tensor([False, True, True])
+    assert argmax_choice(potential, edges, 3, movable).tolist() == [0, 0, 2]
+    movable = torch.tensor([True, False, True])
+    assert argmax_choice(potential, edges, 3, movable).tolist() == [0, 1, 2]
+
+
+def test_chosen_potential_reads_the_edge_each_block_chose():
+    edges = torch.tensor([[0, 0, 1, 2, 2], [1, 2, 0, 0, 2]])
+    potential = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    choice = torch.tensor([2, 0, 2])
+    assert torch.allclose(chosen_potential(potential, edges, choice), torch.tensor([0.2, 0.3, 0.5]))
+    # A block that stays without a loop edge has no chosen edge: 0.
+    assert chosen_potential(potential, edges, torch.tensor([0, 0, 2]))[0] == 0
+
+
+def _state(mean, size, bbox, edges, var=None, batch=None):
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    return BlockState(mean=mean, var=torch.zeros_like(mean) if var is None else var,
+                      size=torch.as_tensor(size), bbox=torch.as_tensor(bbox), edge_index=edges,
+                      batch=torch.zeros(len(mean), dtype=torch.long) if batch is None else batch)
+
+
+def test_size_pooling_hand_values():
+    edges = torch.tensor([[0, 1], [1, 0]])
+    state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 2, 1]], edges,
+                   var=torch.tensor([[0.0], [1.0]], dtype=torch.float64))
+    part = Partition(torch.tensor([0, 0]))
+    out = pool_blocks(state, part, state.size.double())
+    # μ = (0 + 12)/4 = 3; σ² = (1·(0 + 9) + 3·(1 + 1)) / 4 = 15/4.
+    assert torch.allclose(out.mean, torch.tensor([[3.0]], dtype=torch.float64))
+    assert torch.allclose(out.var, torch.tensor([[15 / 4]], dtype=torch.float64))
+    assert out.size.tolist() == [4]
+    assert out.bbox.tolist() == [[0, 0, 2, 1]]
+    assert out.edge_index.tolist() == [[0], [0]]  # the inner edge became the self-loop
+
+
+def test_argmax_edge_weights_hand_values():
+    edges = torch.tensor([[0, 1], [1, 0]])
+    state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
+    w = pool_weights(state, torch.tensor([0.25, 1.0], dtype=torch.float64), "argmax_edge")
+    assert torch.allclose(w, torch.tensor([0.5, 3.0], dtype=torch.float64))
+    out = pool_blocks(state, Partition(torch.tensor([0, 0])), w)
+    assert torch.allclose(out.mean, torch.tensor([[12 / 3.5]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="'weights'"):
+        pool_weights(state, w, "edge")
+
+
+def test_zero_weights_fall_back_to_sizes():
+    edges = torch.tensor([[0, 1], [1, 0]])
+    state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
+    w = pool_weights(state, torch.zeros(2, dtype=torch.float64), "argmax_edge")
+    out = pool_blocks(state, Partition(torch.tensor([0, 0])), w)
+    assert torch.isfinite(out.mean).all() and torch.allclose(out.mean, torch.tensor([[3.0]], dtype=torch.float64))
+
+
+def test_pooling_gradcheck_with_argmax_edge_weights():
+    torch.manual_seed(0)
+    edges = grid_edge_index(2, 3)
+    labels = torch.tensor([0, 0, 1, 2, 1, 1])
+    part = Partition(labels)
+    size = torch.tensor([1, 2, 1, 3, 1, 2])
+    bbox = torch.zeros(6, 4, dtype=torch.long)
+    # Chosen edges (0,1), (1,0), (2,5), (4,5), (5,4); block 3 stays without a loop edge,
+    # so its weight is 0 and the zero-weight guard is exercised too.
+    choice = torch.tensor([1, 0, 5, 3, 5, 4])
+    mean = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    var = torch.rand(6, 2, dtype=torch.float64, requires_grad=True)
+    potential = (torch.rand(edges.shape[1], dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
+
+    def pooled(mean, var, potential):
+        state = BlockState(mean, var, size, bbox, edges, torch.zeros(6, dtype=torch.long))
+        chosen = chosen_potential(potential, edges, choice)
+        out = pool_blocks(state, part, pool_weights(state, chosen, "argmax_edge"))
+        return out.mean, out.var
+
+    assert torch.autograd.gradcheck(pooled, (mean, var, potential))
+
+
+def test_contract_a_strip_into_two_blocks():
+    x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+    edges = grid_edge_index(1, 4)
+    pos = torch.tensor([[0, 0], [0, 1], [0, 2], [0, 3]])
+    state = BlockState.from_pixels(x, pos, edges)
+    potential = (x[edges[0]] - x[edges[1]]).pow(2).sum(-1).neg().exp()
+    step = contract(state, potential, weights="size")
+    assert step.choice.tolist() == [1, 0, 3, 2]
+    assert step.partition.labels.tolist() == [0, 0, 1, 1]
+    assert torch.allclose(step.state.mean, torch.tensor([[0.05], [5.05]]))
+    assert step.state.size.tolist() == [2, 2]
+    assert step.state.bbox.tolist() == [[0, 0, 0, 1], [0, 2, 0, 3]]
+    assert step.state.edge_index.tolist() == [[0, 0, 1, 1], [0, 1, 0, 1]]
+
+
+def test_frozen_blocks_keep_their_statistics_exactly():
+    x = torch.rand(6, 3)
+    edges = grid_edge_index(1, 3, 2)
+    pos = torch.tensor([[0, 0], [0, 1], [0, 2]] * 2)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1])
+    state = BlockState.from_pixels(x, pos, edges, batch)
+    potential = (x[edges[0]] - x[edges[1]]).pow(2).sum(-1).neg().exp()
+    movable = batch == 0
+    step = contract(state, potential, movable=movable)
+    frozen_labels = step.partition.labels[3:]
+    assert frozen_labels.unique().numel() == 3
+    assert torch.equal(step.state.mean[frozen_labels], x[3:])
+    assert torch.equal(step.state.var[frozen_labels], torch.zeros(3, 3))

@@ -1,0 +1,50 @@
+"""Information criteria (spec §5)."""
+
+import math
+
+import pytest
+import torch
+
+from dhtgraph.selection.criteria import information_criterion, penalty
+
+
+def test_penalties_hand_values():
+    m = torch.tensor([4.0])
+    k = 1 / (2 * 4 - 2 * 2)  # 0.25
+    assert penalty(m, "aic").item() == pytest.approx(2 * k)
+    assert penalty(m, "aicc").item() == pytest.approx(2 * k + 2 * (k * k + k) / (4 - k - 1))
+    assert penalty(m, "bic").item() == pytest.approx(k * math.log(4))
+    assert penalty(m, "cic").item() == pytest.approx(k * (math.log(4) + 1))
+
+
+def test_information_criterion_hand_value():
+    var = torch.tensor([[0.1, 0.2]])
+    size = torch.tensor([4])
+    fit = (4 / 16) * math.log(5 + (2 * math.pi * 0.1) * (2 * math.pi * 0.2))
+    expected = -(fit + 0.5)
+    got = information_criterion(var, size, 16, "aic", iota=5.0)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_single_pixels_score_minus_infinity():
+    got = information_criterion(torch.zeros(2, 3), torch.tensor([1, 2]), 16, "aicc")
+    assert got[0] == -math.inf and torch.isfinite(got[1])
+
+
+def test_larger_iota_favours_smaller_blocks():
+    var = torch.full((2, 3), 0.05)
+    size = torch.tensor([10, 40])
+    small = information_criterion(var, size, 100, iota=1.0)
+    large = information_criterion(var, size, 100, iota=50.0)
+    assert (large[0] - large[1]) > (small[0] - small[1])
+
+
+@pytest.mark.parametrize("bad", ["aik", "", None, 3])
+def test_unknown_criterion_is_an_error(bad):
+    with pytest.raises(ValueError, match="'criterion'"):
+        information_criterion(torch.zeros(1, 1), torch.tensor([2]), 4, bad)
+
+
+def test_bad_iota_is_an_error():
+    with pytest.raises(ValueError, match="'iota'"):
+        information_criterion(torch.zeros(1, 1), torch.tensor([2]), 4, iota=0.0)
