@@ -23,6 +23,12 @@ __all__ = [
 # Each area adds its public names below, inside its own marked section.
 # --- tokenizer ---
 from .metrics import explained_variation
+from .nn import DHTConfig, DHTTokenizer, Tokens, imagenet_normalize
+from .tokenize import tokenize
+
+__all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "imagenet_normalize",
+            "explained_variation"]
+from .metrics import explained_variation
 from .nn import DHTConfig, DHTTokenizer, Tokens
 from .tokenize import tokenize
 

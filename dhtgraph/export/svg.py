@@ -264,7 +264,12 @@ def _segment_tokens(kind: np.ndarray, coords: np.ndarray, precision: int) -> lis
 
 def _chain_strings(kind: np.ndarray, start: np.ndarray, ctrl: np.ndarray, end: np.ndarray,
                    seg_offsets: np.ndarray, precision: int):
-    """Forward and backward path strings of every chain, each also without its last segment.
+    """Path commands of all segments, forwards and backwards, as two texts with offsets.
+
+    Chain c forwards is ``fwd[fwd_end[a]:fwd_end[b]]`` for its segments ``a:b``; backwards
+    the segments run in reverse order, so the backward text holds all segments reversed and
+    chain c is ``bwd[bwd_end[S - b]:bwd_end[S - a]]``. Dropping the last offset step drops the
+    last segment, which a closing ``z`` draws anyway.
 
     Segments of all chains are concatenated: ``start``/``end`` (S, 2) absolute points,
     ``ctrl`` (S, 4) absolute control points of cubics; chain c owns segments
@@ -281,13 +286,10 @@ def _chain_strings(kind: np.ndarray, start: np.ndarray, ctrl: np.ndarray, end: n
     rel_f[cub] = np.concatenate([c1 - s, c2 - s, e - s], axis=1)
     rel_b[cub] = np.concatenate([c2 - e, c1 - e, s - e], axis=1)
     fwd = _segment_tokens(kind, rel_f, precision)
-    bwd = _segment_tokens(kind, rel_b, precision)
-    strings = []
-    for a, b in zip(seg_offsets[:-1].tolist(), seg_offsets[1:].tolist()):
-        f = fwd[a:b]
-        r = bwd[a:b][::-1]
-        strings.append(("".join(f), "".join(f[:-1]), "".join(r), "".join(r[:-1])))
-    return strings
+    bwd = _segment_tokens(kind, rel_b, precision)[::-1]  # a chain's backward run is contiguous
+    fwd_end = np.cumsum([0] + [len(t) for t in fwd]).tolist()
+    bwd_end = np.cumsum([0] + [len(t) for t in bwd]).tolist()
+    return "".join(fwd), fwd_end, "".join(bwd), bwd_end
 
 
 def _walks(chains: BoundaryChains, first: np.ndarray, last: np.ndarray):
@@ -325,7 +327,11 @@ def _walks(chains: BoundaryChains, first: np.ndarray, last: np.ndarray):
     return walks
 
 
-def _path_data(chains: BoundaryChains, walks, strings, first: np.ndarray, last: np.ndarray) -> list[str]:
+def _path_data(walks, text, seg_offsets: np.ndarray, first: np.ndarray, last: np.ndarray) -> list[str]:
+    """The ``d`` attribute of every block: one ``M … z`` subpath per walk."""
+    fwd, fwd_end, bwd, bwd_end = text
+    total = len(fwd_end) - 1
+    seg_a, seg_b = seg_offsets[:-1].tolist(), seg_offsets[1:].tolist()
     first_l, last_l = first.tolist(), last.tolist()
     out = []
     for block_walks in walks:
@@ -333,13 +339,15 @@ def _path_data(chains: BoundaryChains, walks, strings, first: np.ndarray, last: 
         for walk in block_walks:
             c0, back0 = walk[0]
             x, y = last_l[c0] if back0 else first_l[c0]
-            sub = [f"M{x} {y}" if y >= 0 else f"M{x}{y}"]
-            for c, back in walk[:-1]:
-                sub.append(strings[c][2 if back else 0])
-            c, back = walk[-1]
-            sub.append(strings[c][3 if back else 1])
-            sub.append("z")
-            parts.append("".join(sub))
+            parts.append(f"M{x} {y}")
+            final = len(walk) - 1
+            for i, (c, back) in enumerate(walk):
+                drop = 1 if i == final else 0  # the closing z draws the last segment
+                if back:
+                    parts.append(bwd[bwd_end[total - seg_b[c]]:bwd_end[total - seg_a[c] - drop]])
+                else:
+                    parts.append(fwd[fwd_end[seg_a[c]]:fwd_end[seg_b[c] - drop]])
+            parts.append("z")
         out.append("".join(parts))
     return out
 
@@ -385,11 +393,11 @@ def _render(image: np.ndarray, labels: np.ndarray, chains: BoundaryChains, impor
     use_curves = config.curves == "cubic" and tolerance > 0
     kind, start, ctrl, end, seg_offsets = fit_chains(chains, keep, tolerance * chains.scale,
                                                      use_curves)
-    strings = _chain_strings(kind, start, ctrl, end, seg_offsets, config.precision)
+    text = _chain_strings(kind, start, ctrl, end, seg_offsets, config.precision)
     first = chains.points[chains.offsets[:-1]]
     last = chains.points[chains.offsets[1:] - 1]
     walks = _walks(chains, first, last)
-    paths = _path_data(chains, walks, strings, first, last)
+    paths = _path_data(walks, text, seg_offsets, first, last)
     return _document(paths, colours, alphas, chains.width, chains.height, chains.scale,
                      background, config)
 

@@ -18,6 +18,8 @@ optionally converted from RGB to CIE Lab and scaled.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Literal
 
 import torch
@@ -29,6 +31,25 @@ __all__ = ["PixelEncoder", "ColorEncoder", "rgb_to_lab", "ColorSpace"]
 ColorSpace = Literal["rgb", "lab"]
 # The encoder halves the resolution twice: sides must be multiples of this.
 _STRIDE = 4
+
+
+@contextlib.contextmanager
+def _deterministic_cpu_convolutions(x: Tensor):
+    """Use PyTorch's own CPU convolutions instead of oneDNN's.
+
+    oneDNN picks its blocking from the batch size and the thread count, which changes the
+    float summation order: an image would get (slightly) different features in a batch
+    than alone, or with 1 vs 2 threads, and argmax ties would flip. The native kernels
+    give bit-identical results in all these cases at a similar speed for these tiny
+    convolutions.
+    """
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an irrelevant TF32 notice
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 class PixelEncoder(nn.Module):
@@ -71,7 +92,8 @@ class PixelEncoder(nn.Module):
         x = image
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        out = F.silu(self.ds(x) + self.cv(x))
+        with _deterministic_cpu_convolutions(x):
+            out = F.silu(self.ds(x) + self.cv(x))
         if pad_h or pad_w:
             out = out[..., :height, :width]
         return out

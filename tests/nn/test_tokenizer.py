@@ -116,8 +116,11 @@ def test_budget_is_exact_and_mean_injection_is_consistent():
     assert capped.num_tokens.tolist() == [10, 10]
     assert capped.partition.is_connected(grid_edge_index(24, 24, 2))
     assert free.partition.refines(capped.partition)
-    # RGB features with exact statistics: W μ* = x̄, so mean injection returns the image.
-    assert torch.allclose(free.injected, images, atol=1e-5)
+    # x̃ = x − x̄(S) + W μ*(S), with x̄ the true mean colour of each token.
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
+    expected = pixels - capped.partition.broadcast(capped.partition.reduce(pixels)) \
+        + capped.partition.broadcast(capped.projected)
+    assert torch.allclose(capped.injected.permute(0, 2, 3, 1).reshape(-1, 3), expected, atol=1e-6)
     ev = explained_variation(images, capped.partition)
     assert (ev > 0.5).all()
     with torch.no_grad():

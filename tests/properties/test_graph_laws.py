@@ -102,7 +102,8 @@ def graphs_with_partitions(draw):
 
 @given(graphs_with_partitions())
 def test_block_connectivity_matches_induced_subgraphs(gp):
-    """Checks theory/01-graphs.md Definitions 2 and 3 (induced subgraph, connected set):
+    """Checks theory/01-graphs.md Definition 2 (induced subgraph) and Definition 3
+    (connected set):
     ``Partition.is_connected`` holds exactly when the induced subgraph G[S] of every
     block S is connected (networkx on random graphs with loops, repeats and isolated
     nodes)."""
@@ -129,9 +130,10 @@ def test_reachability_classes_equal_networkx_components(graph):
 
 @given(random_graphs(max_nodes=12, max_edges=10))
 def test_reachability_classes_form_a_partition(graph):
-    """Checks theory/03-partitions.md Theorem 1 and Corollary 1 directly: the
-    reachability classes are a valid partition; no edge leaves a class (closure) and
-    every class is connected; so u ∼ v exactly when u and v share a block."""
+    """Checks theory/01-graphs.md Definition 3 (connectivity) and theory/03-partitions.md
+    Theorem 1 and Corollary 1 directly: the reachability classes are a valid partition;
+    no edge leaves a class (closure) and every class is connected; so u ∼ v exactly when
+    u and v share a block."""
     edge_index, n = graph
     p = connected_components(edge_index, n).validate()
     src, dst = edge_index
@@ -142,7 +144,8 @@ def test_reachability_classes_form_a_partition(graph):
 
 @given(grid_graphs(connectivity=None))
 def test_grid_graph_components_are_the_images(grid):
-    """Checks theory/03-partitions.md Corollary 1 on pixel graphs: the reachability
+    """Checks theory/01-graphs.md Definition 4 (reachability) and theory/03-partitions.md
+    Corollary 1 on pixel graphs: the reachability
     classes of B images' pixel graph are the B images (each image is connected, images
     share no edge)."""
     p = connected_components(grid.edge_index, grid.num_nodes)

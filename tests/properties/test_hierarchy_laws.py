@@ -53,7 +53,8 @@ def test_chain_levels_refine_each_other(h):
 
 @given(chains())
 def test_chain_from_absolute_levels_round_trips(h):
-    """Checks theory/04-hierarchies.md Proposition 6: a chain is determined by its
+    """Checks theory/04-hierarchies.md Definition 9 and Proposition 6 (c): a chain is
+    determined by its
     absolute levels; rebuilding it from them gives the same relative steps."""
     levels = [h.absolute(t) for t in range(1, h.num_levels)]
     again = Hierarchy.from_absolute(levels).validate()
@@ -92,8 +93,9 @@ def _num_cycles(choice: list[int]) -> int:
 
 @given(graph_choices())
 def test_functional_graph_components_have_one_cycle_each(gc):
-    """Checks theory/05-contraction.md Lemma 3 (functional graphs): the components of
-    {(v, a(v))} are as many as its cycles, and each holds v together with a(v)."""
+    """Checks theory/05-contraction.md Definition 11 (functional graph of a choice) and
+    Lemma 3 (functional graphs): the components of {(v, a(v))} are as many as the cycles
+    of a, and each holds v together with a(v)."""
     _, choice = gc
     comp = choice_components(choice).validate()
     assert comp.num_blocks == _num_cycles(choice.tolist())
@@ -124,8 +126,9 @@ def test_gluing_connected_blocks_along_an_edge(ghi):
 
 @given(graph_choices())
 def test_contraction_step_refines(gc):
-    """Checks theory/05-contraction.md Theorem 2 (i): the new partition π' = components of
-    {(v, a(v))} is coarser than the old one, ⊥ ≤ π', and lifts through ``compose``."""
+    """Checks theory/05-contraction.md Definition 11 (contraction by a choice) and
+    Theorem 2 (i): the new partition π' = components of {(v, a(v))} is coarser than the
+    old one, ⊥ ≤ π', and lifts through ``compose``."""
     (_, n), choice = gc
     step = choice_components(choice)
     assert Partition.discrete(n).refines(step)
@@ -134,8 +137,9 @@ def test_contraction_step_refines(gc):
 
 @given(graph_choices())
 def test_contraction_step_keeps_blocks_connected(gc):
-    """Checks theory/05-contraction.md Theorem 2 (ii): when every choice follows an edge of
-    G (or is a self-loop), every new block induces a connected subgraph of G."""
+    """Checks theory/05-contraction.md Theorem 2 (ii), through theory/01-graphs.md Lemma 1
+    (gluing): when every choice follows an edge of G (or is a self-loop), every new block
+    induces a connected subgraph of G."""
     (edge_index, _), choice = gc
     assert choice_components(choice).is_connected(edge_index)
 
@@ -160,8 +164,8 @@ def test_contraction_step_halves_without_self_loops(gc):
 
 @given(graph_choices(self_loops=True))
 def test_contraction_count_bound_with_self_loops(gc):
-    """Checks theory/05-contraction.md Theorem 2 (iii), general form: with s self-loop
-    choices, K' ≤ (n + s)/2 (and K' ≥ s)."""
+    """Checks theory/05-contraction.md Theorem 2 (iii), general form, and Lemma 3: with s
+    self-loop choices, K' ≤ (n + s)/2 and K' ≥ s (each loop is its own cycle)."""
     (_, n), choice = gc
     loops = int((choice == torch.arange(n)).sum())
     k = choice_components(choice).num_blocks
@@ -236,7 +240,8 @@ def test_connected_split_of_selection_is_connected_and_refines_top(ghp):
 
 @given(grid_chain_partition(assignments))
 def test_connected_split_is_the_coarsest_connected_refinement(ghp):
-    """Checks theory/06-selection.md Theorem 3 (iii): the split is the coarsest connected
+    """Checks theory/06-selection.md Definition 13 (connected split) and Theorem 3 (iii):
+    the split is the coarsest connected
     partition refining σ: items of one block of σ joined by a path inside that block
     share a block of the split, i.e. σ^G = σ ∧ reach(G restricted to σ) (networkx)."""
     grid, _, sigma = ghp
@@ -253,7 +258,8 @@ def test_connected_split_is_the_coarsest_connected_refinement(ghp):
 
 @given(grid_chain_partition(cuts))
 def test_cut_of_contraction_chain_is_connected(ghp):
-    """Checks theory/06-selection.md Corollary 3: a cut of a chain built by contraction
+    """Checks theory/06-selection.md Definition 12 (cut) and Corollary 3: a cut of a chain
+    built by contraction
     is already connected, so splitting leaves it unchanged; it lies between ⊥ and ⊤."""
     grid, h, cut = ghp
     assert cut.is_connected(grid.edge_index)

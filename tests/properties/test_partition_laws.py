@@ -65,7 +65,8 @@ def as_tuple(p: Partition) -> tuple[int, ...]:
 
 @given(labels())
 def test_labels_define_a_partition(lab):
-    """Checks theory/03-partitions.md Theorem 1 (fundamental theorem) and Definition 7:
+    """Checks theory/02-equivalence.md Definition 6 (classes) and theory/03-partitions.md
+    Theorem 1 (fundamental theorem) and Definition 7:
     the classes of "same label" are non-empty, pairwise disjoint and cover the items."""
     p = Partition.from_labels(lab).validate()
     blocks = blocks_py(p.labels.tolist())
@@ -79,9 +80,10 @@ def test_labels_define_a_partition(lab):
 
 @given(st.integers(0, 7).flatmap(lambda n: st.tuples(labels(n, max_blocks=3), labels(n, max_blocks=3))))
 def test_equal_partitions_iff_same_equivalence_relation(ab):
-    """Checks theory/03-partitions.md Theorem 1 (the correspondence between equivalence
-    relations and partitions is one-to-one): two label vectors give equal Partitions
-    exactly when they relate the same pairs of items."""
+    """Checks theory/02-equivalence.md Definition 5 ("same label" is an equivalence
+    relation) and Definition 6 (its classes), and theory/03-partitions.md Theorem 1 (the
+    correspondence between equivalence relations and partitions is one-to-one): two label
+    vectors give equal Partitions exactly when they relate the same pairs of items."""
     a, b = ab
     same_a = a[:, None] == a[None, :]
     same_b = b[:, None] == b[None, :]
@@ -189,7 +191,8 @@ def test_refines_is_partial_order(n):
 
 @given(partitions())
 def test_discrete_is_bottom_and_indiscrete_is_top(p):
-    """Checks theory/03-partitions.md Proposition 3: ⊥ ≤ π ≤ ⊤ for every partition π."""
+    """Checks theory/03-partitions.md Definition 7 (⊥ and ⊤) and Proposition 3: ⊥ ≤ π ≤ ⊤
+    for every partition π."""
     n = p.num_items
     assert Partition.discrete(n).refines(p)
     assert p.refines(Partition.indiscrete(n))

@@ -8,6 +8,7 @@ and list that test back.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -39,6 +40,7 @@ def _statements() -> dict[tuple[str, str], set[tuple[str, str]]]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _load(path: str):
     spec = importlib.util.spec_from_file_location(f"_theory_links_{Path(path).stem}", ROOT / path)
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,72 @@
+"""dhtgraph.tokenize (recommended defaults) and explained variation."""
+
+import numpy as np
+import pytest
+import torch
+
+import dhtgraph
+from dhtgraph.metrics import explained_variation
+from dhtgraph.partition import Partition
+
+
+def _photo(h=40, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((4, 5, 3))
+    img = np.kron(coarse, np.ones((h // 4, w // 5 + 1, 1)))[:h, :w]
+    return np.clip(img + 0.03 * rng.random((h, w, 3)), 0, 1)
+
+
+def test_explained_variation_hand_value():
+    image = torch.tensor([[[[0.0, 0.0, 1.0, 3.0]]]])  # mean 1, total variation 1+1+0+4 = 6
+    ev = explained_variation(image, Partition(torch.tensor([0, 0, 1, 1])))
+    # Block means 0, 2 → explained (1+1+1+1) / 6.
+    assert ev.tolist() == pytest.approx([4 / 6])
+    assert explained_variation(image, Partition.discrete(4)).item() == pytest.approx(1.0)
+    assert explained_variation(image, Partition.indiscrete(4)).item() == pytest.approx(0.0)
+
+
+def test_uint8_and_float_inputs_agree():
+    photo = _photo()
+    as_uint8 = (photo * 255).round().astype(np.uint8)
+    a = dhtgraph.tokenize(as_uint8)
+    b = dhtgraph.tokenize(torch.from_numpy(as_uint8).permute(2, 0, 1).float() / 255)
+    assert a.partition == b.partition
+    assert a.image_size == (40, 48) and a.num_images == 1
+
+
+def test_budget_and_quality():
+    photo = (_photo(seed=1) * 255).astype(np.uint8)
+    free = dhtgraph.tokenize(photo)
+    k = int(free.num_tokens[0])
+    budget = max(1, k // 2)
+    capped = dhtgraph.tokenize(photo, max_tokens=budget)
+    assert int(capped.num_tokens[0]) == budget
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    assert explained_variation(image, capped.partition).item() > 0.8
+    assert dhtgraph.tokenize(photo, max_tokens=10 * k).partition == free.partition
+
+
+def test_batched_arrays_and_options():
+    batch = (np.stack([_photo(seed=2), _photo(seed=3)]) * 255).astype(np.uint8)
+    tokens = dhtgraph.tokenize(batch, max_tokens=9, criterion="bic")
+    assert tokens.num_tokens.tolist() == [9, 9]
+    with pytest.raises(TypeError, match="Unknown tokenize option"):
+        dhtgraph.tokenize(batch, colour="lab")
+    with pytest.raises(ValueError, match="'criterion'"):
+        dhtgraph.tokenize(batch, criterion="best")
+    with pytest.raises(ValueError, match="'max_tokens'"):
+        dhtgraph.tokenize(batch, max_tokens=0)
+
+
+def test_nan_image_is_refused():
+    photo = _photo()
+    photo[3, 4, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        dhtgraph.tokenize(photo)
+
+
+def test_tiny_images():
+    one = dhtgraph.tokenize(np.zeros((1, 1, 3), dtype=np.uint8))
+    assert one.partition.num_blocks == 1
+    strip = dhtgraph.tokenize(np.zeros((1, 5, 3), dtype=np.uint8), max_tokens=2)
+    assert int(strip.num_tokens[0]) <= 2
