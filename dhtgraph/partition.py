@@ -13,12 +13,12 @@ hierarchy, the selected tokenization, the regions written to SVG.
 
 from __future__ import annotations
 
-import operator
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from ._checks import check_count
 from ._union import component_labels
 
 __all__ = ["Partition", "canonicalize"]
@@ -138,13 +138,13 @@ class Partition:
     @classmethod
     def discrete(cls, n: int, device: torch.device | str | None = None) -> "Partition":
         """⊥: every item is its own block (``K = n``)."""
-        n = _check_count(n)
+        n = check_count(n, "n")
         return cls(torch.arange(n, device=device), n, canonical=True)
 
     @classmethod
     def indiscrete(cls, n: int, device: torch.device | str | None = None) -> "Partition":
         """⊤: one block holding all items (``K = 1``; ``K = 0`` when ``n = 0``)."""
-        n = _check_count(n)
+        n = check_count(n, "n")
         return cls(torch.zeros(n, dtype=torch.long, device=device), min(n, 1), canonical=True)
 
     # ------------------------------------------------------------------ basic facts
@@ -350,13 +350,3 @@ class Partition:
         inside = self.labels[src] == self.labels[dst]
         _, num_components = component_labels(src[inside], dst[inside], self.num_items)
         return num_components == self.num_blocks
-
-
-def _check_count(n: int) -> int:
-    try:
-        count = operator.index(n)
-    except TypeError:
-        count = -1
-    if isinstance(n, bool) or count < 0:
-        raise ValueError(f"Expected 'n' to be a non-negative int (got {n!r})")
-    return count

@@ -111,22 +111,21 @@ def _boundary_edges(labels: np.ndarray):
 def _rank(pred: np.ndarray, todo: np.ndarray, max_rounds: int):
     """Pointer jumping along ``pred`` for the edges ``todo``.
 
-    Returns ``root`` (the first edge reached that is its own predecessor) and ``dist``
-    (number of steps to it). Edges still unresolved after ``max_rounds`` rounds (those on a
-    cycle) are returned in ``todo``.
+    Returns ``root`` (the first edge reached that is its own predecessor, a *head*) and
+    ``dist`` (number of steps to it). Edges that reach no head within ``2**max_rounds``
+    steps (those on a cycle) are returned in ``todo``.
     """
+    head = pred == np.arange(len(pred))
     root = pred.copy()
-    dist = (pred != np.arange(len(pred))).astype(np.int64)
+    dist = (~head).astype(np.int64)
     for _ in range(max_rounds):
-        todo = todo[root[root[todo]] != root[todo]]
+        todo = todo[~head[root[todo]]]
         if todo.size == 0:
             break
         r = root[todo]
         dist[todo] = dist[todo] + dist[r]
         root[todo] = root[r]
-    else:
-        todo = todo[root[root[todo]] != root[todo]]
-    return root, dist, todo
+    return root, dist, todo[~head[root[todo]]]
 
 
 def trace_boundaries(labels: np.ndarray, vertices: str = "corners") -> BoundaryChains:

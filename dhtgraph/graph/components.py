@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import check_count
 from .._union import component_labels
 from ..partition import Partition
 
@@ -41,8 +42,7 @@ def connected_components(edge_index: Tensor, num_nodes: int) -> Partition:
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
         got = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got {got})")
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 0:
-        raise ValueError(f"Expected 'num_nodes' to be a non-negative int (got {num_nodes!r})")
+    num_nodes = check_count(num_nodes, "num_nodes")
     edge_index = edge_index.long()
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
         raise ValueError(f"Expected 'edge_index' values in 0..{num_nodes - 1} "

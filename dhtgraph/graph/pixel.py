@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_count
+
 __all__ = ["from_image", "grid_edge_index", "as_image_tensor"]
 
 Connectivity = Literal[4, 8]
@@ -63,9 +65,9 @@ def grid_edge_index(
         ``E = 2·B·(4HW − 3H − 3W + 2)``.
     """
     connectivity = _check_connectivity(connectivity)
-    for name, value in (("height", height), ("width", width), ("num_images", num_images)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Expected '{name}' to be a positive int (got {value!r})")
+    height = check_count(height, "height", minimum=1)
+    width = check_count(width, "width", minimum=1)
+    num_images = check_count(num_images, "num_images", minimum=1)
     n = num_images * height * width
     node = torch.arange(n, device=device)
     x = node % width

@@ -17,7 +17,7 @@ class Hierarchy:
     Level 0 is always the discrete partition ⊥ of the items (the pixels). Level ``t ≥ 1``
     is stored *relative* to level ``t − 1``: a partition of the blocks of level ``t − 1``.
     Composing the relative steps gives the absolute partitions of the items, which form
-    a chain by construction (theory/ Theorem 2).
+    a chain by construction (theory/ Proposition 6 (c)).
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ class Hierarchy:
         ----------
         edge_index : LongTensor of shape (2, E), optional
             The pixel graph. When given, every block of every level must induce a
-            connected subgraph (theory/ Theorem 2).
+            connected subgraph (theory/ Theorem 2, Corollary 2).
         """
         previous = self.level(0)
         for t in range(1, self.num_levels):

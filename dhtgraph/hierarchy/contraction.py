@@ -201,6 +201,19 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(positive, x.clamp_min(torch.finfo(x.dtype).tiny).sqrt(), x.new_zeros(()))
 
 
+def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
+    """The quotient graph with self-loops, coalesced (same result as
+    ``partition.quotient(edge_index, self_loops=True)``, without integer division)."""
+    labels = partition.labels
+    src, dst = labels[edge_index[0]], labels[edge_index[1]]
+    key = src * max(partition.num_blocks, 1) + dst
+    key, order = torch.sort(key)
+    keep = torch.ones_like(key, dtype=torch.bool)
+    keep[1:] = key[1:] != key[:-1]
+    order = order[keep]
+    return torch.stack([src[order], dst[order]])
+
+
 def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> BlockState:
     """Weighted pooling of block statistics into the blocks of ``partition`` (spec §3.6).
 
@@ -246,7 +259,7 @@ def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> Bloc
         var=new_var,
         size=new_size,
         bbox=new_bbox,
-        edge_index=partition.quotient(state.edge_index, self_loops=True),
+        edge_index=_relabel_edges(partition, state.edge_index),
         batch=new_batch,
     )
 

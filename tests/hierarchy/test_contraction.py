@@ -134,3 +134,13 @@ def test_frozen_blocks_keep_their_statistics_exactly():
     assert frozen_labels.unique().numel() == 3
     assert torch.equal(step.state.mean[frozen_labels], x[3:])
     assert torch.equal(step.state.var[frozen_labels], torch.zeros(3, 3))
+
+
+def test_edge_relabelling_equals_the_quotient_with_loops():
+    from dhtgraph.hierarchy.contraction import _relabel_edges
+
+    edges = grid_edge_index(9, 7, 2)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        part = Partition(torch.randint(0, 40, (126,), generator=g))
+        assert torch.equal(_relabel_edges(part, edges), part.quotient(edges, self_loops=True))

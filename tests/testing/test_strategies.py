@@ -41,7 +41,7 @@ def test_images_include_a_single_pixel(kind):
 
     strategy = dt.torch_images() if kind == "torch" else dt.numpy_images()
     found = find(strategy, lambda im: as_image_tensor(im).shape[2:] == (1, 1),
-                 settings=settings(database=None, max_examples=200))
+                 settings=settings(database=None, max_examples=200, derandomize=True))
     assert as_image_tensor(found).shape[2:] == (1, 1)
 
 
