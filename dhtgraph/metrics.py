@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from .graph.pixel import as_image_tensor
 from .partition import Partition
 
 __all__ = ["explained_variation"]
 
 
-def explained_variation(image: Tensor, partition: Partition) -> Tensor:
+def explained_variation(image: Any, partition: Partition) -> Tensor:
     """Explained variation ``EV = Σ_p ‖μ_S(p) − μ‖² / Σ_p ‖x_p − μ‖²`` per image.
 
     Parameters
     ----------
-    image : Tensor of shape (B, C, H, W) or (C, H, W)
-        Pixel values (the benchmark uses RGB in [0, 1]).
+    image : Tensor of shape (B, C, H, W) or (C, H, W), or any input of ``from_image``
+        Pixel values (the benchmark uses RGB in [0, 1]; uint8 arrays are mapped there).
     partition : Partition of the B·H·W pixels
         Blocks (tokens); a block may not span two images.
 
@@ -25,10 +28,9 @@ def explained_variation(image: Tensor, partition: Partition) -> Tensor:
     Tensor of shape (B,), float64
         1 for a perfect fit (or a constant image), 0 for a single block.
     """
-    if image.dim() == 3:
-        image = image.unsqueeze(0)
-    if image.dim() != 4:
-        raise ValueError(f"Expected 'image' to have 3 or 4 dimensions (got {image.dim()})")
+    if not isinstance(partition, Partition):
+        raise TypeError(f"Expected 'partition' to be a Partition (got {type(partition).__name__})")
+    image = as_image_tensor(image)
     b, c, h, w = image.shape
     if partition.num_items != b * h * w:
         raise ValueError(f"Expected 'partition' over {b * h * w} pixels (got {partition.num_items})")
