@@ -24,3 +24,17 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
         main(["frobnicate"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
+    from dhtgraph.cli import demo
+
+    rng = np.random.default_rng(0)
+    small = np.repeat(np.repeat(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8), 8, 0), 8, 1)
+    monkeypatch.setattr(demo, "default_image", lambda: small)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "tokenized: 16 tokens" in printed
+    for name in ("astronaut.png", "astronaut_tokens.png", "astronaut_levels.png", "astronaut.json",
+                 "astronaut.svg"):
+        assert (tmp_path / name).stat().st_size > 0, name
