@@ -34,3 +34,6 @@ from .tokenize import tokenize
 
 __all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "explained_variation"]
 # --- export ---
+from .export import SVGConfig, to_svg, vectorize
+
+__all__ += ["to_svg", "vectorize", "SVGConfig"]

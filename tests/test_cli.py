@@ -13,9 +13,10 @@ def test_graph_reports_each_file_and_continues_after_errors(tmp_path, capsys):
     bad = tmp_path / "b.png"
     bad.write_text("nope")
     status = main(["graph", str(bad), str(good)])
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
     assert status == 1
-    assert "b.png: error: Expected 'image' to be a readable image file" in out
+    assert "b.png: error: Expected 'image' to be a readable image file" in printed.err
+    out = printed.out
     assert "a.png: pixel graph: 1 image(s) of 3×4, 12 nodes, 34 directed edges" in out
 
 

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, graph, tokenize
+from . import demo, graph, tokenize, vectorize
 
 __all__ = ["main"]
 
-_SUBCOMMANDS = [demo, graph, tokenize]
+_SUBCOMMANDS = [demo, graph, tokenize, vectorize]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,51 +10,53 @@ from pathlib import Path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
 
-def collect_images(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Expand files and directories into image paths.
+def collect_images(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Expand files and directories into images and the names their outputs get.
 
     Parameters
     ----------
     inputs : sequence of str
-        Files (taken as they are) and directories (their image files, sorted, not
-        recursive).
+        Files (taken as they are) and directories (their image files, recursively,
+        sorted by path).
 
     Returns
     -------
-    paths : list of Path
-        In the order given; directory contents sorted by name.
+    items : list of (Path, Path)
+        The image and its output name without suffix: the file stem for a file, the
+        path below the directory for a directory's files (so sub-folders are mirrored).
+        Repeated names get ``-2``, ``-3``… appended.
     problems : list of str
-        One message per input that does not exist or is an empty directory.
+        One message per input that does not exist or is a directory without images.
     """
-    paths, problems = [], []
+    items, problems = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 problems.append(f"{path}: error: no image files ({', '.join(IMAGE_SUFFIXES)}) in this directory")
-            paths.extend(found)
+            items.extend((p, p.relative_to(path).with_suffix("")) for p in found)
         elif path.exists():
-            paths.append(path)
+            items.append((path, Path(path.stem)))
         else:
             problems.append(f"{path}: error: no such file or directory")
-    return paths, problems
+    seen: dict[Path, int] = {}
+    named = []
+    for path, name in items:
+        count = seen[name] = seen.get(name, 0) + 1
+        named.append((path, name if count == 1 else name.with_name(f"{name.name}-{count}")))
+    return named, problems
 
 
-def unique_stems(paths: Sequence[Path]) -> list[str]:
-    """Output names for ``paths``: the file stem, with ``-2``, ``-3``… on repeats."""
-    seen: dict[str, int] = {}
-    names = []
-    for path in paths:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
-    return names
-
-
-def progress(items: Iterable, total: int, desc: str) -> Iterator:
-    """A tqdm progress bar on stderr (hidden for a single item or when not a terminal)."""
+def progress(items: Iterable, total: int, desc: str, disable: bool = False) -> Iterator:
+    """A tqdm progress bar on stderr (hidden for a single item or when asked)."""
     from tqdm import tqdm
 
-    disable = total <= 1 or not sys.stderr.isatty()
-    return iter(tqdm(items, total=total, desc=desc, unit="image", disable=disable))
+    return iter(tqdm(items, total=total, desc=desc, unit="image", disable=disable or total <= 1))
+
+
+def report(message: str, error: bool = False) -> None:
+    """Print a per-file message (errors to stderr) without breaking the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr if error else sys.stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(f"{path}: {describe(from_image(path, connectivity=args.connectivity))}")
         except (OSError, ValueError, TypeError) as err:
-            print(f"{path}: error: {err}")
+            print(f"{path}: error: {err}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from ._files import collect_images, progress, unique_stems
+from ._files import collect_images, progress, report
 
 CRITERIA = ("aic", "aicc", "bic", "cic")
 
@@ -27,7 +27,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--criterion", choices=CRITERIA, default=None,
                         help="information criterion for the selection (default: the library's, aicc)")
     parser.add_argument("--iota", type=float, default=None,
-                        help="granularity constant ι: larger gives more tokens (default: 5)")
+                        help="granularity constant ι: larger gives more tokens "
+                             "(default: the recommended configuration's)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
 
 
@@ -40,8 +42,8 @@ def _options(args: argparse.Namespace) -> dict:
     return options
 
 
-def tokenize_file(path: Path, out: Path, name: str, max_tokens: int | None, options: dict) -> dict:
-    """Tokenize one image file and write its three outputs; return the summary."""
+def tokenize_file(path: Path, out: Path, name: str | Path, max_tokens: int | None, options: dict) -> dict:
+    """Tokenize one image file and write its three outputs under ``out/name*``; return the summary."""
     from PIL import Image
 
     from ..graph.pixel import as_image_tensor
@@ -54,6 +56,7 @@ def tokenize_file(path: Path, out: Path, name: str, max_tokens: int | None, opti
     tokens = tokenize(image, max_tokens=max_tokens, **options)
     tokenized = time.perf_counter()
     h, w = tokens.image_size
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_boundaries(image[0], tokens.labels()[0])).save(out / f"{name}_tokens.png")
     levels = [tokens.hierarchy.absolute(t) for t in range(1, tokens.hierarchy.num_levels)]
     if levels:
@@ -81,18 +84,18 @@ def run(args: argparse.Namespace) -> int:
                          f"integer (got {args.max_tokens})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths, problems = collect_images(args.inputs)
+    items, problems = collect_images(args.inputs)
     for message in problems:
-        print(message)
+        report(message, error=True)
     options = _options(args)
     failed = len(problems)
-    for path, name in progress(zip(paths, unique_stems(paths)), len(paths), "tokenize"):
+    for path, name in progress(items, len(items), "tokenize", disable=args.no_progress):
         try:
             summary = tokenize_file(path, out, name, args.max_tokens, options)
         except (OSError, ValueError, TypeError) as err:
-            print(f"{path}: error: {err}")
+            report(f"{path}: error: {err}", error=True)
             failed += 1
             continue
-        print(f"{path}: {summary['tokens']} tokens, {len(summary['levels'])} levels, "
-              f"{summary['seconds']['tokenize'] * 1e3:.0f} ms -> {out / name}_tokens.png")
+        report(f"{path}: {summary['tokens']} tokens, {len(summary['levels'])} levels, "
+               f"{summary['seconds']['tokenize'] * 1e3:.0f} ms -> {out / name}_tokens.png")
     return 1 if failed else 0

@@ -7,11 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from ._files import collect_images, progress, report
+
 __all__ = ["add_parser", "run"]
-
-# Extensions read from directories (files named explicitly are always tried).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -35,30 +33,12 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _collect(inputs) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(image, path relative to the output directory) pairs, and errors for bad inputs."""
-    items, errors = [], []
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            items.extend((p, p.relative_to(path).with_suffix(".svg")) for p in found)
-        elif path.exists():
-            items.append((path, Path(path.name).with_suffix(".svg")))
-        else:
-            errors.append(f"{raw}: error: no such file or directory")
-    return items, errors
-
-
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..export import vectorize
 
-    items, errors = _collect(args.inputs)
+    items, errors = collect_images(args.inputs)
     for message in errors:
-        print(message, file=sys.stderr)
+        report(message, error=True)
     out = Path(args.output)
     single_file = out.suffix.lower() == ".svg" and not out.is_dir()
     if single_file and len(items) > 1:
@@ -68,9 +48,8 @@ def run(args: argparse.Namespace) -> int:
     svg_options = {name: getattr(args, name) for name in ("tolerance", "max_bytes", "curves")
                    if getattr(args, name) is not None}
     failed = len(errors)
-    for image_path, relative in tqdm(items, desc="vectorize", unit="image",
-                                     disable=args.no_progress or not items):
-        target = out if single_file else out / relative
+    for image_path, name in progress(items, len(items), "vectorize", disable=args.no_progress):
+        target = out if single_file else out / name.with_name(name.name + ".svg")
         try:
             svg = vectorize(image_path, max_tokens=args.max_tokens, iota=args.iota,
                             title=image_path.stem, **svg_options)
@@ -79,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
             tmp.write_text(svg, encoding="utf-8")
             os.replace(tmp, target)
         except (OSError, ValueError, TypeError, RuntimeError) as err:
-            tqdm.write(f"{image_path}: error: {err}", file=sys.stderr)
+            report(f"{image_path}: error: {err}", error=True)
             failed += 1
     return 1 if failed else 0

@@ -4,8 +4,13 @@ Each block of the partition becomes one ``<path>`` filled with the block's mean 
 Its outline is assembled from the boundary chains of :mod:`dhtgraph.export.boundary`
 (each simplified once, :mod:`dhtgraph.export.simplify`, and fitted once,
 :mod:`dhtgraph.export.curves`), traversed forwards by the block on the chain's left and
-backwards by the block on its right. Adjacent blocks therefore draw the very same curve:
-there are no cracks and no overlaps between them, whatever the tolerance. Holes and
+backwards by the block on its right. Adjacent blocks therefore draw the very same curve,
+so there are never cracks between them (a ray from any point crosses the image frame once,
+so some block's even–odd count is odd), and no overlaps as long as simplified chains do not
+cross one another. Douglas–Peucker keeps every chain within the tolerance of its pixel
+boundary and keeps its ends, and each block keeps a non-zero area, but crossings between
+*different* chains that run closer than twice the tolerance are not checked: at large
+tolerances thin slivers may overlap a neighbour (never leave a gap). Holes and
 disconnected pieces are further subpaths of the same path, filled with the even–odd rule
 (which depends only on the set of boundary curves, not on how they are joined into
 subpaths).
@@ -15,7 +20,6 @@ References: spec/method.md §9 (raster to vector).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
@@ -333,9 +337,11 @@ def _walks(chains: BoundaryChains, first: np.ndarray, last: np.ndarray):
     return walks
 
 
-def _path_data(walks, text, seg_offsets: np.ndarray, first: np.ndarray, last: np.ndarray) -> list[str]:
+def _path_data(walks, text, kind: np.ndarray, seg_offsets: np.ndarray, first: np.ndarray,
+               last: np.ndarray) -> list[str]:
     """The ``d`` attribute of every block: one ``M … z`` subpath per walk."""
     fwd, fwd_end, bwd, bwd_end = text
+    is_line = (kind == LINE).tolist()
     total = len(fwd_end) - 1
     seg_a, seg_b = seg_offsets[:-1].tolist(), seg_offsets[1:].tolist()
     first_l, last_l = first.tolist(), last.tolist()
@@ -348,7 +354,8 @@ def _path_data(walks, text, seg_offsets: np.ndarray, first: np.ndarray, last: np
             parts.append(f"M{x} {y}")
             final = len(walk) - 1
             for i, (c, back) in enumerate(walk):
-                drop = 1 if i == final else 0  # the closing z draws the last segment
+                # The closing z draws the walk's last segment when it is a line.
+                drop = 1 if i == final and is_line[seg_a[c] if back else seg_b[c] - 1] else 0
                 if back:
                     parts.append(bwd[bwd_end[total - seg_b[c]]:bwd_end[total - seg_a[c] - drop]])
                 else:
@@ -393,8 +400,8 @@ def _document(paths: list[str], colours: list[str], alphas: list, width: int, he
     return "".join(head) + "\n".join(body) + "</g></svg>\n"
 
 
-def _render(image: np.ndarray, labels: np.ndarray, chains: BoundaryChains, importance: np.ndarray,
-            colours, alphas, background, tolerance: float, config: SVGConfig) -> str:
+def _render(chains: BoundaryChains, importance: np.ndarray, colours, alphas, background,
+            tolerance: float, config: SVGConfig) -> str:
     keep = importance > tolerance * chains.scale
     use_curves = config.curves == "cubic" and tolerance > 0
     kind, start, ctrl, end, seg_offsets = fit_chains(chains, keep, tolerance * chains.scale,
@@ -403,7 +410,7 @@ def _render(image: np.ndarray, labels: np.ndarray, chains: BoundaryChains, impor
     first = chains.points[chains.offsets[:-1]]
     last = chains.points[chains.offsets[1:] - 1]
     walks = _walks(chains, first, last)
-    paths = _path_data(walks, text, seg_offsets, first, last)
+    paths = _path_data(walks, text, kind, seg_offsets, first, last)
     return _document(paths, colours, alphas, chains.width, chains.height, chains.scale,
                      background, config)
 
@@ -434,9 +441,10 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     -----
     Boundaries are traced on the pixel-corner lattice and cut into chains at junctions
     (corners where ≥ 3 blocks or the border meet); each chain is simplified (Douglas–Peucker,
-    ends fixed) and fitted with lines and cubic Béziers once, and both neighbouring blocks
-    use that same curve, so the drawing has no cracks or overlaps between blocks. With
-    ``tolerance=0`` the paths are the exact pixel boundaries.
+    ends fixed) and fitted with lines or cubic Béziers once, and both neighbouring blocks
+    use that same curve, so the drawing has no cracks between blocks and no block vanishes
+    (see the module notes for overlaps at large tolerances). With ``tolerance=0`` the paths
+    are the exact pixel boundaries.
     """
     config = SVGConfig.from_options(options)
     array = _image_array(image)
@@ -452,17 +460,17 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     lo = float(config.tolerance)
     chains = trace_boundaries(labels, config.vertices)
     importance = corner_importance(chains, floor=lo * chains.scale)
-    svg = _render(array, labels, chains, importance, colours, alphas, background, lo, config)
+    svg = _render(chains, importance, colours, alphas, background, lo, config)
     if config.max_bytes is None or len(svg.encode()) <= config.max_bytes:
         return svg
     # Bisection on the tolerance for the byte budget (bytes decrease with the tolerance).
     hi = max(lo, _BUDGET_MAX_TOLERANCE)
-    best = _render(array, labels, chains, importance, colours, alphas, background, hi, config)
+    best = _render(chains, importance, colours, alphas, background, hi, config)
     if len(best.encode()) > config.max_bytes:
         return best
     for _ in range(_BUDGET_STEPS):
         mid = 0.5 * (lo + hi)
-        svg = _render(array, labels, chains, importance, colours, alphas, background, mid, config)
+        svg = _render(chains, importance, colours, alphas, background, mid, config)
         if len(svg.encode()) <= config.max_bytes:
             hi, best = mid, svg
         else:

@@ -26,9 +26,10 @@ def images(tmp_path):
 def test_writes_pngs_and_json_and_reports_bad_files(images, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["tokenize", str(images), "--out", str(out), "--max-tokens", "5"])
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
     assert status == 1  # broken.png failed, the others went on
-    assert "broken.png: error: Expected 'image' to be a readable image file" in printed
+    assert "broken.png: error: Expected 'image' to be a readable image file" in printed.err
+    assert "a.png: " in printed.out and "tokens" in printed.out
     for name in ("a", "b"):
         summary = json.loads((out / f"{name}.json").read_text())
         assert 1 <= summary["tokens"] <= 5 and summary["size"] == [24, 20]
@@ -42,6 +43,15 @@ def test_same_stem_twice_gets_distinct_names(images, tmp_path):
     out = tmp_path / "out"
     assert main(["tokenize", str(images / "a.png"), str(images / "a.png"), "--out", str(out)]) == 0
     assert (out / "a.json").exists() and (out / "a-2.json").exists()
+
+
+def test_subfolders_are_mirrored(images, tmp_path):
+    nested = images / "sub"
+    nested.mkdir()
+    (images / "a.png").rename(nested / "a.png")
+    out = tmp_path / "out"
+    main(["tokenize", str(images), "--out", str(out)])
+    assert (out / "sub" / "a.json").exists() and (out / "b.json").exists()
 
 
 def test_bad_options(images, tmp_path, capsys):

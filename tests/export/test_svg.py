@@ -17,7 +17,7 @@ from svg_oracle import NS, coverage, parse, signed_area
 def image_for(labels, seed=0):
     """A uint8 RGB image with one distinct colour per label."""
     k = int(labels.max()) + 1
-    palette = np.random.default_rng(seed).permutation(256 ** 3)[:k]
+    palette = (np.arange(k) * 2654435761 + seed) % 256 ** 3  # odd multiplier: distinct
     rgb = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1)
     return rgb[labels].astype(np.uint8)
 

@@ -1,0 +1,69 @@
+import argparse
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import dhtgraph
+from dhtgraph.cli import vectorize as cli
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def blocks_image(size=24):
+    """Four flat quadrants with a disc: a few obvious regions."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[: size // 2, : size // 2] = (200, 30, 30)
+    image[: size // 2, size // 2:] = (30, 200, 30)
+    image[size // 2:, : size // 2] = (30, 30, 200)
+    image[(xx - size * 0.7) ** 2 + (yy - size * 0.7) ** 2 < (size / 6) ** 2] = (250, 250, 0)
+    return image
+
+
+def test_vectorize_one_path_per_token():
+    image = blocks_image()
+    svg = dhtgraph.vectorize(image, tolerance=0)
+    tokens = dhtgraph.tokenize(image)
+    paths = ET.fromstring(svg).findall(f".//{NS}path")
+    assert len(paths) == int(tokens.num_tokens[0])
+    assert svg == dhtgraph.to_svg(image, tokens.partition, tolerance=0)
+
+
+def test_vectorize_knobs_and_errors():
+    image = blocks_image()
+    svg = dhtgraph.vectorize(image, max_tokens=2)
+    assert len(ET.fromstring(svg).findall(f".//{NS}path")) <= 2
+    with pytest.raises(TypeError, match="unknown option"):
+        dhtgraph.vectorize(image, tolerence=1)
+    with pytest.raises(ValueError, match="single image"):
+        dhtgraph.vectorize(np.stack([image, image]))
+
+
+def run_cli(argv):
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["vectorize", "--no-progress", *argv])
+    return args.run(args)
+
+
+def test_cli_files_directories_and_a_bad_file(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(blocks_image()).save(src / "a.png")
+    Image.fromarray(blocks_image(16)).save(src / "sub" / "b.png")
+    (src / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    status = run_cli([str(src), str(tmp_path / "missing.png"), "-o", str(out), "--tolerance", "1"])
+    assert status == 1  # some inputs failed, the others were written
+    err = capsys.readouterr().err
+    assert "broken.png: error" in err and "missing.png: error" in err
+    for name in ("a.svg", "sub/b.svg"):
+        root = ET.fromstring((out / name).read_text())
+        assert root.findall(f".//{NS}path")
+    assert not (out / "broken.svg").exists()
+    # A single image to a named .svg file succeeds.
+    assert run_cli([str(src / "a.png"), "-o", str(tmp_path / "one.svg")]) == 0
+    assert (tmp_path / "one.svg").read_text().startswith("<svg")
