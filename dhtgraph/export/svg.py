@@ -56,8 +56,9 @@ class SVGConfig:
         boundary by more than one pixel.
     max_bytes : int or None
         Byte budget: when set, the smallest tolerance (bisection over
-        ``[tolerance, 16]``) whose SVG fits in ``max_bytes`` is used; if even the largest
-        does not fit, the result at the largest tolerance is returned.
+        ``[tolerance, 16]``) whose SVG fits in ``max_bytes`` is used. If even the largest
+        tolerance does not fit, ``ValueError`` says how many bytes the coarsest SVG of this
+        partition needs: fewer regions are then the way down (``max_tokens``).
     curves : {"lines", "cubic"}
         ``"lines"`` writes polygons; ``"cubic"`` draws a simplified segment as a cubic
         Bézier (Catmull–Rom tangents) wherever its ends are smooth and the curve stays
@@ -467,7 +468,10 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     hi = max(lo, _BUDGET_MAX_TOLERANCE)
     best = _render(chains, importance, colours, alphas, background, hi, config)
     if len(best.encode()) > config.max_bytes:
-        return best
+        raise ValueError(
+            f"Expected 'max_bytes' to be reachable (got {config.max_bytes}): the coarsest SVG of "
+            f"these {len(colours)} blocks (tolerance {hi:g} px) has {len(best.encode())} bytes; "
+            "use fewer regions (e.g. vectorize(..., max_tokens=...)) or a larger budget")
     for _ in range(_BUDGET_STEPS):
         mid = 0.5 * (lo + hi)
         svg = _render(chains, importance, colours, alphas, background, mid, config)

@@ -146,6 +146,8 @@ def test_tolerance_reduces_bytes_and_budget_is_met():
     assert sizes[0] > sizes[1] >= sizes[2]
     budget = (sizes[0] + sizes[2]) // 2
     assert len(to_svg(image, labels, tolerance=0, max_bytes=budget).encode()) <= budget
+    with pytest.raises(ValueError, match=r"'max_bytes' to be reachable \(got 100\): the coarsest SVG"):
+        to_svg(image, labels, max_bytes=100)
 
 
 def test_cubic_curves_are_written_and_parse():
