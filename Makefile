@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-# A CPU build of torch that is on this machine's disk; never let pip pick a CUDA build.
+# torch is installed first, pinned: on this project's machines pip takes the CPU build of
+# 2.13.0 from local disk. Elsewhere PyPI's Linux wheel of that version is a CUDA build; for
+# a CPU-only install pass TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 SHARED_WHEELS ?= ../shared/wheels
 
 .PHONY: demo test bench scatter clean
@@ -13,7 +16,7 @@ SHARED_WHEELS ?= ../shared/wheels
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test]" "$(TORCH)"
 	touch $@
 

@@ -28,11 +28,6 @@ from .tokenize import tokenize
 
 __all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "imagenet_normalize",
             "explained_variation"]
-from .metrics import explained_variation
-from .nn import DHTConfig, DHTTokenizer, Tokens
-from .tokenize import tokenize
-
-__all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "explained_variation"]
 # --- export ---
 from .export import SVGConfig, to_svg, vectorize
 

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ._checks import check_count
+from ._checks import check_count, check_edge_index
 from ._union import component_labels
 
 __all__ = ["Partition", "canonicalize"]
@@ -98,8 +98,8 @@ class Partition:
         Block label of every item. Any non-negative integers are accepted and
         renumbered canonically (blocks numbered by first occurrence).
     num_blocks : int, optional
-        K, when the caller already knows it and passes canonical labels; saves a
-        host sync. Only used together with ``canonical=True``.
+        K, when the caller already knows it; with ``canonical=True`` it saves a host
+        sync, otherwise it is checked against the labels.
     canonical : bool, default False
         Promise that ``labels`` is already canonical. Nothing is checked beyond the
         dtype and shape (cheap checks always, the rest in :meth:`validate`).
@@ -128,6 +128,9 @@ class Partition:
             self.labels, self.num_blocks = labels, int(num_blocks)
         else:
             self.labels, self.num_blocks = canonicalize(labels)
+            if num_blocks is not None and num_blocks != self.num_blocks:
+                raise ValueError(f"Expected 'num_blocks' to equal the number of distinct labels "
+                                 f"{self.num_blocks} (got {num_blocks})")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -311,10 +314,7 @@ class Partition:
 
     # ------------------------------------------------------------------ graphs
     def _check_edge_index(self, edge_index: Tensor) -> Tensor:
-        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            got = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
-            raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got {got})")
-        return edge_index.long().to(self.device)
+        return check_edge_index(edge_index, self.num_items).to(self.device)
 
     def quotient(self, edge_index: Tensor, self_loops: bool = False) -> Tensor:
         """The quotient graph G/π: blocks become nodes, edges are relabelled.

@@ -54,6 +54,7 @@ def test_imports_go_one_way_along_the_pipeline():
     assert not problems, "imports against the pipeline: " + "; ".join(problems)
 
 
-def test_public_names_exist():
+def test_public_names_exist_once():
+    assert len(dhtgraph.__all__) == len(set(dhtgraph.__all__))
     for name in dhtgraph.__all__:
         assert hasattr(dhtgraph, name), name

@@ -121,3 +121,7 @@ def test_bad_arguments_name_themselves():
         Partition.discrete(-1)
     with pytest.raises(ValueError, match=r"'edge_index' to have shape \(2, E\)"):
         p.quotient(torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"'edge_index' values in 0..2 \(got 0..3\)"):
+        p.is_connected(torch.tensor([[0], [3]]))
+    with pytest.raises(ValueError, match="'num_blocks' to equal the number of distinct labels 2"):
+        Partition(torch.tensor([0, 1]), 3)

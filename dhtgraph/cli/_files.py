@@ -6,6 +6,10 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+#: Errors that fail one input file and let the others go on (anything else is a bug and
+#: stops the run with a traceback).
+FILE_ERRORS = (OSError, ValueError, TypeError, RuntimeError)
+
 #: File suffixes taken from a directory (files named directly are always tried).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -46,6 +50,19 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list
         count = seen[name] = seen.get(name, 0) + 1
         named.append((path, name if count == 1 else name.with_name(f"{name.name}-{count}")))
     return named, problems
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int ≥ 1 (a usage error, exit status 2, otherwise)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (got {text!r})")
+    return value
 
 
 def progress(items: Iterable, total: int, desc: str, disable: bool = False) -> Iterator:

@@ -13,16 +13,14 @@ import json
 import time
 from pathlib import Path
 
-from ._files import collect_images, progress, report
-
-CRITERIA = ("aic", "aicc", "bic", "cic")
-
+from ..selection.criteria import CRITERIA
+from ._files import FILE_ERRORS, collect_images, positive_int, progress, report
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("tokenize", help="tokenize images; write PNGs and a JSON summary")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or directories")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--max-tokens", type=int, default=None,
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="token budget per image (default: no budget)")
     parser.add_argument("--criterion", choices=CRITERIA, default=None,
                         help="information criterion for the selection (default: the library's, aicc)")
@@ -79,9 +77,6 @@ def tokenize_file(path: Path, out: Path, name: str | Path, max_tokens: int | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise SystemExit(f"dhtgraph tokenize: error: expected --max-tokens to be a positive "
-                         f"integer (got {args.max_tokens})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     items, problems = collect_images(args.inputs)
@@ -92,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for path, name in progress(items, len(items), "tokenize", disable=args.no_progress):
         try:
             summary = tokenize_file(path, out, name, args.max_tokens, options)
-        except (OSError, ValueError, TypeError) as err:
+        except FILE_ERRORS as err:
             report(f"{path}: error: {err}", error=True)
             failed += 1
             continue

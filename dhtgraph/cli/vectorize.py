@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._files import collect_images, progress, report
+from ._files import FILE_ERRORS, collect_images, positive_int, progress, report
 
 __all__ = ["add_parser", "run"]
 
@@ -19,13 +19,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="output: an .svg file (single input image) or a directory")
-    parser.add_argument("--max-tokens", type=int, default=None,
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="at most this many regions per image (coarser)")
     parser.add_argument("--iota", type=float, default=None,
                         help="information-criterion ι: larger gives more regions (finer)")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="boundary simplification tolerance in pixels (0 = exact pixels)")
-    parser.add_argument("--max-bytes", type=int, default=None,
+    parser.add_argument("--max-bytes", type=positive_int, default=None,
                         help="byte budget per SVG (raises the tolerance until it fits)")
     parser.add_argument("--curves", choices=("lines", "cubic"), default=None,
                         help="draw boundaries with lines (default) or cubic Béziers")
@@ -51,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     for image_path, name in progress(items, len(items), "vectorize", disable=args.no_progress):
         target = out if single_file else out / name.with_name(name.name + ".svg")
         try:
+            # The title is the file name, minus characters that XML cannot hold.
+            title = "".join(ch for ch in image_path.stem if ch.isprintable())
             svg = vectorize(image_path, max_tokens=args.max_tokens, iota=args.iota,
-                            title=image_path.stem, **svg_options)
+                            title=title, **svg_options)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".part")
             tmp.write_text(svg, encoding="utf-8")
             os.replace(tmp, target)
-        except (OSError, ValueError, TypeError, RuntimeError) as err:
+        except FILE_ERRORS as err:
             report(f"{image_path}: error: {err}", error=True)
             failed += 1
     return 1 if failed else 0

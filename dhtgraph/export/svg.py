@@ -20,6 +20,7 @@ References: spec/method.md §9 (raster to vector).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
@@ -27,9 +28,13 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import torch
 
+from .._checks import check_count
 from .boundary import BoundaryChains, trace_boundaries
 from .curves import CUBIC, LINE, fit_chains
 from .simplify import corner_importance
+
+#: Characters that XML 1.0 does not allow in a document (controls, surrogates, U+FFFE/F).
+_XML_INVALID = re.compile("[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 __all__ = ["SVGConfig", "to_svg", "label_map"]
 
@@ -112,9 +117,8 @@ class SVGConfig:
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) \
                 or tol < 0:
             raise ValueError(f"Expected 'tolerance' to be a finite number >= 0 (got {tol!r})")
-        mb = self.max_bytes
-        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb <= 0):
-            raise ValueError(f"Expected 'max_bytes' to be a positive int or None (got {mb!r})")
+        if self.max_bytes is not None:  # frozen: store the checked int through object
+            object.__setattr__(self, "max_bytes", check_count(self.max_bytes, "max_bytes", minimum=1))
         if self.curves not in _CURVES:
             raise ValueError(f"Expected 'curves' to be one of {_CURVES} (got {self.curves!r})")
         p = self.precision
@@ -126,10 +130,14 @@ class SVGConfig:
         if self.shape_rendering not in _SHAPE_RENDERING:
             raise ValueError(f"Expected 'shape_rendering' to be one of {_SHAPE_RENDERING} "
                              f"(got {self.shape_rendering!r})")
-        for name in ("title", "description"):
+        for name in ("title", "description", "background"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"Expected '{name}' to be a str or None (got {type(value).__name__})")
+            bad = None if value is None else _XML_INVALID.search(value)
+            if bad:
+                raise ValueError(f"Expected '{name}' to hold only characters allowed in XML 1.0 "
+                                 f"(got {bad.group()!r} at position {bad.start()})")
         if self.vertices not in _VERTICES:
             raise ValueError(f"Expected 'vertices' to be one of {_VERTICES} (got {self.vertices!r})")
         sw = self.seam_stroke

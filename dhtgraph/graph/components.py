@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import check_count
+from .._checks import check_count, check_edge_index
 from .._union import component_labels
 from ..partition import Partition
 
@@ -39,14 +39,8 @@ def connected_components(edge_index: Tensor, num_nodes: int) -> Partition:
     on grid graphs the whole run costs a small constant times E. Host syncs: a few per
     round. No Python loop over nodes.
     """
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        got = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
-        raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got {got})")
     num_nodes = check_count(num_nodes, "num_nodes")
-    edge_index = edge_index.long()
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-        raise ValueError(f"Expected 'edge_index' values in 0..{num_nodes - 1} "
-                         f"(got {int(edge_index.min())}..{int(edge_index.max())})")
+    edge_index = check_edge_index(edge_index, num_nodes)
     return _partition_of_components(edge_index[0], edge_index[1], num_nodes)
 
 

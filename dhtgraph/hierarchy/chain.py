@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from .._checks import check_count
 from ..partition import Partition
 
 __all__ = ["Hierarchy"]
@@ -40,6 +41,7 @@ class Hierarchy:
 
     def __init__(self, steps: Sequence[Partition], num_items: int):
         steps = list(steps)
+        num_items = check_count(num_items, "num_items")
         expected = num_items
         for t, step in enumerate(steps, start=1):
             if not isinstance(step, Partition):

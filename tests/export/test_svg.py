@@ -201,6 +201,13 @@ def test_errors_name_the_argument():
         SVGConfig(max_bytes=0)
 
 
+@pytest.mark.parametrize("name", ["title", "description", "background"])
+@pytest.mark.parametrize("text", ["a\x01b", "red\x00", "\ud800", "x\ufffey"])
+def test_strings_outside_xml_are_refused(name, text):
+    with pytest.raises(ValueError, match=f"'{name}' to hold only characters allowed in XML 1.0"):
+        to_svg(np.zeros((1, 2, 3), dtype=np.uint8), np.array([[0, 1]]), **{name: text})
+
+
 def test_malicious_strings_cannot_inject_markup():
     evil = '"/><script>alert(1)</script><x a="&amp;\'<'
     labels = np.array([[0, 1]])

@@ -41,5 +41,7 @@ def test_bad_steps_and_levels():
         Hierarchy([P(0, 0, 1), P(0, 0, 0)], 3)
     with pytest.raises(TypeError, match=r"'steps\[0\]' to be a Partition"):
         Hierarchy([[0, 0, 1]], 3)
+    with pytest.raises(ValueError, match=r"'num_items' to be a non-negative int \(got -3\)"):
+        Hierarchy([], -3)
     with pytest.raises(IndexError, match=r"level 't' in 0..1"):
         Hierarchy([P(0, 0)], 2).level(2)
