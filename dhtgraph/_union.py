@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["component_labels"]
+__all__ = ["component_labels", "forest_labels", "functional_component_labels"]
 
 
 def _root_of_min_forest(parent: Tensor) -> Tensor:
@@ -78,3 +78,65 @@ def component_labels(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, 
         keep = src != dst
         src, dst = src[keep], dst[keep]
     return labels, k
+
+
+def _index_dtype(n: int) -> torch.dtype:
+    # int32 halves memory and bandwidth of the node-sized arrays; labels stay exact.
+    return torch.int32 if n < 2**31 - 1 else torch.long
+
+
+def forest_labels(parent: Tensor) -> tuple[Tensor, int]:
+    """Canonical labels of the trees of a min-forest (``parent[v] <= v``).
+
+    Parameters
+    ----------
+    parent : IntTensor or LongTensor of shape (n,)
+        ``parent[v] <= v``; roots point at themselves.
+
+    Returns
+    -------
+    labels : Tensor of shape (n,), the dtype of ``parent``
+        Tree of every node, numbered by its root (the tree's smallest node) in node
+        order, i.e. canonically.
+    num_trees : int
+    """
+    n = parent.numel()
+    if n == 0:
+        return parent.clone(), 0
+    root = _root_of_min_forest(parent)
+    is_root = root == torch.arange(n, device=parent.device, dtype=parent.dtype)
+    rank = torch.cumsum(is_root, 0, dtype=parent.dtype).sub_(1)
+    return rank.index_select(0, root), int(rank[-1]) + 1
+
+
+def finish_components(group: Tensor, k: int, src: Tensor, dst: Tensor) -> tuple[Tensor, int]:
+    """Components of a graph whose nodes were already grouped into connected groups.
+
+    ``group`` (n,) holds canonical labels ``0..k−1`` of connected groups; ``src``/``dst``
+    are the group ids of the remaining edges (any direction). Returns the canonical
+    component labels (n,) as LongTensor and their number.
+    """
+    keep = src != dst
+    if bool(keep.any()):
+        sub, k = component_labels(src[keep].long(), dst[keep].long(), k)
+        return sub.index_select(0, group), k
+    return group.long(), k
+
+
+def functional_component_labels(choice: Tensor) -> tuple[Tensor, int]:
+    """:func:`component_labels` of the functional graph ``v → choice[v]``.
+
+    Same result as ``component_labels(arange(n), choice, n)``; the first hooking round is
+    done without edge arrays (each node's smallest neighbour is the smallest of itself, its
+    choice and the nodes that chose it) and in 32-bit indices.
+    """
+    n = choice.numel()
+    device = choice.device
+    dtype = _index_dtype(n)
+    node = torch.arange(n, device=device, dtype=dtype)
+    parent = torch.minimum(node, choice.to(dtype))
+    parent.scatter_reduce_(0, choice.long(), node, reduce="amin")
+    del node
+    group, k = forest_labels(parent)
+    del parent
+    return finish_components(group, k, group, group.index_select(0, choice))

@@ -9,11 +9,15 @@ ViT take dHT tokens.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..partition import Partition
 
 __all__ = ["mean_injection", "block_mean_image"]
+
+# Pixels per chunk of the gradient-free mean injection.
+_CHUNK = 1 << 20
 
 
 def _pixels(image: Tensor) -> Tensor:
@@ -53,5 +57,17 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor) ->
         raise ValueError(f"Expected 'token_values' of shape ({partition.num_blocks}, {image.shape[1]}) "
                          f"(got {tuple(token_values.shape)})")
     pixels = _pixels(image).detach()
-    residual = pixels - partition.broadcast(partition.reduce(pixels, "mean"))
-    return _image(residual + partition.broadcast(token_values), image.shape)
+    mean = partition.reduce(pixels, "mean")
+    if torch.is_grad_enabled() and token_values.requires_grad:
+        residual = pixels - partition.broadcast(mean)
+        return _image(residual + partition.broadcast(token_values), image.shape)
+    # No gradient: ``(x − x̄[labels]) + v[labels]`` chunk by chunk into one output buffer
+    # (same operations and order, no pixel-sized temporaries).
+    labels = partition.labels
+    out = torch.empty_like(pixels)
+    for start in range(0, labels.numel(), _CHUNK):
+        part = labels[start:start + _CHUNK]
+        chunk = out[start:start + _CHUNK]
+        torch.sub(pixels[start:start + _CHUNK], mean.index_select(0, part), out=chunk)
+        chunk.add_(token_values.index_select(0, part))
+    return _image(out, image.shape)

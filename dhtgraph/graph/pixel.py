@@ -108,7 +108,7 @@ def _read_image_file(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as pil:
             pil.load()
             return _pil_to_array(pil)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"Expected 'image' to be a readable image file (got {path!r}: {err})") from err
 
 
@@ -245,3 +245,56 @@ def from_image(image: Any, *, connectivity: Connectivity = 4) -> "torch_geometri
     if batched:
         data.batch = torch.arange(b, device=device).repeat_interleave(h * w)
     return data
+
+
+def _grid_pairs(labels: Tensor, num_images: int, height: int, width: int, *,
+                equal: bool) -> tuple[Tensor, Tensor]:
+    """Label pairs of the 4-neighbour pixel edges, one direction each (internal helper).
+
+    ``labels`` (B·H·W,) in node order. Returns ``(a, b)``: the labels of the left/upper
+    and right/lower pixel of every horizontal, then vertical, edge whose labels differ
+    (``equal=False``) — without building the pixel edge list.
+    """
+    grid = labels.view(num_images, height, width)
+    pieces_a, pieces_b = [], []
+    for first, second in ((grid[:, :, :-1], grid[:, :, 1:]), (grid[:, :-1, :], grid[:, 1:, :])):
+        if first.numel() == 0:
+            continue
+        mask = first != second if not equal else first == second
+        pieces_a.append(first[mask])
+        pieces_b.append(second[mask])
+        del mask
+    if not pieces_a:
+        empty = labels.new_empty(0)
+        return empty, empty
+    return torch.cat(pieces_a), torch.cat(pieces_b)
+
+
+def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
+                  *, loops: bool = False) -> Tensor:
+    """Quotient of the 4-neighbour grid graph by ``labels``, coalesced, both directions.
+
+    Equals ``Partition(labels).quotient(grid_edge_index(height, width, num_images))``
+    (no self-loops) for canonical ``labels`` (B·H·W,) with ``num_blocks`` blocks, without
+    building the pixel edge list. With ``loops=True`` a self-loop ``(v, v)`` is added for
+    **every** block (correct when every block holds a grid edge, e.g. after a full
+    contraction of the pixels).
+    """
+    k = max(int(num_blocks), 1)
+    a, b = _grid_pairs(labels, num_images, height, width, equal=False)
+    lo = torch.minimum(a, b)
+    hi = torch.maximum(a, b)
+    del a, b
+    undirected = torch.unique(lo.long() * k + hi)
+    del lo, hi
+    lo = torch.div(undirected, k, rounding_mode="floor")
+    hi = undirected - lo * k
+    keys = [undirected, hi * k + lo]
+    del undirected
+    if loops:
+        keys.append(torch.arange(int(num_blocks), device=labels.device) * (k + 1))
+    key = torch.sort(torch.cat(keys)).values
+    del keys, lo, hi
+    src = torch.div(key, k, rounding_mode="floor")
+    key -= src * k
+    return torch.stack([src, key])

@@ -45,11 +45,12 @@ def _squared_distance(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     """‖x[dst] − x[src]‖² per edge, chunked when no gradient is recorded."""
     num_edges = src.numel()
     if num_edges <= _EDGE_CHUNK or (torch.is_grad_enabled() and x.requires_grad):
-        return (x[dst] - x[src]).pow(2).sum(-1)
+        return (x.index_select(0, dst) - x.index_select(0, src)).pow(2).sum(-1)
     out = x.new_empty(num_edges)
     for start in range(0, num_edges, _EDGE_CHUNK):
         stop = min(start + _EDGE_CHUNK, num_edges)
-        out[start:stop] = (x[dst[start:stop]] - x[src[start:stop]]).pow(2).sum(-1)
+        out[start:stop] = (x.index_select(0, dst[start:stop])
+                           - x.index_select(0, src[start:stop])).pow(2).sum(-1)
     return out
 
 
@@ -99,14 +100,19 @@ def self_loop_potential(
 
 def _union_mass_and_perimeter(size: Tensor, bbox: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
     src, dst = edge_index[0], edge_index[1]
-    box = bbox.to(torch.float32)
     m = size.to(torch.float32)
-    mass = torch.where(src == dst, m[src], m[src] + m[dst])
-    ymin = torch.minimum(box[src, 0], box[dst, 0])
-    xmin = torch.minimum(box[src, 1], box[dst, 1])
-    ymax = torch.maximum(box[src, 2], box[dst, 2])
-    xmax = torch.maximum(box[src, 3], box[dst, 3])
-    return mass, 2 + (ymax - ymin) + (xmax - xmin)
+    m_src = m.index_select(0, src)
+    mass = torch.where(src == dst, m_src, m_src + m.index_select(0, dst))
+    del m_src
+    # Union box extents. Coordinates are integers, so min/max/difference in the box's
+    # integer dtype followed by one conversion equal the float32 arithmetic exactly.
+    box_src = bbox.index_select(0, src)
+    box_dst = bbox.index_select(0, dst)
+    low = torch.minimum(box_src[:, :2], box_dst[:, :2])
+    high = torch.maximum(box_src[:, 2:], box_dst[:, 2:])
+    del box_src, box_dst
+    extent = (high - low).to(torch.float32)
+    return mass, 2 + extent[:, 0] + extent[:, 1]
 
 
 def compactness_potential(size: Tensor, bbox: Tensor, edge_index: Tensor) -> Tensor:
@@ -168,11 +174,34 @@ def edge_affinity(
     c = float(compactness)
     if not 0.0 <= c <= 1.0:
         raise ValueError(f"Expected 'compactness' to lie in [0, 1] (got {compactness!r})")
+    num_edges = edge_index.shape[1]
+    if num_edges > _EDGE_CHUNK and not (torch.is_grad_enabled() and (
+            mean.requires_grad or any(p.requires_grad for p in _parameters(var_projection)))):
+        # No gradient: the same per-edge arithmetic chunk by chunk (bounded temporaries).
+        loop_value = self_loop_potential(var, var_projection, loop_default)
+        out = None
+        for start in range(0, num_edges, _EDGE_CHUNK):
+            part = _edge_affinity(mean, loop_value, size, bbox,
+                                  edge_index[:, start:start + _EDGE_CHUNK], c)
+            if out is None:
+                out = part.new_empty(num_edges)
+            out[start:start + part.numel()] = part
+        return out
+    return _edge_affinity(mean, self_loop_potential(var, var_projection, loop_default), size,
+                          bbox, edge_index, c)
+
+
+def _parameters(module) -> list:
+    return list(module.parameters()) if isinstance(module, torch.nn.Module) else []
+
+
+def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
+                   edge_index: Tensor, c: float) -> Tensor:
     src, dst = edge_index[0], edge_index[1]
     loop = src == dst
     potential = gaussian_potential(mean, edge_index)
-    loop_value = self_loop_potential(var, var_projection, loop_default).to(potential.dtype)
-    potential = torch.where(loop, loop_value[src], potential)
+    loop_value = loop_value.to(potential.dtype)
+    potential = torch.where(loop, loop_value.index_select(0, src), potential)
     if c > 0:
         mass, perimeter = _union_mass_and_perimeter(size, bbox, edge_index)
         # Same operation order as the reference, so 16-bit ties quantise alike.

@@ -27,6 +27,7 @@ from ..partition import Partition
 from .affinity import DEFAULT_LOOP_POTENTIAL, edge_affinity
 from .chain import Hierarchy
 from .contraction import POOL_WEIGHTS, BlockState, PoolWeights, contract, pool_blocks
+from .grid import grid_contraction, materialize_pixel_state
 
 __all__ = ["HierarchyResult", "LevelObserver", "build_hierarchy", "max_levels_for",
            "MIN_BLOCKS_PER_IMAGE"]
@@ -85,6 +86,8 @@ def build_hierarchy(
     min_blocks: int = MIN_BLOCKS_PER_IMAGE,
     max_levels: Optional[int] = None,
     observer: Optional[LevelObserver] = None,
+    pixel_grid: bool = False,
+    keep_states: bool = True,
 ) -> HierarchyResult:
     """Contract a batch of pixel graphs level by level, then merge each image to ⊤.
 
@@ -113,6 +116,14 @@ def build_hierarchy(
         after the top. An image whose observer reports no improvement stops (never after
         the first level, as in the reference). :class:`dhtgraph.selection.InformationSelector`
         is one.
+    pixel_grid : bool, default False
+        Promise that ``state`` is the row-major pixel grid of ``num_images`` images of
+        ``image_size`` with 4-connectivity (``grid_edge_index``); its ``edge_index`` and
+        ``bbox`` may then be None (:func:`dhtgraph.hierarchy.grid.pixel_state`). The
+        first level is computed on the grid (same result, less time and memory).
+    keep_states : bool, default True
+        Keep every level's :class:`BlockState` in the result; False keeps only the top
+        (and frees each level as soon as the next one is built).
 
     Returns
     -------
@@ -129,37 +140,49 @@ def build_hierarchy(
         max_levels = max_levels_for(height, width)
     device = state.mean.device
     steps: list[Partition] = []
-    states = [state]
+    num_items = state.num_blocks
+    states = [state] if keep_states else []
     counts = torch.bincount(state.batch, minlength=num_images)
     active = counts > min_blocks
     levels = torch.zeros(num_images, dtype=torch.long, device=device)
     level = 0
     while level < max_levels and bool(active.any()):
-        potential = edge_affinity(state.mean, state.var, state.size, state.bbox, state.edge_index,
-                                  compactness=compactness, var_projection=var_projection,
-                                  loop_default=loop_default)
         all_active = bool(active.all())
-        movable = None if all_active else active[state.batch]
-        step = contract(state, potential, weights=weights, movable=movable)
-        state = step.state
-        steps.append(step.partition)
-        states.append(state)
+        if level == 0 and pixel_grid and all_active and height * width >= 2:
+            step = grid_contraction(state, num_images, height, width, compactness=compactness,
+                                    weights=weights)
+        else:
+            if state.edge_index is None:
+                state = materialize_pixel_state(state, num_images, height, width)
+            potential = edge_affinity(state.mean, state.var, state.size, state.bbox,
+                                      state.edge_index, compactness=compactness,
+                                      var_projection=var_projection, loop_default=loop_default)
+            movable = None if all_active else active[state.batch]
+            step = contract(state, potential, weights=weights, movable=movable)
+            del potential
+        state, relative = step.state, step.partition
+        del step
+        steps.append(relative)
+        if keep_states:
+            states.append(state)
         levels += active.long()
         level += 1
         stopped = torch.zeros_like(active)
         if observer is not None:
-            improved = observer(step.partition, state, active)
+            improved = observer(relative, state, active)
             if improved is not None and level > 1:
                 stopped = ~improved
         counts = torch.bincount(state.batch, minlength=num_images)
         active = active & (counts > min_blocks) & ~stopped
     # The top: everything connected in an image becomes one block, size-weighted.
+    if state.edge_index is None:
+        state = materialize_pixel_state(state, num_images, height, width)
     top = connected_components(state.edge_index, state.num_blocks)
     size_weight = state.size.to(state.mean.dtype)
     top_state = pool_blocks(state, top, size_weight)
     steps.append(top)
-    states.append(top_state)
+    states = states + [top_state] if keep_states else [top_state]
     if observer is not None:
         observer(top, top_state, torch.ones(num_images, dtype=torch.bool, device=device))
-    return HierarchyResult(hierarchy=Hierarchy(steps, states[0].num_blocks), states=states,
+    return HierarchyResult(hierarchy=Hierarchy(steps, num_items), states=states,
                            num_levels=levels)

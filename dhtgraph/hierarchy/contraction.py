@@ -25,7 +25,7 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor
 
-from ..graph import choice_components
+from .._union import functional_component_labels
 from ..partition import Partition
 
 __all__ = [
@@ -203,15 +203,14 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 
 def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
     """The quotient graph with self-loops, coalesced (same result as
-    ``partition.quotient(edge_index, self_loops=True)``, without integer division)."""
+    ``partition.quotient(edge_index, self_loops=True)``)."""
     labels = partition.labels
-    src, dst = labels[edge_index[0]], labels[edge_index[1]]
-    key = src * max(partition.num_blocks, 1) + dst
-    key, order = torch.sort(key)
-    keep = torch.ones_like(key, dtype=torch.bool)
-    keep[1:] = key[1:] != key[:-1]
-    order = order[keep]
-    return torch.stack([src[order], dst[order]])
+    k = max(partition.num_blocks, 1)
+    key = labels.index_select(0, edge_index[0]).mul_(k).add_(labels.index_select(0, edge_index[1]))
+    key = torch.unique(key)
+    src = torch.div(key, k, rounding_mode="floor")
+    key -= src * k
+    return torch.stack([src, key])
 
 
 def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> BlockState:
@@ -233,17 +232,25 @@ def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> Bloc
         K' blocks: pooled mean and variance, summed sizes, merged boxes, the quotient
         graph with self-loops, and the image of every block.
     """
+    return _pool_blocks(state, partition, weight, positive=False)
+
+
+def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
+                 positive: bool) -> BlockState:
+    # positive=True: the caller guarantees every weight > 0 (sizes), so the zero-weight
+    # guard is skipped.
     labels, k_new = partition.labels, partition.num_blocks
     mean, var = state.mean, state.var
     size_f = state.size.to(mean.dtype)
     weight = weight.to(mean.dtype)
     total = weight.new_zeros(k_new).index_add(0, labels, weight)
-    # Zero-weight guard: a component whose weights are all zero uses its sizes instead.
-    weight = torch.where(total[labels] > 0, weight, size_f)
-    total = weight.new_zeros(k_new).index_add(0, labels, weight)
+    if not positive:
+        # Zero-weight guard: a component whose weights are all zero uses its sizes instead.
+        weight = torch.where(total.index_select(0, labels) > 0, weight, size_f)
+        total = weight.new_zeros(k_new).index_add(0, labels, weight)
     w = weight.unsqueeze(1)
     new_mean = mean.new_zeros(k_new, mean.shape[1]).index_add(0, labels, w * mean) / total.unsqueeze(1)
-    spread = var + (mean - new_mean[labels]).pow(2)
+    spread = var + (mean - new_mean.index_select(0, labels)).pow(2)
     new_var = var.new_zeros(k_new, var.shape[1]).index_add(0, labels, w * spread) / total.unsqueeze(1)
     new_size = torch.zeros(k_new, dtype=state.size.dtype, device=labels.device).index_add_(
         0, labels, state.size)
@@ -300,12 +307,15 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
         raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
     k = state.num_blocks
     choice = argmax_choice(potential, state.edge_index, k, movable)
-    partition = choice_components(choice)
+    # choice follows edges of the graph (or is the node itself): a valid functional graph.
+    partition = Partition(*functional_component_labels(choice), canonical=True)
     if weights == "argmax_edge":
         w = pool_weights(state, chosen_potential(potential, state.edge_index, choice), weights)
+        new = _pool_blocks(state, partition, w, positive=False)
     else:
-        w = pool_weights(state, potential, weights)
-    new = pool_blocks(state, partition, w)
+        # Sizes are ≥ 1: no zero-weight guard needed.
+        new = _pool_blocks(state, partition, pool_weights(state, potential, weights),
+                           positive=True)
     if movable is not None:
         frozen = (~movable).nonzero().squeeze(1)
         target = partition.labels[frozen]

@@ -27,9 +27,10 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor, nn
 
-from ..graph import grid_edge_index
+from ..graph.pixel import grid_quotient
 from ..hierarchy import Hierarchy
 from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, build_hierarchy
+from ..hierarchy.grid import pixel_state
 from ..hierarchy.contraction import POOL_WEIGHTS, BlockState, PoolWeights
 from ..partition import Partition
 from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority, check_max_tokens, merge_to_budget
@@ -352,22 +353,27 @@ class DHTTokenizer(nn.Module):
         b, c, h, w = images.shape
         device = images.device
         x = self.encode(images)
-        node = torch.arange(h * w, device=device)
-        pos = torch.stack([node // w, node % w], dim=1).repeat(b, 1)
-        edge_index = grid_edge_index(h, w, b, device=device)
-        pixel_batch = torch.arange(b, device=device).repeat_interleave(h * w)
-        level0 = BlockState.from_pixels(x, pos, edge_index, pixel_batch)
+        # Level 0 is the pixel grid: no pixel edge list, boxes or positions are built
+        # (the first level and the final split work on the grid; see hierarchy.grid).
+        pixel_batch = (torch.arange(b, device=device).repeat_interleave(h * w) if b > 1
+                       else None)
+        level0 = pixel_state(x, b, pixel_batch)
         selector = InformationSelector(level0, b, h * w, cfg.criterion, cfg.iota)
         built = build_hierarchy(
             level0, b, (h, w), compactness=cfg.compactness, var_projection=self.varproj,
             loop_default=cfg.loop_potential, weights=cfg.weights, min_blocks=cfg.min_blocks,
-            max_levels=cfg.max_levels, observer=selector.update)
-        selection = selector.finish(edge_index)
+            max_levels=cfg.max_levels, observer=selector.update, pixel_grid=True,
+            keep_states=False)
+        del level0
+        selection = selector.finish(image_size=(h, w))
+        del selector
         partition, mu, batch = selection.partition, selection.mean, selection.batch
         projected = self.linear(mu)
         if max_tokens is not None:
-            merged = merge_to_budget(partition, projected, batch, edge_index, max_tokens,
-                                     priority=cfg.budget_priority, generator=generator)
+            token_edges = grid_quotient(partition.labels, partition.num_blocks, b, h, w)
+            merged = merge_to_budget(partition, projected, batch, None, max_tokens,
+                                     priority=cfg.budget_priority, generator=generator,
+                                     token_edge_index=token_edges)
             step = merged.merge
             weight = partition.sizes.to(mu.dtype).unsqueeze(1)
             total = step.reduce(weight, "sum")

@@ -152,6 +152,7 @@ def merge_to_budget(
     *,
     priority: BudgetPriority = "cost",
     generator: Optional[torch.Generator] = None,
+    token_edge_index: Optional[Tensor] = None,
 ) -> BudgetMerge:
     """Merge tokens so that no image has more than ``max_tokens`` (spec §6).
 
@@ -173,6 +174,9 @@ def merge_to_budget(
     generator : torch.Generator, optional
         Sample the kept tokens with probabilities ∝ priority instead (seeded, for
         training).
+    token_edge_index : LongTensor of shape (2, E'), optional
+        The token graph itself (``partition.quotient(pixel_edge_index)``) when the caller
+        already has it; ``pixel_edge_index`` is then not read (it may be None).
 
     Returns
     -------
@@ -184,7 +188,8 @@ def merge_to_budget(
         raise ValueError(f"Expected 'priority' to be one of {BUDGET_PRIORITIES} (got {priority!r})")
     k = partition.num_blocks
     size = partition.sizes
-    edge_index = _token_edges(partition, pixel_edge_index)
+    edge_index = (token_edge_index if token_edge_index is not None
+                  else _token_edges(partition, pixel_edge_index))
     feats = features.detach().to(torch.float32)
     kept_input = keep_mask(_priority(feats, size, edge_index, priority), batch, max_tokens,
                            generator=generator)

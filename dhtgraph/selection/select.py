@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .._union import finish_components, forest_labels
 from ..graph import connected_components
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
@@ -87,16 +88,51 @@ class InformationSelector:
         self.pixels_per_image = int(pixels_per_image)
         n = level0.num_blocks
         device = level0.mean.device
-        self.ic = torch.full((n,), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
-                             device=device)
+        # A zero-stride view: the pixels' IC costs no memory until the first update.
+        self.ic = torch.full((), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
+                             device=device).expand(n)
         self.mean = level0.mean
         self.var = level0.var
         self.batch = level0.batch
-        # Block of the current level that contains each stored block.
-        self.current = torch.arange(n, device=device)
-        # Stored block of every pixel.
-        self.pixel_block = torch.arange(n, device=device)
+        # Block of the current level that contains each stored block, and the stored
+        # block of every pixel: both the identity until the first update (None = not
+        # built; see the properties).
+        self._current = None
+        self._pixel_block = None
+        self._device = device
         self.num_stored = n
+        # True until the first update.
+        self._initial = True
+
+    @property
+    def current(self) -> Tensor:
+        """Block of the current level that contains each stored block (S,)."""
+        if self._current is None:
+            return torch.arange(self.num_stored, device=self._device)
+        return self._current
+
+    @current.setter
+    def current(self, value: Tensor) -> None:
+        self._current = value
+
+    @property
+    def pixel_block(self) -> Tensor:
+        """Stored block of every pixel (N,)."""
+        if self._pixel_block is None:
+            return torch.arange(self.num_stored, device=self._device)
+        return self._pixel_block
+
+    @pixel_block.setter
+    def pixel_block(self, value: Tensor) -> None:
+        self._pixel_block = value
+
+    def _materialize(self) -> None:
+        # Zero-stride level-0 views (dhtgraph.hierarchy.grid.pixel_state and the initial
+        # IC) become real tensors before the general update.
+        if self.batch.dim() == 1 and self.batch.stride(0) == 0:
+            self.batch = self.batch.contiguous()
+        if self.ic.dim() == 1 and self.ic.stride(0) == 0:
+            self.ic = self.ic.contiguous()
 
     def update(self, partition: Partition, state: BlockState,
                active: Optional[Tensor] = None) -> Tensor:
@@ -118,6 +154,25 @@ class InformationSelector:
         """
         ic_new = information_criterion(state.var, state.size, self.pixels_per_image,
                                        self.criterion, self.iota)
+        if self._initial:
+            self._initial = False
+            # Stored blocks are still the pixels (current = identity): when every pixel
+            # moves, the stored blocks become the new blocks as they are (the general
+            # regrouping below gives exactly this, at the cost of a few sorts over pixels).
+            c = partition.labels
+            if active is None or bool(active.all()):
+                move = ic_new.index_select(0, c) >= self.ic
+                if bool(move.all()) and self._pixel_block is None:
+                    del move
+                    improved = torch.zeros(self.num_images, dtype=torch.bool, device=c.device)
+                    improved.index_fill_(0, state.batch, True)
+                    self.ic, self.mean, self.var = ic_new, state.mean, state.var
+                    self.batch = state.batch
+                    self.current = torch.arange(state.num_blocks, device=c.device)
+                    self.pixel_block = c
+                    self.num_stored = state.num_blocks
+                    return improved
+        self._materialize()
         c = partition.labels[self.current]
         move = ic_new[c] >= self.ic
         if active is not None:
@@ -140,22 +195,32 @@ class InformationSelector:
         self.num_stored = regroup.num_blocks
         return improved
 
-    def finish(self, pixel_edge_index: Tensor) -> Selection:
+    def finish(self, pixel_edge_index: Optional[Tensor] = None, *,
+               image_size: Optional[tuple[int, int]] = None) -> Selection:
         """Split the stored blocks into connected pieces of the pixel graph.
 
         Parameters
         ----------
-        pixel_edge_index : LongTensor of shape (2, E)
+        pixel_edge_index : LongTensor of shape (2, E), optional
             The pixel graph.
+        image_size : (int, int), optional
+            Instead of ``pixel_edge_index``: (H, W) of the 4-neighbour pixel grid
+            (``grid_edge_index(H, W, B)``); the pieces are found without an edge list.
 
         Returns
         -------
         Selection
         """
-        src, dst = pixel_edge_index[0], pixel_edge_index[1]
-        inside = self.pixel_block[src] == self.pixel_block[dst]
-        pieces = connected_components(pixel_edge_index[:, inside], self.pixel_block.numel())
-        stored = torch.empty(pieces.num_blocks, dtype=torch.long, device=src.device)
+        if pixel_edge_index is None:
+            if image_size is None:
+                raise ValueError("Expected 'pixel_edge_index' or 'image_size' (got neither)")
+            pieces = self._grid_pieces(*image_size)
+        else:
+            src, dst = pixel_edge_index[0], pixel_edge_index[1]
+            inside = self.pixel_block[src] == self.pixel_block[dst]
+            pieces = connected_components(pixel_edge_index[:, inside], self.pixel_block.numel())
+        device = self.pixel_block.device
+        stored = torch.empty(pieces.num_blocks, dtype=torch.long, device=device)
         stored.scatter_(0, pieces.labels, self.pixel_block)
         return Selection(
             partition=pieces,
@@ -164,3 +229,31 @@ class InformationSelector:
             ic=self.ic[stored],
             batch=self.batch[stored],
         )
+
+    def _grid_pieces(self, height: int, width: int) -> Partition:
+        # Connected pieces of the stored blocks on the 4-neighbour grid. First hooking
+        # round done densely (a pixel's smallest same-block neighbour is the one above,
+        # else the one to the left), then the general algorithm on what is left.
+        n = self.pixel_block.numel()
+        b = n // (height * width)
+        blocks = self.pixel_block.view(b, height, width)
+        small = torch.int32 if n < 2**31 - 1 else torch.long
+        node = torch.arange(n, dtype=small, device=blocks.device).view(b, height, width)
+        parent = node.clone()
+        same_left = blocks[:, :, 1:] == blocks[:, :, :-1]
+        parent[:, :, 1:] = torch.where(same_left, node[:, :, :-1], parent[:, :, 1:])
+        same_up = blocks[:, 1:] == blocks[:, :-1]
+        parent[:, 1:] = torch.where(same_up, node[:, :-1], parent[:, 1:])
+        del node
+        group, k = forest_labels(parent.view(-1))
+        del parent
+        grid = group.view(b, height, width)
+        rest = []
+        for same, first, second in ((same_left, grid[:, :, :-1], grid[:, :, 1:]),
+                                    (same_up, grid[:, :-1], grid[:, 1:])):
+            mask = same & (first != second)
+            rest.append((first[mask], second[mask]))
+        del same_left, same_up
+        labels, k = finish_components(group, k, torch.cat([r[0] for r in rest]),
+                                      torch.cat([r[1] for r in rest]))
+        return Partition(labels, k, canonical=True)
