@@ -12,10 +12,16 @@ Run: ``python benchmarks/components.py``
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+# benchmarks/tokenize.py shares its name with the standard library's ``tokenize``: keep
+# this folder off the import path until the standard library has loaded it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+sys.path.append(str(_HERE))
 from _common import median_time, write_json  # noqa: E402
 
 from dhtgraph import connected_components, grid_edge_index  # noqa: E402
