@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from functools import lru_cache
 from typing import Any, Optional
 
 import torch
 
 from .graph.pixel import as_image_tensor
-from .nn.tokenizer import DHTConfig, DHTTokenizer, Tokens
+from .nn.tokenizer import DHTConfig, DHTTokenizer, Tokens, check_config_options
 
 __all__ = ["tokenize", "RECOMMENDED_CONFIG"]
 
@@ -31,9 +30,17 @@ RECOMMENDED_CONFIG = dict(
 )
 
 
+#: Options whose modules only make sense with trained weights: ``tokenize`` would run
+#: them with a random initialisation (different tokens in every process).
+_NEEDS_WEIGHTS = {"encoder": "learned", "var_projection": True}
+
+
 @lru_cache(maxsize=8)
 def _tokenizer(items: tuple) -> DHTTokenizer:
-    return DHTTokenizer(DHTConfig(**dict(items))).eval()
+    # Building the modules draws their (here overwritten) initial weights from the RNG:
+    # do it on a forked RNG so the caller's global random state is left untouched.
+    with torch.random.fork_rng(devices=[]):
+        return DHTTokenizer(DHTConfig(**dict(items))).eval()
 
 
 def tokenize(image: Any, max_tokens: Optional[int] = None, *,
@@ -51,12 +58,27 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
         Seeded random choice of the tokens kept by the budget (default deterministic).
     **options
         Any :class:`dhtgraph.nn.DHTConfig` field overriding :data:`RECOMMENDED_CONFIG`
-        (e.g. ``iota=10`` for more tokens, ``criterion='bic'``).
+        (e.g. ``iota=20`` for more tokens, ``criterion='bic'``), except those that need
+        trained weights (``encoder='learned'``, ``var_projection=True``): use
+        :class:`dhtgraph.nn.DHTTokenizer` with your weights or
+        :meth:`~dhtgraph.nn.DHTTokenizer.from_dht_checkpoint` for those.
 
     Returns
     -------
     Tokens
         See :class:`dhtgraph.nn.Tokens`; ``tokens.partition`` covers the B·H·W pixels.
+
+    Raises
+    ------
+    TypeError
+        For an option that is not a :class:`dhtgraph.nn.DHTConfig` field.
+    ValueError
+        For an option that needs trained weights, or a value out of range.
+
+    Notes
+    -----
+    The global torch random state is not used (a budget samples only with
+    ``generator``).
 
     Examples
     --------
@@ -65,10 +87,14 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
     >>> int(tokens.num_tokens[0]) <= 4
     True
     """
-    known = {f.name for f in fields(DHTConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"Unknown tokenize option(s) {unknown}; known: {sorted(known)}")
+    check_config_options(options, "tokenize")
+    for name, value in _NEEDS_WEIGHTS.items():
+        if name in options and options[name] == value:
+            raise ValueError(
+                f"Expected tokenize option '{name}' to be an encoder-free setting (got "
+                f"{options[name]!r}, which needs trained weights; tokenize would run it "
+                "untrained, with random weights): use dhtgraph.nn.DHTTokenizer(...) with "
+                "trained weights or DHTTokenizer.from_dht_checkpoint(path) instead")
     images = as_image_tensor(image)
     config = dict(RECOMMENDED_CONFIG, in_channels=int(images.shape[1]))
     config.update(options)

@@ -68,5 +68,47 @@ def test_nan_image_is_refused():
 def test_tiny_images():
     one = dhtgraph.tokenize(np.zeros((1, 1, 3), dtype=np.uint8))
     assert one.partition.num_blocks == 1
-    strip = dhtgraph.tokenize(np.zeros((1, 5, 3), dtype=np.uint8), max_tokens=2)
-    assert int(strip.num_tokens[0]) <= 2
+    strip = np.zeros((1, 5, 3), dtype=np.uint8)
+    strip[0, 3:] = 255
+    k = int(dhtgraph.tokenize(strip).num_tokens[0])
+    assert k == 5  # five pixels: no block of ≥ 2 pixels beats a pixel's starting IC here
+    for budget in (1, 2, 3, 10):
+        capped = dhtgraph.tokenize(strip, max_tokens=budget)
+        assert int(capped.num_tokens[0]) == min(k, budget)
+
+
+def _texture(size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    smooth = np.kron(rng.random((6, 6, 3)), np.ones((size // 6, size // 6, 1)))
+    return (np.clip(smooth + 0.15 * rng.random((size, size, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+def test_iota_and_criterion_options_change_the_tokens():
+    image = _texture()
+    counts = [int(dhtgraph.tokenize(image, iota=iota).num_tokens[0]) for iota in (1.0, 10.0, 100.0)]
+    assert counts[0] < counts[1] < counts[2]
+    aicc = int(dhtgraph.tokenize(image, criterion="aicc").num_tokens[0])
+    bic = int(dhtgraph.tokenize(image, criterion="bic").num_tokens[0])
+    assert bic <= aicc
+    assert dhtgraph.tokenize(image, criterion="bic").partition != \
+        dhtgraph.tokenize(image, criterion="aicc").partition
+
+
+@pytest.mark.parametrize("option", [dict(encoder="learned"), dict(var_projection=True)])
+def test_options_that_need_trained_weights_are_refused(option):
+    with pytest.raises(ValueError, match="needs trained weights.*DHTTokenizer.*from_dht_checkpoint"):
+        dhtgraph.tokenize(_photo(), **option)
+
+
+def test_the_global_rng_is_left_alone():
+    import importlib
+
+    module = importlib.import_module("dhtgraph.tokenize")
+    module._tokenizer.cache_clear()  # the first call per configuration builds the modules
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    first = dhtgraph.tokenize(_photo(), max_tokens=5, iota=12.5)
+    assert torch.equal(torch.get_rng_state(), before)
+    second = dhtgraph.tokenize(_photo(), max_tokens=5, iota=12.5)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert first.partition == second.partition

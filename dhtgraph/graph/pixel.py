@@ -38,6 +38,22 @@ def _check_connectivity(connectivity: Any) -> int:
     return int(connectivity)
 
 
+def grid_coordinates(height: int, width: int, num_images: int = 1, *,
+                     dtype: torch.dtype = torch.long,
+                     device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Row and column of every node of ``num_images`` row-major ``height × width`` grids.
+
+    Returns
+    -------
+    row, col : Tensor of shape (B·H·W,), ``dtype``
+        Node ``b·H·W + y·W + x`` has row ``y`` and column ``x``.
+    """
+    node = torch.arange(num_images * height * width, dtype=dtype, device=device)
+    col = node % width
+    row = node.div_(width, rounding_mode="floor").remainder_(height)
+    return row, col
+
+
 def grid_edge_index(
     height: int,
     width: int,
@@ -70,8 +86,7 @@ def grid_edge_index(
     num_images = check_count(num_images, "num_images", minimum=1)
     n = num_images * height * width
     node = torch.arange(n, device=device)
-    x = node % width
-    y = (node // width) % height
+    y, x = grid_coordinates(height, width, num_images, device=device)
     sources, targets = [], []
     for dy, dx in _OFFSETS[connectivity]:
         ok = (y + dy >= 0) & (y + dy < height) & (x + dx >= 0) & (x + dx < width)
@@ -233,8 +248,7 @@ def from_image(image: Any, *, connectivity: Connectivity = 4) -> "torch_geometri
     b, c, h, w = tensor.shape
     device = tensor.device
     x = tensor.permute(0, 2, 3, 1).reshape(b * h * w, c)
-    node = torch.arange(h * w, device=device)
-    pos = torch.stack([node // w, node % w], dim=1).to(torch.float32).repeat(b, 1)
+    pos = torch.stack(grid_coordinates(h, w, b, device=device), dim=1).to(torch.float32)
     data = Data(
         x=x,
         pos=pos,

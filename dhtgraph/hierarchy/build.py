@@ -131,7 +131,21 @@ def build_hierarchy(
 
     Notes
     -----
-    One host sync per level for the per-image block counts (the loop condition).
+    Host syncs (device → host reads; free on CPU, a stall each on a GPU) per level:
+
+    * the loop: 3 — ``active.any()``, ``active.all()`` and the per-image block counts
+      (``bincount``);
+    * the contraction: one per pointer-jumping step and one per round of the
+      components of the choices (the steps grow with the depth of the choice trees),
+      one for the ``unique`` of the relabelled edges, and one per boolean-mask
+      compaction (``x[mask]``) in the component rounds;
+    * the observer: :class:`dhtgraph.selection.InformationSelector` takes 2–4 (the
+      canonical renumbering of the stored blocks and a mask).
+
+    Counted by op dispatch on a 224² photograph with the recommended configuration:
+    about 45 on the first (pixel-grid) level, where the choice trees are deepest, and
+    12–28 on each later level, fewer as the graph shrinks; nothing in the loop is a
+    Python loop over pixels or blocks.
     """
     if weights not in POOL_WEIGHTS:
         raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")

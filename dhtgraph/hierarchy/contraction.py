@@ -61,11 +61,12 @@ class BlockState:
         Diagonal variances σ².
     size : LongTensor of shape (K,)
         Pixels per block m.
-    bbox : LongTensor of shape (K, 4)
-        Inclusive bounding boxes ``(ymin, xmin, ymax, xmax)``.
-    edge_index : LongTensor of shape (2, E)
+    bbox : LongTensor of shape (K, 4) or None
+        Inclusive bounding boxes ``(ymin, xmin, ymax, xmax)``; None only in the lean
+        level-0 state of a pixel grid (:func:`dhtgraph.hierarchy.grid.pixel_state`).
+    edge_index : LongTensor of shape (2, E) or None
         Coalesced block graph, both directions; a block that contains an edge of the pixel
-        graph has a self-loop.
+        graph has a self-loop. None only in the lean level-0 state of a pixel grid.
     batch : LongTensor of shape (K,)
         Image of every block.
     """
@@ -73,8 +74,8 @@ class BlockState:
     mean: Tensor
     var: Tensor
     size: Tensor
-    bbox: Tensor
-    edge_index: Tensor
+    bbox: Optional[Tensor]
+    edge_index: Optional[Tensor]
     batch: Tensor
 
     @property
@@ -82,16 +83,17 @@ class BlockState:
         return self.mean.shape[0]
 
     def validate(self) -> "BlockState":
-        """Check shapes and dtypes (cheap); return ``self``."""
-        k = self.mean.shape[0]
+        """Check shapes (cheap); return ``self``. ``bbox`` and ``edge_index`` may be None."""
         if self.mean.dim() != 2 or self.var.shape != self.mean.shape:
             raise ValueError(f"Expected 'mean' and 'var' of shape (K, d) (got "
                              f"{tuple(self.mean.shape)} and {tuple(self.var.shape)})")
+        k = self.mean.shape[0]
         for name, t, shape in (("size", self.size, (k,)), ("bbox", self.bbox, (k, 4)),
                                ("batch", self.batch, (k,))):
-            if tuple(t.shape) != shape:
+            if t is not None and tuple(t.shape) != shape:
                 raise ValueError(f"Expected '{name}' of shape {shape} (got {tuple(t.shape)})")
-        if self.edge_index.dim() != 2 or self.edge_index.shape[0] != 2:
+        if self.edge_index is not None and (self.edge_index.dim() != 2
+                                            or self.edge_index.shape[0] != 2):
             raise ValueError(f"Expected 'edge_index' of shape (2, E) (got "
                              f"{tuple(self.edge_index.shape)})")
         return self
@@ -145,10 +147,14 @@ class Contraction:
     choice: Tensor
 
 
-def quantize_potential(potential: Tensor) -> Tensor:
-    """``⌊clip(K̃, 0, 1)·(2¹⁶ − 1)⌋`` as int64 (the reference's argmax resolution)."""
+def quantize_potential(potential: Tensor, dtype: torch.dtype = torch.long) -> Tensor:
+    """``⌊clip(K̃, 0, 1)·(2¹⁶ − 1)⌋`` (the reference's argmax resolution).
+
+    ``dtype`` is the integer type of the result (int64 by default; int32 holds the same
+    values in half the memory).
+    """
     scale = float((1 << QUANTIZATION_BITS) - 1)
-    return potential.detach().clamp(0, 1).mul(scale).long()
+    return potential.detach().clamp(0, 1).mul(scale).to(dtype)
 
 
 def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
@@ -235,23 +241,56 @@ def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> Bloc
     return _pool_blocks(state, partition, weight, positive=False)
 
 
+def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+                     weight: Tensor, fallback: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """Pooled mean and variance of items grouped by ``labels`` (spec §3.6).
+
+    ``μ_S = Σ w_i μ_i / Σ w_i`` and ``σ²_S = Σ w_i (σ²_i + (μ_i − μ_S)²) / Σ w_i``.
+
+    Parameters
+    ----------
+    mean : Tensor of shape (K, d)
+    var : Tensor of shape (K, d) or None
+        None: every item has zero variance (pixels).
+    labels : LongTensor of shape (K,)
+        New block of every item.
+    num_blocks : int
+        K'.
+    weight : Tensor of shape (K,)
+        Pooling weights ≥ 0, in the dtype of ``mean``.
+    fallback : Tensor of shape (K,) or None
+        Weights used instead in a block whose weights are all zero; None when every
+        weight is > 0 (the guard is skipped).
+
+    Returns
+    -------
+    (Tensor of shape (K', d), Tensor of shape (K', d))
+    """
+    total = weight.new_zeros(num_blocks).index_add(0, labels, weight)
+    if fallback is not None:
+        # Zero-weight guard: a block whose weights are all zero uses the fallback instead.
+        weight = torch.where(total.index_select(0, labels) > 0, weight, fallback)
+        total = weight.new_zeros(num_blocks).index_add(0, labels, weight)
+    w = weight.unsqueeze(1)
+    total = total.unsqueeze(1)
+    d = mean.shape[1]
+    new_mean = mean.new_zeros(num_blocks, d).index_add(0, labels, w * mean) / total
+    spread = (mean - new_mean.index_select(0, labels)).pow(2)
+    if var is not None:
+        spread = var + spread
+    new_var = mean.new_zeros(num_blocks, d).index_add(0, labels, w * spread) / total
+    return new_mean, new_var
+
+
 def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
                  positive: bool) -> BlockState:
     # positive=True: the caller guarantees every weight > 0 (sizes), so the zero-weight
     # guard is skipped.
     labels, k_new = partition.labels, partition.num_blocks
-    mean, var = state.mean, state.var
-    size_f = state.size.to(mean.dtype)
-    weight = weight.to(mean.dtype)
-    total = weight.new_zeros(k_new).index_add(0, labels, weight)
-    if not positive:
-        # Zero-weight guard: a component whose weights are all zero uses its sizes instead.
-        weight = torch.where(total.index_select(0, labels) > 0, weight, size_f)
-        total = weight.new_zeros(k_new).index_add(0, labels, weight)
-    w = weight.unsqueeze(1)
-    new_mean = mean.new_zeros(k_new, mean.shape[1]).index_add(0, labels, w * mean) / total.unsqueeze(1)
-    spread = var + (mean - new_mean.index_select(0, labels)).pow(2)
-    new_var = var.new_zeros(k_new, var.shape[1]).index_add(0, labels, w * spread) / total.unsqueeze(1)
+    mean = state.mean
+    size_f = None if positive else state.size.to(mean.dtype)
+    new_mean, new_var = weighted_moments(mean, state.var, labels, k_new, weight.to(mean.dtype),
+                                         size_f)
     new_size = torch.zeros(k_new, dtype=state.size.dtype, device=labels.device).index_add_(
         0, labels, state.size)
     idx4 = labels.unsqueeze(1).expand(-1, 4)

@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 
 from .._union import functional_component_labels
-from ..graph.pixel import grid_edge_index, grid_quotient
+from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
-from .contraction import (POOL_WEIGHTS, QUANTIZATION_BITS, BlockState, Contraction, PoolWeights,
-                          _safe_sqrt)
+from .contraction import (POOL_WEIGHTS, BlockState, Contraction, PoolWeights, _safe_sqrt,
+                          quantize_potential, weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
@@ -64,8 +64,7 @@ def materialize_pixel_state(state: BlockState, num_images: int, height: int,
     if state.edge_index is not None:
         return state
     device = state.mean.device
-    node = torch.arange(height * width, device=device)
-    pos = torch.stack([node // width, node % width], dim=1).repeat(num_images, 1)
+    pos = torch.stack(grid_coordinates(height, width, num_images, device=device), dim=1)
     return BlockState.from_pixels(state.mean, pos, grid_edge_index(height, width, num_images,
                                                                    device=device),
                                   state.batch.contiguous())
@@ -107,18 +106,14 @@ def _grid_potentials(grid: Tensor, c: float) -> tuple[Tensor, Tensor]:
     return horizontal, vertical
 
 
-def _quantize(potential: Tensor) -> Tensor:
-    scale = float((1 << QUANTIZATION_BITS) - 1)
-    return potential.detach().clamp(0, 1).mul(scale).to(torch.int32)
-
-
 def _grid_argmax(horizontal: Tensor, vertical: Tensor) -> Tensor:
     """Direction of every pixel's best neighbour (B, H, W), int8: 0 up, 1 left, 2 right, 3 down.
 
     Candidates are visited in increasing neighbour index (up, left, right, down) and a
     later candidate wins ties (``>=``): the reference's larger-index tie rule.
     """
-    qh, qv = _quantize(horizontal), _quantize(vertical)
+    qh = quantize_potential(horizontal, torch.int32)
+    qv = quantize_potential(vertical, torch.int32)
     b, hm1, w = qv.shape
     h = hm1 + 1
     best = torch.full((b, h, w), -1, dtype=torch.int32, device=qh.device)
@@ -208,28 +203,22 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         spread = new_mean.index_select(0, labels)
         torch.sub(x, spread, out=spread).pow_(2)
         new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
+        del spread
     else:
         ones = torch.ones((), dtype=dtype, device=device)
         weight = ones * _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
         del horizontal, vertical, code
-        total = weight.new_zeros(k).index_add(0, labels, weight)
-        weight = torch.where(total[labels] > 0, weight, ones.expand(n))
-        total = weight.new_zeros(k).index_add(0, labels, weight).unsqueeze(1)
-        w = weight.unsqueeze(1)
-        new_mean = x.new_zeros(k, d).index_add(0, labels, w * x) / total
-        spread = (x - new_mean[labels]).pow(2)
-        new_var = x.new_zeros(k, d).index_add(0, labels, w * spread) / total
-    del spread
+        # Pixels: σ² = 0; a block whose weights are all zero falls back to sizes (1).
+        new_mean, new_var = weighted_moments(x, None, labels, k, weight, ones.expand(n))
+        del weight
     # Boxes: min/max of the pixel rows and columns (32-bit while computing).
-    node = torch.arange(n, dtype=small, device=device)
-    col = node % width
-    row = node.div_(width, rounding_mode="floor").remainder_(height)
+    row, col = grid_coordinates(height, width, num_images, dtype=small, device=device)
     bbox = torch.empty(k, 4, dtype=small, device=device)
     for j, (values, reduce) in enumerate(((row, "amin"), (col, "amin"), (row, "amax"),
                                           (col, "amax"))):
         bbox[:, j] = bbox.new_empty(k).scatter_reduce_(0, labels, values, reduce=reduce,
                                                        include_self=False)
-    del node, row, col
+    del row, col
     if num_images == 1:
         new_batch = torch.zeros(k, dtype=torch.long, device=device)
     else:

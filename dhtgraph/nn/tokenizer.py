@@ -20,6 +20,9 @@ space. Encoder-free configurations take RGB in [0, 1].
 from __future__ import annotations
 
 import math
+import numbers
+import operator
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, Optional
@@ -34,7 +37,7 @@ from ..hierarchy.grid import pixel_state
 from ..hierarchy.contraction import POOL_WEIGHTS, BlockState, PoolWeights
 from ..partition import Partition
 from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority, check_max_tokens, merge_to_budget
-from ..selection.criteria import Criterion, check_criterion
+from ..selection.criteria import Criterion, check_criterion, check_iota
 from ..selection.select import InformationSelector
 from ..features.mean_injection import mean_injection
 from .encoder import ColorEncoder, PixelEncoder
@@ -116,27 +119,71 @@ class DHTConfig:
     store_gradient_params: bool = False
 
     def __post_init__(self):
-        if self.encoder not in _ENCODERS:
-            raise ValueError(f"Expected 'encoder' to be one of {_ENCODERS} (got {self.encoder!r})")
-        if self.weights not in POOL_WEIGHTS:
-            raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {self.weights!r})")
-        if self.budget_priority not in BUDGET_PRIORITIES:
-            raise ValueError(f"Expected 'budget_priority' to be one of {BUDGET_PRIORITIES} "
-                             f"(got {self.budget_priority!r})")
-        self.criterion = check_criterion(self.criterion)
-        if not 0.0 <= float(self.compactness) <= 1.0:
-            raise ValueError(f"Expected 'compactness' to lie in [0, 1] (got {self.compactness!r})")
-        if not (math.isfinite(float(self.iota)) and float(self.iota) > 0):
-            raise ValueError(f"Expected 'iota' to be positive (got {self.iota!r})")
+        # Type and range of every field, once; numbers are normalised to int / float.
         for name in ("in_channels", "features"):
+            setattr(self, name, _check_int(name, getattr(self, name), minimum=1))
+        self.min_blocks = _check_int("min_blocks", self.min_blocks, minimum=0)
+        if self.max_levels is not None:
+            self.max_levels = _check_int("max_levels", self.max_levels, minimum=1,
+                                         or_none=True)
+        _check_choice("encoder", self.encoder, _ENCODERS)
+        _check_choice("weights", self.weights, POOL_WEIGHTS)
+        _check_choice("budget_priority", self.budget_priority, BUDGET_PRIORITIES)
+        self.criterion = check_criterion(self.criterion)
+        self.iota = check_iota(self.iota)
+        self.color_scale = _check_real("color_scale", self.color_scale, positive=True)
+        self.compactness = _check_real("compactness", self.compactness, unit=True)
+        self.loop_potential = _check_real("loop_potential", self.loop_potential, unit=True)
+        for name in ("var_projection", "store_gradient_params"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected '{name}' to be a positive int (got {value!r})")
+            if not isinstance(value, bool):
+                raise TypeError(f"Expected '{name}' to be a bool (got {type(value).__name__} "
+                                f"{value!r})")
 
     @property
     def feature_width(self) -> int:
         """d as used: ``features`` for the learned encoder, C otherwise."""
         return self.features if self.encoder == "learned" else self.in_channels
+
+
+def _check_int(name: str, value, *, minimum: int, or_none: bool = False) -> int:
+    expected = f"an int >= {minimum}" + (" or None" if or_none else "")
+    if isinstance(value, bool):
+        raise TypeError(f"Expected '{name}' to be {expected} (got bool {value!r})")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"Expected '{name}' to be {expected} "
+                        f"(got {type(value).__name__} {value!r})") from None
+    if value < minimum:
+        raise ValueError(f"Expected '{name}' to be {expected} (got {value})")
+    return int(value)
+
+
+def _check_real(name: str, value, *, positive: bool = False, unit: bool = False) -> float:
+    expected = ("a finite number > 0" if positive else "a number in [0, 1]" if unit
+                else "a finite number")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected '{name}' to be {expected} "
+                        f"(got {type(value).__name__} {value!r})")
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0) or (unit and not 0 <= value <= 1):
+        raise ValueError(f"Expected '{name}' to be {expected} (got {value!r})")
+    return value
+
+
+def _check_choice(name: str, value, choices: tuple) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"Expected '{name}' to be one of {choices} (got {value!r})")
+
+
+def check_config_options(options: dict, what: str = "DHTTokenizer") -> None:
+    """Raise TypeError naming the unknown keys of ``options`` and listing the
+    :class:`DHTConfig` fields."""
+    known = {f.name for f in fields(DHTConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"Unknown {what} option(s) {unknown}; known: {sorted(known)}")
 
 
 @dataclass
@@ -201,6 +248,28 @@ def _inverse_color_map(kind: str, channels: int, scale: float) -> tuple[Tensor, 
     return solution[:3].T.float(), solution[3].float()
 
 
+def _load_state_dict(path: Path, map_location) -> dict:
+    """``torch.load(path, weights_only=True)`` with errors that name 'path'.
+
+    Only tensors and plain containers are unpickled: a file that needs anything else
+    (arbitrary objects, code) is refused before any of it runs.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:
+        # torch's own message advises weights_only=False, i.e. running the file's code:
+        # never pass that on. Keep only the name of what was refused, if torch gives one.
+        found = re.search(r"Unsupported (?:global: GLOBAL [\w.]+|operand \d+)", str(exc))
+        reason = found.group(0) if found else type(exc).__name__
+        raise ValueError(f"Expected 'path' to be a PyTorch state dict file holding only tensors "
+                         f"(got {str(path)!r}, which cannot be loaded safely: {reason})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"Expected 'path' to hold a state dict (got {type(state).__name__})")
+    return state
+
+
 class _Buffers(nn.Module):
     """Holds named buffers only (stores the reference's unused gradient parameters)."""
 
@@ -229,6 +298,13 @@ class DHTTokenizer(nn.Module):
     varproj : nn.Linear(d, 1) or None
         The variance projection of the loop potential.
 
+    Notes
+    -----
+    Batch independence: each image gets exactly the tokens it would get alone in eval
+    mode (and in encoder-free modes, always). In train mode the learned encoder's
+    BatchNorm normalises with the statistics of the whole batch, so an image's
+    features, and hence its tokens, depend on the other images of the batch.
+
     Examples
     --------
     >>> tok = DHTTokenizer(encoder="lab")
@@ -241,10 +317,7 @@ class DHTTokenizer(nn.Module):
         super().__init__()
         config = config if config is not None else DHTConfig()
         if overrides:
-            known = {f.name for f in fields(DHTConfig)}
-            unknown = sorted(set(overrides) - known)
-            if unknown:
-                raise TypeError(f"Unknown DHTTokenizer option(s) {unknown}; known: {sorted(known)}")
+            check_config_options(overrides)
             config = replace(config, **overrides)
         self.config = config
         c, d = config.in_channels, config.feature_width
@@ -292,17 +365,22 @@ class DHTTokenizer(nn.Module):
         Raises
         ------
         ValueError
-            If the file is not a state dict of this architecture (lists the missing and
-            unexpected keys, or the shape mismatches).
+            If the file cannot be read safely as tensors (not a PyTorch file, or a pickle
+            that would run code: it is refused, never executed), or is not a state dict
+            of this architecture (lists the missing and unexpected keys, values that are
+            not tensors, or the shape mismatches).
+        TypeError
+            If an override is not a :class:`DHTConfig` field.
+        OSError
+            If the file cannot be opened.
         """
+        check_config_options(overrides, "from_dht_checkpoint")
         base = dict(in_channels=3, features=8, encoder="learned", compactness=0.01, iota=5.0,
                     criterion="aicc", weights="size", var_projection=True,
                     store_gradient_params=True)
         base.update(overrides)
         model = cls(DHTConfig(**base))
-        state = torch.load(Path(path), map_location=map_location, weights_only=True)
-        if not isinstance(state, dict):
-            raise ValueError(f"Expected 'path' to hold a state dict (got {type(state).__name__})")
+        state = _load_state_dict(Path(path), map_location)
         if "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         model.load_checked_state_dict(state)
@@ -312,12 +390,17 @@ class DHTTokenizer(nn.Module):
         """``load_state_dict`` with an error that lists missing/unexpected keys and shapes."""
         expected = self.state_dict()
         missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
+        unexpected = sorted(map(str, set(state) - set(expected)))
         if missing or unexpected:
             raise ValueError(
                 "The state dict does not match DHTTokenizer("
                 f"encoder={self.config.encoder!r}, features={self.config.features}): "
                 f"missing keys {missing}; unexpected keys {unexpected}")
+        not_tensors = [f"{k!r} ({type(v).__name__})" for k, v in state.items()
+                       if not isinstance(v, Tensor)]
+        if not_tensors:
+            raise ValueError("Expected every value of the state dict to be a Tensor (got "
+                             + ", ".join(not_tensors) + ")")
         wrong = [f"{k}: expected {tuple(v.shape)}, got {tuple(state[k].shape)}"
                  for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
         if wrong:
@@ -346,6 +429,12 @@ class DHTTokenizer(nn.Module):
         Returns
         -------
         Tokens
+
+        Notes
+        -----
+        Each image gets exactly the tokens it would get alone in eval mode (and in
+        encoder-free modes, always); in train mode the learned encoder's BatchNorm uses
+        batch statistics, which couple the images of a batch.
         """
         images = self._check_images(images)
         max_tokens = check_max_tokens(max_tokens)

@@ -12,8 +12,10 @@ every other ("dropped") token is merged into a kept one through the token graph:
 
 Every round at least halves the number of units without a kept token, so the loop ends
 after O(log K) rounds, and the result has exactly ``min(K_b, max_tokens)`` connected
-tokens per image. Which tokens are kept: deterministically the ``max_tokens`` with the
-highest priority, or — for training — a seeded random sample without replacement
+tokens per image — provided each image's token graph is connected (always so for the
+tokens of a pixel grid); otherwise a part without a kept token could not merge, and
+:func:`merge_to_budget` raises ValueError rather than exceed the budget. Which tokens
+are kept: deterministically the ``max_tokens`` with the highest priority, or — for training — a seeded random sample without replacement
 (Gumbel top-k) with probabilities proportional to the priority.
 """
 
@@ -143,6 +145,21 @@ def _best_neighbour(features: Tensor, edge_index: Tensor, num_nodes: int) -> Ten
     return torch.where(choice >= 0, choice, own)
 
 
+def _raise_disconnected(labels: Tensor, num_units: int, kept_input: Tensor, batch: Tensor,
+                        max_tokens: int) -> None:
+    has_kept = torch.zeros(num_units, dtype=torch.bool, device=labels.device)
+    has_kept[labels[kept_input]] = True
+    unit_batch = batch.new_empty(num_units).scatter_(0, labels, batch)
+    stranded = torch.bincount(unit_batch[~has_kept], minlength=int(batch.max()) + 1)
+    tokens = torch.bincount(batch, minlength=stranded.numel())
+    image = int(stranded.nonzero()[0, 0])
+    raise ValueError(
+        f"Expected the token graph of every image to be connected (got image {image} with "
+        f"{int(tokens[image])} tokens, whose token graph is disconnected: "
+        f"{int(stranded[image])} group(s) of its dropped tokens have no neighbour that leads "
+        f"to a kept token, so it cannot be merged to max_tokens={max_tokens})")
+
+
 def merge_to_budget(
     partition: Partition,
     features: Tensor,
@@ -182,6 +199,13 @@ def merge_to_budget(
     -------
     BudgetMerge
         Exactly ``min(K_b, max_tokens)`` tokens per image; every output token is connected.
+
+    Raises
+    ------
+    ValueError
+        If an image with more than ``max_tokens`` tokens has a disconnected token graph
+        and a part of it holds no kept token (it could not be merged into one). Token
+        graphs of pixel grids are connected, so this does not happen for images.
     """
     max_tokens = check_max_tokens(max_tokens)
     if priority not in BUDGET_PRIORITIES:
@@ -200,8 +224,9 @@ def merge_to_budget(
         choice = _best_neighbour(feats, edge_index, num_units)
         own = torch.arange(num_units, device=feats.device)
         choice = torch.where(kept, own, choice)
-        # A dropped unit without neighbours cannot merge: it stays (never happens for a
-        # connected image with a budget ≥ 1).
+        # A dropped unit without neighbours cannot merge: it is marked kept so that the
+        # loop ends, and reported after it (only possible when an image's token graph is
+        # disconnected; never for pixel grids).
         kept = kept | (choice == own)
         step = choice_components(choice)
         size_f = size.to(torch.float32).unsqueeze(1)
@@ -215,5 +240,9 @@ def merge_to_budget(
         edge_index = step.quotient(edge_index, self_loops=False)
         labels = step.labels[labels]
         num_units = step.num_blocks
+    # Every output unit holds exactly one kept input token, unless a dropped group had
+    # no neighbour to merge into (one host sync, after the loop).
+    if num_units != int(kept_input.sum()):
+        _raise_disconnected(labels, num_units, kept_input, batch, max_tokens)
     # Composed canonical partitions are canonical (first items stay first).
     return BudgetMerge(merge=Partition(labels, num_units, canonical=True), kept=kept_input)

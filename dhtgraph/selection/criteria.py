@@ -19,12 +19,14 @@ is −∞ here (the reference gets NaN for AICc), and pixels start the selection
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "check_criterion"]
+__all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "check_criterion",
+           "check_iota"]
 
 Criterion = Literal["aic", "aicc", "bic", "cic"]
 CRITERIA = ("aic", "aicc", "bic", "cic")
@@ -38,6 +40,24 @@ def check_criterion(criterion: str, name: str = "criterion") -> str:
     if not isinstance(criterion, str) or criterion.lower() not in CRITERIA:
         raise ValueError(f"Expected '{name}' to be one of {CRITERIA} (got {criterion!r})")
     return criterion.lower()
+
+
+def check_iota(iota, name: str = "iota") -> float:
+    """Return ``iota`` as a float; it must be a real number, finite and > 0.
+
+    Raises
+    ------
+    TypeError
+        If ``iota`` is not a real number (strings and bools are refused).
+    ValueError
+        If it is not finite or not positive.
+    """
+    if isinstance(iota, bool) or not isinstance(iota, numbers.Real):
+        raise TypeError(f"Expected '{name}' to be a positive finite number "
+                        f"(got {type(iota).__name__} {iota!r})")
+    if not (math.isfinite(iota) and iota > 0):
+        raise ValueError(f"Expected '{name}' to be a positive finite number (got {iota!r})")
+    return float(iota)
 
 
 def penalty(size: Tensor, criterion: Criterion = "aicc") -> Tensor:
@@ -76,8 +96,7 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
         −∞ for one-pixel blocks.
     """
     criterion = check_criterion(criterion)
-    if not (isinstance(iota, (int, float)) and math.isfinite(iota) and iota > 0):
-        raise ValueError(f"Expected 'iota' to be a positive finite number (got {iota!r})")
+    iota = check_iota(iota)
     var = var.detach().to(torch.float32)
     m = size.to(torch.float32)
     fit = (m / num_pixels) * (2 * math.pi * var).prod(-1).add(float(iota)).log()

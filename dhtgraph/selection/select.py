@@ -27,7 +27,7 @@ from .._union import finish_components, forest_labels
 from ..graph import connected_components
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
-from .criteria import Criterion, check_criterion, information_criterion
+from .criteria import Criterion, check_criterion, check_iota, information_criterion
 
 __all__ = ["Selection", "InformationSelector"]
 
@@ -81,9 +81,7 @@ class InformationSelector:
     def __init__(self, level0: BlockState, num_images: int, pixels_per_image: int,
                  criterion: Criterion = "aicc", iota: float = 5.0):
         self.criterion = check_criterion(criterion)
-        if not (isinstance(iota, (int, float)) and math.isfinite(iota) and iota > 0):
-            raise ValueError(f"Expected 'iota' to be a positive finite number (got {iota!r})")
-        self.iota = float(iota)
+        self.iota = check_iota(iota)
         self.num_images = int(num_images)
         self.pixels_per_image = int(pixels_per_image)
         n = level0.num_blocks

@@ -74,11 +74,15 @@ def test_stopping_rules_are_per_image():
 
 
 def test_min_blocks_stops_an_image():
-    state, _ = _pixels(_images(1, 4, 4))
-    built = build_hierarchy(state, 1, (4, 4), min_blocks=6)
+    state, _ = _pixels(_images(1, 16, 16))
+    free = build_hierarchy(state, 1, (16, 16), min_blocks=6)
+    assert free.hierarchy.num_blocks == [256, 90, 30, 8, 2, 1]
+    built = build_hierarchy(state, 1, (16, 16), min_blocks=30)
     counts = built.hierarchy.num_blocks
-    # It went on only while it had more than 6 blocks.
-    assert all(k > 6 for k in counts[:-2])
+    # It stopped at the first level with ≤ 30 blocks (before max_levels = 4), then the top.
+    assert counts == [256, 90, 30, 1]
+    assert built.num_levels.tolist() == [2] and max_levels_for(16, 16) == 4
+    assert all(k > 30 for k in counts[:-2]) and counts[-2] <= 30
 
 
 def test_one_pixel_image():

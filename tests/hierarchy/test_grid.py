@@ -71,3 +71,31 @@ def test_selector_grid_pieces_equal_edge_pieces():
     by_edges = sel.finish(grid_edge_index(h, w, b))
     by_grid = sel.finish(image_size=(h, w))
     assert by_grid.partition == by_edges.partition
+
+
+def test_lean_pixel_state_validates_and_materializes():
+    from dhtgraph.hierarchy.grid import materialize_pixel_state
+
+    x, full, batch = _pixels(2, 3, 4, seed=5)
+    lean = pixel_state(x, 2, batch)
+    assert lean.bbox is None and lean.edge_index is None
+    assert lean.validate() is lean
+    made = materialize_pixel_state(lean, 2, 3, 4).validate()
+    assert torch.equal(made.bbox, full.bbox) and torch.equal(made.edge_index, full.edge_index)
+    bad = pixel_state(x, 2, batch[:5])
+    with pytest.raises(ValueError, match="'batch' of shape"):
+        bad.validate()
+
+
+def test_grid_coordinates_and_quantization_are_shared():
+    from dhtgraph.graph.pixel import grid_coordinates
+    from dhtgraph.hierarchy.contraction import quantize_potential
+
+    row, col = grid_coordinates(3, 4, 2)
+    node = torch.arange(24)
+    assert torch.equal(row, (node // 4) % 3) and torch.equal(col, node % 4)
+    row32, col32 = grid_coordinates(3, 4, 2, dtype=torch.int32)
+    assert row32.dtype == torch.int32 and torch.equal(row32.long(), row)
+    p = torch.tensor([-0.5, 0.0, 0.3, 1.0, 2.0])
+    q32 = quantize_potential(p, torch.int32)
+    assert q32.dtype == torch.int32 and torch.equal(q32.long(), quantize_potential(p))

@@ -57,10 +57,13 @@ def test_module_agrees_with_the_functional_core(learned):
     assert tokens.labels().shape == (2, h, w)
 
 
-@pytest.mark.parametrize("encoder", ["learned", "lab"])
-def test_each_image_in_a_batch_gets_what_it_gets_alone(encoder):
+@pytest.mark.parametrize("encoder, train", [("learned", False), ("lab", False), ("lab", True),
+                                            ("rgb", True)])
+def test_each_image_in_a_batch_gets_what_it_gets_alone(encoder, train):
+    # Documented (DHTTokenizer.forward): identical in eval mode, and in encoder-free
+    # modes in train mode too (only the learned encoder's BatchNorm couples a batch).
     torch.manual_seed(0)
-    model = DHTTokenizer(encoder=encoder, compactness=0.05).eval()
+    model = DHTTokenizer(encoder=encoder, compactness=0.05).train(train)
     images = _images(3, seed=2)
     with torch.no_grad():
         batched = model(images, max_tokens=12)
@@ -133,10 +136,18 @@ def test_seeded_budget_sampling_is_reproducible():
                          iota=10.0)
     images = _images(1, 24, 24, seed=6)
     with torch.no_grad():
-        a = model(images, 8, generator=torch.Generator().manual_seed(0))
-        b = model(images, 8, generator=torch.Generator().manual_seed(0))
+        a = model(images, 20, generator=torch.Generator().manual_seed(0))
+        b = model(images, 20, generator=torch.Generator().manual_seed(0))
+        other_seed = model(images, 20, generator=torch.Generator().manual_seed(1))
+        deterministic = model(images, 20)
     _same_tokens(a, b)
-    assert a.num_tokens.tolist() == [8]
+    assert a.num_tokens.tolist() == [20]
+    # The generator is used: another seed keeps other tokens (36 → 20 here), and a seeded
+    # sample differs from the deterministic choice.
+    assert int(model(images).num_tokens[0]) > 20
+    assert other_seed.num_tokens.tolist() == [20]
+    assert a.partition != other_seed.partition
+    assert a.partition != deterministic.partition
 
 
 def test_bad_input():
@@ -160,3 +171,28 @@ def test_bad_input():
         DHTTokenizer(encoder="vit")
     with pytest.raises(TypeError, match="Unknown DHTTokenizer option"):
         DHTTokenizer(iotaa=3)
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("color_scale", 0, ValueError), ("color_scale", -1.0, ValueError),
+    ("color_scale", float("inf"), ValueError), ("color_scale", "2", TypeError),
+    ("min_blocks", -1, ValueError), ("min_blocks", 2.0, TypeError),
+    ("max_levels", 0.5, TypeError), ("max_levels", 0, ValueError), ("max_levels", True, TypeError),
+    ("loop_potential", 5, ValueError), ("loop_potential", float("nan"), ValueError),
+    ("iota", "5", TypeError), ("iota", 0, ValueError), ("iota", float("nan"), ValueError),
+    ("compactness", "0.5", TypeError), ("compactness", 1.5, ValueError),
+    ("in_channels", 0, ValueError), ("features", 2.5, TypeError),
+    ("weights", "mean", ValueError), ("budget_priority", "random", ValueError),
+    ("var_projection", "yes", TypeError), ("store_gradient_params", 1, TypeError),
+])
+def test_config_checks_type_and_range_of_every_field(field, value, error):
+    with pytest.raises(error, match=f"Expected '{field}' to be .*got"):
+        DHTConfig(**{field: value})
+
+
+def test_config_normalises_numbers_and_keeps_valid_values():
+    config = DHTConfig(iota=10, color_scale=2, compactness=0, loop_potential=1, min_blocks=0,
+                       max_levels=3)
+    assert (config.iota, config.color_scale, config.compactness, config.loop_potential) == \
+        (10.0, 2.0, 0.0, 1.0)
+    assert isinstance(config.iota, float) and config.max_levels == 3 and config.min_blocks == 0

@@ -67,3 +67,24 @@ def test_non_positive_budget_is_an_error(bad):
 def test_non_int_budget_is_an_error(bad):
     with pytest.raises(TypeError, match="'max_tokens'"):
         check_max_tokens(bad)
+
+
+def test_disconnected_token_graph_is_an_error_not_a_silent_overrun():
+    # One image, four tokens in two parts with no edge between them: {0, 1} and {2, 3}.
+    # With a budget of 1, the part without the kept token has nothing to merge into.
+    part = Partition.discrete(4)
+    feats = torch.tensor([[0.0], [0.1], [5.0], [5.2]])
+    tokens = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    batch = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"connected \(got image 0 with 4 tokens, whose token "
+                                         r"graph is disconnected.*max_tokens=1"):
+        merge_to_budget(part, feats, batch, None, 1, token_edge_index=tokens)
+    # A budget that keeps a token in each part is fine: sizes 2, 1, 1, 2 keep 0 and 3.
+    sized = Partition(torch.tensor([0, 0, 1, 2, 3, 3]))
+    out = merge_to_budget(sized, feats, batch, None, 2, token_edge_index=tokens, priority="size")
+    assert out.kept.tolist() == [True, False, False, True]
+    assert out.merge.labels.tolist() == [0, 0, 1, 1]
+    two = torch.tensor([0, 0, 1, 1])
+    edges = torch.tensor([[0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="image 1 with 2 tokens"):
+        merge_to_budget(part, feats, two, None, 1, token_edge_index=edges)

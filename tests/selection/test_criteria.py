@@ -48,3 +48,24 @@ def test_unknown_criterion_is_an_error(bad):
 def test_bad_iota_is_an_error():
     with pytest.raises(ValueError, match="'iota'"):
         information_criterion(torch.zeros(1, 1), torch.tensor([2]), 4, iota=0.0)
+
+
+@pytest.mark.parametrize("bad, error", [("5", TypeError), (True, TypeError), (None, TypeError),
+                                        (0, ValueError), (-1.0, ValueError),
+                                        (float("inf"), ValueError), (float("nan"), ValueError)])
+def test_one_iota_check_everywhere(bad, error):
+    from dhtgraph.hierarchy.grid import pixel_state
+    from dhtgraph.nn import DHTConfig
+    from dhtgraph.selection.criteria import check_iota
+    from dhtgraph.selection.select import InformationSelector
+
+    message = "Expected 'iota' to be a positive finite number"
+    with pytest.raises(error, match=message):
+        check_iota(bad)
+    with pytest.raises(error, match=message):
+        information_criterion(torch.zeros(1, 1), torch.tensor([2]), 4, iota=bad)
+    with pytest.raises(error, match=message):
+        InformationSelector(pixel_state(torch.zeros(4, 1), 1), 1, 4, iota=bad)
+    with pytest.raises(error, match=message):
+        DHTConfig(iota=bad)
+    assert check_iota(5) == 5.0 and isinstance(check_iota(5), float)
