@@ -51,7 +51,7 @@ def main() -> None:
     for side in (512, 1024, 2048):
         n = side * side
         for kind, edges in (("full grid", grid_edge_index(side, side)), ("55% kept", cut_grid(side))):
-            t = median_time(lambda: connected_components(edges, n), repeats=3)
+            t = median_time(lambda: connected_components(edges, n), repeats=7)
             k = connected_components(edges, n).num_blocks
             row = {"side": side, "graph": kind, "edges": edges.shape[1], "blocks": k,
                    "seconds": t, "ns_per_edge": 1e9 * t / max(edges.shape[1], 1)}

@@ -55,29 +55,33 @@ def component_labels(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, 
 
     Notes
     -----
-    Host syncs: one per pointer-jumping step and one per round. The result does not
-    depend on the order of the edges (only minima are taken), so it is the same under
-    any thread count.
+    Each edge is stored once as (low, high) end; a node's smallest neighbour is always
+    the low end of one of its edges, so one scatter-min per round builds the min-forest.
+    Node-sized arrays are 32-bit below 2³¹ nodes (half the memory traffic of the
+    gathers). Host syncs: one per pointer-jumping step and one per round. The result
+    does not depend on the order of the edges (only minima are taken), so it is the
+    same under any thread count.
     """
     device = src.device
-    labels = torch.arange(num_nodes, device=device)
+    dtype = _index_dtype(num_nodes)
+    labels = None
     k = num_nodes
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
-    while src.numel():
-        parent = torch.arange(k, device=device)
-        parent.scatter_reduce_(0, src, dst, reduce="amin")
-        parent.scatter_reduce_(0, dst, src, reduce="amin")
-        root = _root_of_min_forest(parent)
-        is_root = root == torch.arange(k, device=device)
-        rank = torch.cumsum(is_root, 0) - 1
-        group = rank.index_select(0, root)
-        k = int(rank[-1]) + 1
-        labels = group.index_select(0, labels)
-        src, dst = group.index_select(0, src), group.index_select(0, dst)
-        keep = src != dst
-        src, dst = src[keep], dst[keep]
-    return labels, k
+    low, high = torch.minimum(src, dst), torch.maximum(src, dst)
+    keep = low != high
+    low, high = low[keep], high[keep].long()
+    while low.numel():
+        parent = torch.arange(k, device=device, dtype=dtype)
+        parent.scatter_reduce_(0, high, low.to(dtype), reduce="amin")
+        group, k = forest_labels(parent)
+        del parent
+        labels = group if labels is None else group.index_select(0, labels)
+        a, b = group.index_select(0, low), group.index_select(0, high)
+        low, high = torch.minimum(a, b), torch.maximum(a, b)
+        keep = low != high
+        low, high = low[keep], high[keep].long()
+    if labels is None:
+        return torch.arange(num_nodes, device=device), k
+    return labels.long(), k
 
 
 def _index_dtype(n: int) -> torch.dtype:
