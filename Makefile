@@ -33,6 +33,9 @@ scatter: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[bench]" "$(TORCH)"
 	$(PY) benchmarks/components.py
+	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/vectorize.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis
