@@ -112,8 +112,8 @@ def memory_child(method: str, side: int, param: float | None) -> None:
     """Subprocess body: print the peak extra memory of one call, in bytes."""
     torch.set_num_threads(2)
     image = load_image(side)
-    import dhtgraph  # noqa: F401  (import cost is not part of the call)
-    from skimage import segmentation  # noqa: F401
+    import dhtgraph  # noqa: F401  (import cost is not part of the measured call)
+    from skimage import segmentation  # noqa: F401  (nor is scikit-image's)
 
     _reset_peak()
     before = _status_bytes("VmRSS")

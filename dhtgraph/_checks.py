@@ -6,24 +6,32 @@ import operator
 from typing import Any
 
 
-def check_count(value: Any, name: str, minimum: int = 0) -> int:
-    """Return ``value`` as a Python int ≥ ``minimum``; numpy and torch integers are accepted.
+def check_count(value: Any, name: str, minimum: int = 0, *, or_none: bool = False,
+                hint: str = ""):
+    """Return ``value`` as a Python int ≥ ``minimum`` (or None when ``or_none``).
+
+    numpy and torch integers are accepted (``operator.index``).
 
     Raises
     ------
+    TypeError
+        For bools and non-integers: "Expected '{name}' to be a positive int (got float 2.5)".
     ValueError
-        "Expected '{name}' to be an int ≥ {minimum} (got {value!r})" for bools,
-        non-integers and values below ``minimum``.
+        For values below ``minimum``, with ``hint`` appended when given.
     """
+    if value is None and or_none:
+        return None
+    kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+    expected = kind + (" or None" if or_none else "")
     try:
-        count = operator.index(value)
+        count = None if isinstance(value, bool) else operator.index(value)
     except TypeError:
         count = None
-    if isinstance(value, bool) or count is None or count < minimum:
-        kind = "a non-negative int" if minimum == 0 else ("a positive int" if minimum == 1
-                                                          else f"an int ≥ {minimum}")
-        raise ValueError(f"Expected '{name}' to be {kind} (got {value!r})")
-    return count
+    if count is None:
+        raise TypeError(f"Expected '{name}' to be {expected} (got {type(value).__name__} {value!r})")
+    if count < minimum:
+        raise ValueError(f"Expected '{name}' to be {expected} (got {count}){hint}")
+    return int(count)
 
 
 def check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index"):

@@ -6,7 +6,6 @@ numpy only (no matplotlib): the ``dhtgraph tokenize`` command writes these as PN
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from .partition import Partition

@@ -7,7 +7,6 @@
 # through the public API.
 
 # %%
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt

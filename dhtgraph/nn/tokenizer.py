@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal, Optional
 
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_count
 from ..graph.pixel import grid_quotient
 from ..hierarchy import Hierarchy
 from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, build_hierarchy
+from ..hierarchy.contraction import POOL_WEIGHTS, PoolWeights
 from ..hierarchy.grid import pixel_state
-from ..hierarchy.contraction import POOL_WEIGHTS, BlockState, PoolWeights
 from ..partition import Partition
 from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority, check_max_tokens, merge_to_budget
 from ..selection.criteria import Criterion, check_criterion, check_iota
@@ -121,11 +121,9 @@ class DHTConfig:
     def __post_init__(self):
         # Type and range of every field, once; numbers are normalised to int / float.
         for name in ("in_channels", "features"):
-            setattr(self, name, _check_int(name, getattr(self, name), minimum=1))
-        self.min_blocks = _check_int("min_blocks", self.min_blocks, minimum=0)
-        if self.max_levels is not None:
-            self.max_levels = _check_int("max_levels", self.max_levels, minimum=1,
-                                         or_none=True)
+            setattr(self, name, check_count(getattr(self, name), name, minimum=1))
+        self.min_blocks = check_count(self.min_blocks, "min_blocks", minimum=0)
+        self.max_levels = check_count(self.max_levels, "max_levels", minimum=1, or_none=True)
         _check_choice("encoder", self.encoder, _ENCODERS)
         _check_choice("weights", self.weights, POOL_WEIGHTS)
         _check_choice("budget_priority", self.budget_priority, BUDGET_PRIORITIES)
@@ -144,20 +142,6 @@ class DHTConfig:
     def feature_width(self) -> int:
         """d as used: ``features`` for the learned encoder, C otherwise."""
         return self.features if self.encoder == "learned" else self.in_channels
-
-
-def _check_int(name: str, value, *, minimum: int, or_none: bool = False) -> int:
-    expected = f"an int >= {minimum}" + (" or None" if or_none else "")
-    if isinstance(value, bool):
-        raise TypeError(f"Expected '{name}' to be {expected} (got bool {value!r})")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"Expected '{name}' to be {expected} "
-                        f"(got {type(value).__name__} {value!r})") from None
-    if value < minimum:
-        raise ValueError(f"Expected '{name}' to be {expected} (got {value})")
-    return int(value)
 
 
 def _check_real(name: str, value, *, positive: bool = False, unit: bool = False) -> float:

@@ -21,15 +21,16 @@ are kept: deterministically the ``max_tokens`` with the highest priority, or —
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
 from torch import Tensor
 
+from .._checks import check_count
 from ..graph import choice_components
 from ..partition import Partition
+
 
 __all__ = ["BudgetPriority", "BUDGET_PRIORITIES", "BudgetMerge", "keep_mask", "merge_to_budget",
            "check_max_tokens"]
@@ -40,19 +41,7 @@ BUDGET_PRIORITIES = ("cost", "size")
 
 def check_max_tokens(max_tokens, name: str = "max_tokens") -> Optional[int]:
     """Validate a budget: None or a positive int."""
-    if max_tokens is None:
-        return None
-    if isinstance(max_tokens, bool):
-        raise TypeError(f"Expected '{name}' to be a positive int or None (got {max_tokens!r})")
-    try:
-        max_tokens = operator.index(max_tokens)
-    except TypeError:
-        raise TypeError(f"Expected '{name}' to be a positive int or None "
-                        f"(got {type(max_tokens).__name__})") from None
-    if max_tokens < 1:
-        raise ValueError(f"Expected '{name}' to be a positive int or None (got {max_tokens}); "
-                         "use None for no budget")
-    return int(max_tokens)
+    return check_count(max_tokens, name, minimum=1, or_none=True, hint="; use None for no budget")
 
 
 @dataclass
