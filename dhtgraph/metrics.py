@@ -34,6 +34,11 @@ def explained_variation(image: Any, partition: Partition) -> Tensor:
     b, c, h, w = image.shape
     if partition.num_items != b * h * w:
         raise ValueError(f"Expected 'partition' over {b * h * w} pixels (got {partition.num_items})")
+    if b > 1:
+        pixel_image = torch.arange(b, device=partition.device).repeat_interleave(h * w)
+        if not torch.equal(partition.reduce(pixel_image, "min"), partition.reduce(pixel_image, "max")):
+            raise ValueError("Expected every block of 'partition' to lie inside one image "
+                             "(got a block spanning two images of the batch)")
     x = image.detach().to(torch.float64).permute(0, 2, 3, 1).reshape(b, h * w, c)
     mu = x.mean(dim=1, keepdim=True)
     block_mean = partition.reduce(x.reshape(-1, c), "mean")

@@ -112,3 +112,21 @@ def test_the_global_rng_is_left_alone():
     second = dhtgraph.tokenize(_photo(), max_tokens=5, iota=12.5)
     assert torch.equal(torch.get_rng_state(), before)
     assert first.partition == second.partition
+
+
+def test_explained_variation_refuses_blocks_across_images():
+    images = torch.rand(2, 3, 2, 2)
+    with pytest.raises(ValueError, match="lie inside one image"):
+        explained_variation(images, Partition.indiscrete(8))
+
+
+def test_float64_images_are_computed_in_the_module_dtype():
+    from dhtgraph import DHTConfig, DHTTokenizer
+
+    images = torch.rand(1, 3, 16, 16, dtype=torch.float64)
+    for encoder in ("rgb", "learned"):
+        model = DHTTokenizer(DHTConfig(encoder=encoder)).eval()
+        with torch.no_grad():
+            ours = model(images)
+            reference = model(images.float())
+        assert ours.partition == reference.partition

@@ -44,11 +44,15 @@ def collect_images(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list
             items.append((path, Path(path.stem)))
         else:
             problems.append(f"{path}: error: no such file or directory")
-    seen: dict[Path, int] = {}
+    used: set[Path] = set()
     named = []
     for path, name in items:
-        count = seen[name] = seen.get(name, 0) + 1
-        named.append((path, name if count == 1 else name.with_name(f"{name.name}-{count}")))
+        unique, count = name, 1
+        while unique in used:  # never reuse a name, not even one that an input already has
+            count += 1
+            unique = name.with_name(f"{name.name}-{count}")
+        used.add(unique)
+        named.append((path, unique))
     return named, problems
 
 
@@ -62,6 +66,30 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer (got {text!r})")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    return _real(text, strictly_positive=True)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float ≥ 0."""
+    return _real(text, strictly_positive=False)
+
+
+def _real(text: str, strictly_positive: bool) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        kind = "a finite number > 0" if strictly_positive else "a finite number >= 0"
+        raise argparse.ArgumentTypeError(f"expected {kind} (got {text!r})")
     return value
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..selection.criteria import CRITERIA
-from ._files import FILE_ERRORS, collect_images, positive_int, progress, report
+from ._files import FILE_ERRORS, collect_images, positive_float, positive_int, progress, report
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("tokenize", help="tokenize images; write PNGs and a JSON summary")
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
                         help="token budget per image (default: no budget)")
     parser.add_argument("--criterion", choices=CRITERIA, default=None,
                         help="information criterion for the selection (default: the library's, aicc)")
-    parser.add_argument("--iota", type=float, default=None,
+    parser.add_argument("--iota", type=positive_float, default=None,
                         help="granularity constant ι: larger gives more tokens "
                              "(default: the recommended configuration's)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ._files import FILE_ERRORS, collect_images, positive_int, progress, report
+from ._files import (FILE_ERRORS, collect_images, non_negative_float, positive_float, positive_int,
+                     progress, report)
 
 __all__ = ["add_parser", "run"]
 
@@ -21,9 +22,9 @@ def add_parser(subparsers) -> None:
                         help="output: an .svg file (single input image) or a directory")
     parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="at most this many regions per image (coarser)")
-    parser.add_argument("--iota", type=float, default=None,
+    parser.add_argument("--iota", type=positive_float, default=None,
                         help="information-criterion ι: larger gives more regions (finer)")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--tolerance", type=non_negative_float, default=None,
                         help="boundary simplification tolerance in pixels (0 = exact pixels)")
     parser.add_argument("--max-bytes", type=positive_int, default=None,
                         help="byte budget per SVG (raises the tolerance until it fits)")

@@ -76,7 +76,8 @@ class SVGConfig:
     background : str or None
         Fill of a rectangle drawn under all blocks: ``"auto"`` (the image's mean colour)
         hides the faint anti-aliasing seams that any renderer leaves between abutting
-        shapes; a CSS colour string; or None for no rectangle.
+        shapes (no rectangle when the image has transparent pixels); a CSS colour string;
+        or None for no rectangle.
     shape_rendering : {"auto", "crispEdges", "geometricPrecision", "optimizeSpeed"}
         The SVG ``shape-rendering`` of the drawing. ``"crispEdges"`` asks renderers not to
         anti-alias: with ``tolerance=0`` the rasterised SVG is then the partition filled
@@ -166,8 +167,10 @@ def _image_array(image: Any) -> np.ndarray:
     if tensor.shape[0] != 1:
         raise ValueError(f"Expected 'image' to be a single image (got a batch of {tensor.shape[0]})")
     array = tensor[0].permute(1, 2, 0).double().cpu().numpy()
+    if array.shape[2] == 2:  # grey + alpha: as RGBA
+        array = np.concatenate([np.repeat(array[:, :, :1], 3, axis=2), array[:, :, 1:]], axis=2)
     if array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"Expected 'image' to have 1, 3 or 4 channels (got {array.shape[2]})")
+        raise ValueError(f"Expected 'image' to have 1, 2, 3 or 4 channels (got {array.shape[2]})")
     return array
 
 
@@ -231,15 +234,31 @@ def _colour(rgb: np.ndarray) -> str:
 
 
 def _block_colours(image: np.ndarray, labels: np.ndarray, num_blocks: int) -> tuple[list[str], list]:
-    """Mean colour of each block as '#rrggbb' (and its alpha when the image has one)."""
+    """Mean colour of each block as '#rrggbb' (and its alpha when the image has one).
+
+    With an alpha channel the colour is the alpha-weighted mean (transparent pixels do not
+    tint a block) and the opacity is the mean alpha.
+    """
     flat = labels.reshape(-1)
     pixels = image.reshape(-1, image.shape[2])
     counts = np.bincount(flat, minlength=num_blocks).astype(np.float64)
-    means = np.stack([np.bincount(flat, weights=pixels[:, c], minlength=num_blocks)
-                      for c in range(pixels.shape[1])], axis=1) / counts[:, None]
-    rgb = means[:, :3] if means.shape[1] >= 3 else np.repeat(means[:, :1], 3, axis=1)
+
+    def block_sum(values: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights=values, minlength=num_blocks)
+
+    colour = pixels[:, :3] if pixels.shape[1] >= 3 else np.repeat(pixels[:, :1], 3, axis=1)
+    alpha = None
+    if pixels.shape[1] == 4:
+        weight = np.clip(pixels[:, 3], 0.0, 1.0)
+        alpha_sum = block_sum(weight)
+        alpha = alpha_sum / counts
+        opaque = alpha_sum > 0  # fully transparent blocks keep their plain mean colour
+        totals = np.stack([block_sum(colour[:, c] * weight) for c in range(3)], axis=1)
+        plain = np.stack([block_sum(colour[:, c]) for c in range(3)], axis=1) / counts[:, None]
+        rgb = np.where(opaque[:, None], totals / np.where(opaque, alpha_sum, 1.0)[:, None], plain)
+    else:
+        rgb = np.stack([block_sum(colour[:, c]) for c in range(3)], axis=1) / counts[:, None]
     rgb = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.int64)
-    alpha = np.clip(means[:, 3], 0.0, 1.0) if means.shape[1] == 4 else None
     colours = [_colour(c) for c in rgb]
     alphas = [None] * num_blocks if alpha is None else [
         None if a >= 0.9995 else _number(float(a), 3) for a in alpha]
@@ -402,8 +421,6 @@ def _document(paths: list[str], colours: list[str], alphas: list, width: int, he
         colour_attr, opacity_attr = "fill", "fill-opacity"
     body = []
     for d, colour, alpha in zip(paths, colours, alphas):
-        if not d:
-            continue
         opacity = "" if alpha is None else f' {opacity_attr}="{alpha}"'
         body.append(f'<path {colour_attr}="{colour}"{opacity} d="{d}"/>')
     return "".join(head) + "\n".join(body) + "</g></svg>\n"
@@ -462,6 +479,8 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     num_blocks = int(labels.max()) + 1
     colours, alphas = _block_colours(array, labels, num_blocks)
     background = config.background
+    if background == "auto" and array.shape[2] == 4 and array[:, :, 3].min() < 1.0:
+        background = None  # an opaque rectangle would fill the image's transparent parts
     if background == "auto":
         mean = array.reshape(-1, array.shape[2]).mean(axis=0)
         rgb = mean[:3] if len(mean) >= 3 else np.repeat(mean[:1], 3)

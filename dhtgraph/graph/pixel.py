@@ -29,7 +29,7 @@ _OFFSETS = {
     8: ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)),
 }
 _UINT_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-_PIL_MODES_KEPT = ("L", "LA", "RGB", "RGBA")
+_PIL_MODES_KEPT = ("L", "LA", "RGB", "RGBA", "F", "I;16", "I;16L", "I;16B")
 
 
 def _check_connectivity(connectivity: Any) -> int:
@@ -128,9 +128,23 @@ def _read_image_file(path: str | os.PathLike) -> np.ndarray:
 
 
 def _pil_to_array(pil: Any) -> np.ndarray:
+    """Pixels of a PIL image at their full depth.
+
+    8-bit grey/RGB(A) and grey+alpha are kept, 16-bit grey stays uint16, 32-bit float ('F')
+    stays float; 32-bit integer grey ('I') is read as uint16 when its values fit, palette
+    images become RGBA when they have a transparent colour, everything else RGB.
+    """
+    if pil.mode == "I":
+        array = np.asarray(pil)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError("Expected 'image' file with 32-bit integer pixels in 0..65535 "
+                             f"(got {array.min()}..{array.max()}); convert it to 16-bit or float")
+        return array.astype(np.uint16)
     if pil.mode not in _PIL_MODES_KEPT:
-        pil = pil.convert("RGB")
-    return np.asarray(pil)
+        has_alpha = pil.mode in ("PA", "La") or (pil.mode == "P" and "transparency" in pil.info)
+        pil = pil.convert("RGBA" if has_alpha else "RGB")
+    array = np.asarray(pil)
+    return array.astype(np.uint16) if array.dtype.kind == "u" and array.itemsize == 2 else array
 
 
 def _numpy_to_tensor(array: np.ndarray) -> Tensor:
@@ -145,7 +159,7 @@ def _numpy_to_tensor(array: np.ndarray) -> Tensor:
     if dtype in _UINT_SCALE:
         tensor = torch.from_numpy(np.ascontiguousarray(array).astype(np.float32) / _UINT_SCALE[dtype])
     elif dtype.kind == "f":
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        tensor = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))  # a writable copy
     else:
         raise TypeError("Expected 'image' array to have dtype uint8, uint16 or float "
                         f"(got {dtype}); convert it, e.g. image.astype(np.float32)")

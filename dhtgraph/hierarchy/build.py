@@ -139,7 +139,7 @@ def build_hierarchy(
       components of the choices (the steps grow with the depth of the choice trees),
       one for the ``unique`` of the relabelled edges, and one per boolean-mask
       compaction (``x[mask]``) in the component rounds;
-    * the observer: :class:`dhtgraph.selection.InformationSelector` takes 2–4 (the
+    * the observer: :class:`dhtgraph.selection.InformationSelector` takes 1–3 (the
       canonical renumbering of the stored blocks and a mask).
 
     Counted by op dispatch on a 224² photograph with the recommended configuration:

@@ -206,7 +206,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         del spread
     else:
         ones = torch.ones((), dtype=dtype, device=device)
-        weight = ones * _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
+        weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
         del horizontal, vertical, code
         # Pixels: σ² = 0; a block whose weights are all zero falls back to sizes (1).
         new_mean, new_var = weighted_moments(x, None, labels, k, weight, ones.expand(n))

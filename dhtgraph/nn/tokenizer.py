@@ -482,4 +482,5 @@ class DHTTokenizer(nn.Module):
             raise TypeError(f"Expected 'images' to be a float tensor (got {images.dtype})")
         if not bool(torch.isfinite(images).all()):
             raise ValueError("Expected 'images' to hold finite values (got NaN or inf)")
-        return images
+        # Compute in the module's dtype (float32 unless the user converted the module).
+        return images.to(self.linear.weight.dtype)

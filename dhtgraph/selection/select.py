@@ -160,7 +160,7 @@ class InformationSelector:
             c = partition.labels
             if active is None or bool(active.all()):
                 move = ic_new.index_select(0, c) >= self.ic
-                if bool(move.all()) and self._pixel_block is None:
+                if bool(move.all()):
                     del move
                     improved = torch.zeros(self.num_images, dtype=torch.bool, device=c.device)
                     improved.index_fill_(0, state.batch, True)
@@ -175,8 +175,9 @@ class InformationSelector:
         move = ic_new[c] >= self.ic
         if active is not None:
             move = move & active[self.batch]
-        improved = torch.zeros(self.num_images, dtype=torch.bool, device=move.device)
-        improved.index_fill_(0, self.batch[move], True)
+        # Images with a moved block; a scatter instead of a mask compaction (no host sync).
+        improved = torch.zeros(self.num_images, dtype=torch.uint8, device=move.device)
+        improved = improved.scatter_reduce_(0, self.batch, move.to(torch.uint8), "amax").bool()
         s = self.num_stored
         key = torch.where(move, c, state.num_blocks + torch.arange(s, device=c.device))
         regroup = Partition(key)

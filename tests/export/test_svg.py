@@ -229,3 +229,30 @@ def test_document_structure():
     assert (root.get("width"), root.get("height"), root.get("viewBox")) == ("5", "5", "0 0 2 2")
     assert root.get("shape-rendering") == "crispEdges"
     assert len(root.findall(f".//{NS}path")) == 3
+
+
+def test_transparent_pixels_stay_transparent_when_rendered():
+    resvg_py = pytest.importorskip("resvg_py", reason="resvg-py renders the SVG (test extra)")
+    import io
+
+    from PIL import Image
+
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    rgba[:2] = (200, 0, 0, 255)  # opaque red top, fully transparent bottom
+    svg = to_svg(rgba, np.array([[0] * 4] * 2 + [[1] * 4] * 2))
+    png = resvg_py.svg_to_bytes(svg_string=svg, width=4, height=4)
+    out = np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA"))
+    assert out[3, 0, 3] == 0 and tuple(out[0, 0]) == (200, 0, 0, 255)
+
+
+def test_block_colour_is_alpha_weighted():
+    rgba = np.array([[[255, 0, 0, 255], [0, 0, 255, 0]]], dtype=np.uint8)  # red, invisible blue
+    svg = to_svg(rgba, np.array([[0, 0]]), seam_stroke=0)
+    assert '"#f00"' in svg and 'opacity=".5"' in svg
+
+
+def test_grey_and_alpha_images_are_vectorised():
+    la = np.zeros((2, 2, 2), dtype=np.uint8)
+    la[..., 0], la[..., 1] = 128, 255
+    root = ET.fromstring(to_svg(la, np.zeros((2, 2), dtype=int)))
+    assert len(list(root.iter(f"{NS}path"))) == 1

@@ -32,8 +32,17 @@ def test_vectorize_one_path_per_token():
 
 def test_vectorize_knobs_and_errors():
     image = blocks_image()
-    svg = dhtgraph.vectorize(image, max_tokens=2)
-    assert len(ET.fromstring(svg).findall(f".//{NS}path")) <= 2
+    def paths(picture, **options):
+        return len(ET.fromstring(dhtgraph.vectorize(picture, **options)).findall(f".//{NS}path"))
+
+    assert int(dhtgraph.tokenize(image).num_tokens[0]) > 2
+    assert paths(image, max_tokens=2) == 2
+    # ι is the granularity knob: on a textured image a larger ι keeps more regions.
+    from skimage import data
+    from skimage.transform import resize
+
+    textured = (resize(data.astronaut(), (48, 48)) * 255).astype(np.uint8)
+    assert paths(textured, iota=100.0) > paths(textured, iota=1.0)
     with pytest.raises(TypeError, match="unknown option"):
         dhtgraph.vectorize(image, tolerence=1)
     with pytest.raises(ValueError, match="single image"):

@@ -131,3 +131,30 @@ def test_bad_connectivity(connectivity):
 def test_as_image_tensor_keeps_float_values():
     t = torch.tensor([[[-2.0, 3.0]]])
     assert torch.equal(as_image_tensor(t), t[None])
+
+
+def test_image_files_keep_their_bit_depth_and_alpha(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    u16 = rng.integers(0, 65536, (5, 6), dtype=np.uint16)
+    Image.fromarray(u16).save(tmp_path / "u16.png")
+    assert torch.allclose(from_image(tmp_path / "u16.png").x[:, 0],
+                          torch.from_numpy(u16.reshape(-1) / 65535.0).float())
+    f32 = rng.random((5, 6)).astype(np.float32)
+    Image.fromarray(f32, mode="F").save(tmp_path / "f.tiff")
+    assert torch.equal(from_image(tmp_path / "f.tiff").x[:, 0], torch.from_numpy(f32.reshape(-1)))
+    la = rng.integers(0, 256, (5, 6, 2), dtype=np.uint8)
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    assert torch.allclose(from_image(tmp_path / "la.png").x, torch.from_numpy(la.reshape(-1, 2) / 255.0).float())
+    palette = Image.fromarray(np.zeros((2, 2, 3), dtype=np.uint8)).convert("P")
+    palette.info["transparency"] = 0
+    assert from_image(palette).x.shape == (4, 4)  # palette with a transparent colour: RGBA
+
+
+def test_32_bit_integer_files_out_of_range_are_refused(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.array([[0, 70000]], dtype=np.int32), mode="I").save(tmp_path / "i.tiff")
+    with pytest.raises(ValueError, match=r"32-bit integer pixels in 0..65535 \(got 0..70000\)"):
+        from_image(tmp_path / "i.tiff")
