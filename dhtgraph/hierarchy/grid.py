@@ -199,9 +199,14 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         # w = m = 1: w·μ is μ and the totals are the counts (exact in float).
         total = counts.to(dtype).unsqueeze(1)
         new_mean = x.new_zeros(k, d).index_add_(0, labels, x) / total
-        # (x − μ[labels])², computed in place in one pixel-sized buffer.
         spread = new_mean.index_select(0, labels)
-        torch.sub(x, spread, out=spread).pow_(2)
+        if torch.is_grad_enabled() and spread.requires_grad:
+            # Autograd refuses out= and in-place pow on this graph: the same two
+            # elementwise operations out of place (bit-identical values).
+            spread = (x - spread).pow(2)
+        else:
+            # (x − μ[labels])², computed in place in one pixel-sized buffer.
+            torch.sub(x, spread, out=spread).pow_(2)
         new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
         del spread
     else:

@@ -99,3 +99,96 @@ def test_grid_coordinates_and_quantization_are_shared():
     p = torch.tensor([-0.5, 0.0, 0.3, 1.0, 2.0])
     q32 = quantize_potential(p, torch.int32)
     assert q32.dtype == torch.int32 and torch.equal(q32.long(), quantize_potential(p))
+
+
+# --------------------------------------------------------------- gradients ON (issue 8)
+# The grid level is what every tokenizer call runs first; users train through it, so
+# these run with autograd recording, as users call it (no no_grad anywhere).
+
+
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+@pytest.mark.parametrize("b,h,w", [(1, 3, 3), (2, 6, 5), (1, 9, 12)])
+def test_grid_contraction_forward_backward_with_gradients_on(weights, b, h, w):
+    x, full, batch = _pixels(b, h, w, seed=11 * h + w, levels=None)
+    with torch.no_grad():
+        expected = grid_contraction(pixel_state(x, b, batch if b > 1 else None), b, h, w,
+                                    weights=weights)
+    xg = x.clone().requires_grad_()
+    got = grid_contraction(pixel_state(xg, b, batch if b > 1 else None), b, h, w,
+                           weights=weights)
+    # Recording the graph changes no value, bit for bit.
+    assert got.partition == expected.partition
+    assert torch.equal(got.state.mean, expected.state.mean)
+    assert torch.equal(got.state.var, expected.state.var)
+    (got.state.mean.sum() + got.state.var.sum()).backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+    assert xg.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+def test_grid_contraction_gradient_equals_the_general_contraction(weights):
+    x, full, _ = _pixels(1, 5, 6, seed=8)
+    grads = []
+    for grid in (False, True):
+        xg = x.clone().requires_grad_()
+        if grid:
+            out = grid_contraction(pixel_state(xg, 1), 1, 5, 6, weights=weights)
+        else:
+            state = BlockState.from_pixels(xg, torch.stack([torch.arange(30) // 6,
+                                                            torch.arange(30) % 6], 1),
+                                           grid_edge_index(5, 6))
+            pot = edge_affinity(xg, state.var, state.size, state.bbox, state.edge_index)
+            out = contract(state, pot, weights=weights)
+        (out.state.mean.pow(2).sum() + out.state.var.sum()).backward()
+        grads.append(xg.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+def test_grid_pooling_gradcheck_float64(weights):
+    # Away from argmax ties (well separated random values), the partition is locally
+    # constant, so the pooled mean/variance are smooth functions of the pixels.
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(4 * 5, 2, generator=g, dtype=torch.float64) * 2).requires_grad_()
+    reference = grid_contraction(pixel_state(x.detach(), 1), 1, 4, 5, weights=weights)
+
+    def pooled(x):
+        out = grid_contraction(pixel_state(x, 1), 1, 4, 5, weights=weights)
+        assert out.partition == reference.partition  # no choice flips under the probe
+        return out.state.mean, out.state.var
+
+    assert torch.autograd.gradcheck(pooled, (x,))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+def test_tokenizer_trains_through_the_grid_level(weights, mode):
+    # Issue 8: DHTTokenizer(weights='size') crashed with gradients on for inputs ≥ 3×3.
+    from dhtgraph import DHTTokenizer, imagenet_normalize
+
+    torch.manual_seed(0)
+    model = getattr(DHTTokenizer(weights=weights), mode)()
+    images = torch.rand(2, 3, 12, 13, generator=torch.Generator().manual_seed(1))
+    out = model(imagenet_normalize(images))
+    (out.features.sum() + out.injected.sum()).backward()
+    grads = [p.grad for p in model.conv.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_official_checkpoint_trains_with_gradients_on(shared_dir, mode):
+    # Issue 8: the README's own usage, m(imagenet_normalize(x)), raised "sub(): functions
+    # with out=... arguments don't support automatic differentiation".
+    from dhtgraph import DHTTokenizer, imagenet_normalize
+
+    weights = shared_dir / "data" / "dht-r2v" / "r2v.pth"
+    if not weights.is_file():
+        pytest.skip(f"official weights missing: {weights}")
+    model = getattr(DHTTokenizer.from_dht_checkpoint(weights), mode)()
+    images = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(2))
+    out = model(imagenet_normalize(images))
+    out.injected.pow(2).mean().backward()
+    assert model.conv.parameters().__next__().grad is not None
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
