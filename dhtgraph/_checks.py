@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from typing import Any
 
@@ -32,6 +34,58 @@ def check_count(value: Any, name: str, minimum: int = 0, *, or_none: bool = Fals
     if count < minimum:
         raise ValueError(f"Expected '{name}' to be {expected} (got {count}){hint}")
     return int(count)
+
+
+def check_real(value: Any, name: str, *, minimum: float | None = None,
+               strict: bool = False, maximum: float | None = None) -> float:
+    """Return ``value`` as a finite Python float (≥ ``minimum``, > it when ``strict``,
+    ≤ ``maximum``).
+
+    Any real number is accepted: Python ints and floats, every numpy integer and float
+    scalar (``np.float32(1)`` as well as ``np.float64(1)``) and 0-dimensional real torch
+    tensors; bools are not numbers here.
+
+    Raises
+    ------
+    TypeError
+        For bools, complex numbers, strings and other non-reals:
+        "Expected 'tolerance' to be a real number (got str '1')".
+    ValueError
+        For NaN, infinities and values out of range: "Expected 'tolerance' to be a finite
+        number >= 0 (got -1.0)".
+    """
+    number = _as_real(value)
+    if number is None:
+        raise TypeError(f"Expected '{name}' to be a real number (got {type(value).__name__} {value!r})")
+    bounds = []
+    if minimum is not None:
+        bounds.append(f"{'>' if strict else '>='} {minimum:g}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum:g}")
+    ok = math.isfinite(number)
+    if ok and minimum is not None:
+        ok = number > minimum if strict else number >= minimum
+    if ok and maximum is not None:
+        ok = number <= maximum
+    if not ok:
+        expected = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+        raise ValueError(f"Expected '{name}' to be {expected} (got {number!r})")
+    return number
+
+
+def _as_real(value: Any) -> float | None:
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return None
+    if isinstance(value, numbers.Real):  # int, float, numpy ints and floats
+        return float(value)
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor) and value.dim() == 0 \
+            and value.device.type != "meta" and (value.dtype.is_floating_point or (
+                not value.dtype.is_complex and value.dtype != torch.bool)):
+        return float(value)
+    return None
 
 
 def check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index"):

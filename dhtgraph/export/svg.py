@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import torch
 
-from .._checks import check_count
+from .._checks import check_count, check_real
 from .boundary import BoundaryChains, trace_boundaries
 from .curves import CUBIC, LINE, fit_chains
 from .simplify import corner_importance
@@ -45,6 +45,15 @@ _VERTICES = ("corners", "midpoints")
 # Byte-budget search: bisection steps on the tolerance and its largest value (pixels).
 _BUDGET_STEPS = 12
 _BUDGET_MAX_TOLERANCE = 16.0
+
+
+def _real_option(value: Any, name: str, strict: bool) -> float:
+    """A finite real ≥ 0 (> 0 when ``strict``); every error a ValueError naming ``name``."""
+    try:
+        return check_real(value, name, minimum=0.0, strict=strict)
+    except TypeError:
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"Expected '{name}' to be a finite number {bound} (got {value!r})") from None
 
 
 @dataclass(frozen=True)
@@ -114,17 +123,20 @@ class SVGConfig:
     vertices: Literal["corners", "midpoints"] = "corners"
 
     def __post_init__(self) -> None:
-        tol = self.tolerance
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) \
-                or tol < 0:
-            raise ValueError(f"Expected 'tolerance' to be a finite number >= 0 (got {tol!r})")
+        # Any real (numpy and 0-d torch scalars too); stored as a Python float / int.
+        object.__setattr__(self, "tolerance", _real_option(self.tolerance, "tolerance", strict=False))
         if self.max_bytes is not None:  # frozen: store the checked int through object
             object.__setattr__(self, "max_bytes", check_count(self.max_bytes, "max_bytes", minimum=1))
         if self.curves not in _CURVES:
             raise ValueError(f"Expected 'curves' to be one of {_CURVES} (got {self.curves!r})")
         p = self.precision
-        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 6:
-            raise ValueError(f"Expected 'precision' to be an int in [0, 6] (got {p!r})")
+        try:
+            p = check_count(p, "precision")
+        except TypeError:
+            p = None
+        if p is None or p > 6:
+            raise ValueError(f"Expected 'precision' to be an int in [0, 6] (got {self.precision!r})")
+        object.__setattr__(self, "precision", p)
         if self.background is not None and not isinstance(self.background, str):
             raise TypeError("Expected 'background' to be a colour string, 'auto' or None "
                             f"(got {type(self.background).__name__})")
@@ -141,12 +153,9 @@ class SVGConfig:
                                  f"(got {bad.group()!r} at position {bad.start()})")
         if self.vertices not in _VERTICES:
             raise ValueError(f"Expected 'vertices' to be one of {_VERTICES} (got {self.vertices!r})")
-        sw = self.seam_stroke
-        if isinstance(sw, bool) or not isinstance(sw, (int, float)) or not np.isfinite(sw) or sw < 0:
-            raise ValueError(f"Expected 'seam_stroke' to be a finite number >= 0 (got {sw!r})")
-        s = self.scale
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s) or s <= 0:
-            raise ValueError(f"Expected 'scale' to be a finite number > 0 (got {s!r})")
+        object.__setattr__(self, "seam_stroke", _real_option(self.seam_stroke, "seam_stroke",
+                                                             strict=False))
+        object.__setattr__(self, "scale", _real_option(self.scale, "scale", strict=True))
 
     @classmethod
     def from_options(cls, options: dict[str, Any], caller: str = "to_svg") -> "SVGConfig":
@@ -159,14 +168,15 @@ class SVGConfig:
 
 
 # --------------------------------------------------------------------------- inputs
-def _image_array(image: Any) -> np.ndarray:
+def _image_array(image: Any, channels_last: bool | None = None) -> np.ndarray:
     """One image as a float64 array (H, W, C) with C in {1, 3, 4}, values as given."""
     from ..graph.pixel import as_image_tensor
 
-    tensor = as_image_tensor(image)
+    # Straight alpha: the fill is the alpha-weighted mean colour, the opacity the mean alpha.
+    tensor = as_image_tensor(image, channels_last=channels_last, alpha="straight")
     if tensor.shape[0] != 1:
         raise ValueError(f"Expected 'image' to be a single image (got a batch of {tensor.shape[0]})")
-    array = tensor[0].permute(1, 2, 0).double().cpu().numpy()
+    array = tensor[0].detach().permute(1, 2, 0).double().cpu().numpy()
     if array.shape[2] == 2:  # grey + alpha: as RGBA
         array = np.concatenate([np.repeat(array[:, :, :1], 3, axis=2), array[:, :, 1:]], axis=2)
     if array.shape[2] not in (1, 3, 4):
@@ -441,7 +451,7 @@ def _render(chains: BoundaryChains, importance: np.ndarray, colours, alphas, bac
                      background, config)
 
 
-def to_svg(image: Any, partition: Any, **options: Any) -> str:
+def to_svg(image: Any, partition: Any, *, channels_last: bool | None = None, **options: Any) -> str:
     """Vectorise an image over a partition of its pixels: one filled path per block.
 
     Parameters
@@ -452,6 +462,9 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     partition : Partition over the H·W pixels (row-major), or integer array of shape (H, W)
         The blocks to draw. Blocks need not be connected: a disconnected block is one path
         with several subpaths.
+    channels_last : bool, optional
+        The image's channel axis, as in :func:`dhtgraph.graph.as_image_tensor` (``None``
+        refuses more than 4 channels as a probable layout mistake).
     **options
         See :class:`SVGConfig`: ``tolerance``, ``max_bytes``, ``curves``, ``precision``,
         ``background``, ``shape_rendering``, ``seam_stroke``, ``title``, ``description``,
@@ -473,7 +486,7 @@ def to_svg(image: Any, partition: Any, **options: Any) -> str:
     are the exact pixel boundaries.
     """
     config = SVGConfig.from_options(options)
-    array = _image_array(image)
+    array = _image_array(image, channels_last)
     height, width = array.shape[:2]
     labels = label_map(partition, height, width)
     num_blocks = int(labels.max()) + 1

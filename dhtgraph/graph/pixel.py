@@ -8,8 +8,10 @@ self-loops. Images never share an edge.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +20,8 @@ from torch import Tensor
 
 from .._checks import check_count
 
-__all__ = ["from_image", "grid_edge_index", "as_image_tensor"]
+__all__ = ["from_image", "grid_edge_index", "as_image_tensor", "ImageRangeWarning",
+           "MAX_IMAGE_CHANNELS", "FLOAT_RANGE_LIMIT"]
 
 Connectivity = Literal[4, 8]
 _CONNECTIVITIES = (4, 8)
@@ -29,7 +32,31 @@ _OFFSETS = {
     8: ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)),
 }
 _UINT_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-_PIL_MODES_KEPT = ("L", "LA", "RGB", "RGBA", "F", "I;16", "I;16L", "I;16B")
+_TORCH_UINT_SCALE = {torch.uint8: 255.0, torch.uint16: 65535.0}
+_PIL_MODES_KEPT = ("L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B")
+#: PIL's 32-bit modes 'I' and 'F' are on the 8-bit scale of the modes they convert from.
+PIL_32BIT_SCALE = 255.0
+#: Images have 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA) channels; more, in the
+#: position of the channel axis, is refused unless ``channels_last`` is given.
+MAX_IMAGE_CHANNELS = 4
+#: Float images are expected in [0, 1]; values beyond ±8 warn (a forgotten ``/ 255``),
+#: leaving room for normalised images (ImageNet mean/std gives -2.2..2.7).
+FLOAT_RANGE_LIMIT = 8.0
+AlphaMode = Literal["premultiplied", "straight"]
+_ALPHA_MODES = ("premultiplied", "straight")
+
+
+class ImageRangeWarning(UserWarning):
+    """Float image values far outside [0, 1], or a PIL image whose scale is ambiguous."""
+
+
+def _warn(message: str) -> None:
+    """Warn with the location of the first caller outside the dhtgraph package."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, ImageRangeWarning, stacklevel=level)
 
 
 def _check_connectivity(connectivity: Any) -> int:
@@ -128,18 +155,30 @@ def _read_image_file(path: str | os.PathLike) -> np.ndarray:
 
 
 def _pil_to_array(pil: Any) -> np.ndarray:
-    """Pixels of a PIL image at their full depth.
+    """Pixels of a PIL image at their full depth, as uint8, uint16 or float32 in [0, 1].
 
-    8-bit grey/RGB(A) and grey+alpha are kept, 16-bit grey stays uint16, 32-bit float ('F')
-    stays float; 32-bit integer grey ('I') is read as uint16 when its values fit, palette
-    images become RGBA when they have a transparent colour, everything else RGB.
+    Each mode maps to [0, 1] by its real range (the module's "PIL modes" notes): 8-bit modes
+    stay uint8 (÷255 later), 16-bit grey (``I;16*``) stays uint16 (÷65535 later), and the
+    32-bit modes ``I`` and ``F`` are on PIL's own 8-bit scale (``convert('I')`` and
+    ``convert('F')`` of an ``L`` image keep its values 0..255, ``convert('L')`` reads them
+    back), so they are divided by 255 here. Palette images become RGBA when they have a
+    transparent colour, every other mode RGB.
     """
-    if pil.mode == "I":
-        array = np.asarray(pil)
-        if array.size and (array.min() < 0 or array.max() > 65535):
-            raise ValueError("Expected 'image' file with 32-bit integer pixels in 0..65535 "
-                             f"(got {array.min()}..{array.max()}); convert it to 16-bit or float")
-        return array.astype(np.uint16)
+    if pil.mode in ("I", "F"):
+        array = np.asarray(pil, dtype=np.float64)
+        lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if pil.mode == "I" and (lo < 0 or hi > PIL_32BIT_SCALE):
+            raise ValueError(
+                f"Expected 'image' in PIL mode 'I' to hold values on PIL's 8-bit scale "
+                f"0..255 (got {lo:g}..{hi:g}): for 16-bit data pass image.convert('I;16'), "
+                "or pass a numpy array scaled to [0, 1]")
+        if pil.mode == "F" and np.isfinite(array).all() and lo >= 0 and hi <= 1 \
+                and not np.array_equal(array, np.rint(array)):
+            _warn(
+                "PIL mode 'F' images are read on PIL's 8-bit scale (values / 255), but this "
+                "one holds fractional values in [0, 1]: if they already are intensities in "
+                "[0, 1], pass np.asarray(image) instead of the PIL image (or file)")
+        return (array / PIL_32BIT_SCALE).astype(np.float32)
     if pil.mode not in _PIL_MODES_KEPT:
         has_alpha = pil.mode in ("PA", "La") or (pil.mode == "P" and "transparency" in pil.info)
         pil = pil.convert("RGBA" if has_alpha else "RGB")
@@ -147,12 +186,37 @@ def _pil_to_array(pil: Any) -> np.ndarray:
     return array.astype(np.uint16) if array.dtype.kind == "u" and array.itemsize == 2 else array
 
 
-def _numpy_to_tensor(array: np.ndarray) -> Tensor:
+def _check_channels_last(channels_last: Any) -> bool | None:
+    if channels_last is None or isinstance(channels_last, (bool, np.bool_)):
+        return None if channels_last is None else bool(channels_last)
+    raise TypeError("Expected 'channels_last' to be True, False or None "
+                    f"(got {type(channels_last).__name__} {channels_last!r})")
+
+
+def _refuse_many_channels(shape: tuple, channels: int, layout: str, other: str,
+                          other_value: bool, this_value: bool, height: int, width: int) -> None:
+    raise ValueError(
+        f"Expected 'image' in {layout} layout with 1 to {MAX_IMAGE_CHANNELS} channels (got shape "
+        f"{shape}, read as a {height}×{width} image with {channels} channels): for a {other} "
+        f"image pass channels_last={other_value}; to use all {channels} channels pass "
+        f"channels_last={this_value}")
+
+
+def _numpy_to_tensor(array: np.ndarray, channels_last: bool | None) -> Tensor:
+    given = tuple(array.shape)
     if array.ndim == 2:
         array = array[None, :, :, None]
-    elif array.ndim == 3:
-        array = array[None]
-    elif array.ndim != 4:
+    elif array.ndim in (3, 4):
+        if array.ndim == 3:
+            array = array[None]
+        if channels_last is False:
+            array = np.moveaxis(array, 1, -1)  # (B, C, H, W) -> (B, H, W, C)
+        elif channels_last is None and array.shape[-1] > MAX_IMAGE_CHANNELS:
+            layout, other = ("(H, W, C)", "(C, H, W)") if len(given) == 3 else \
+                ("(B, H, W, C)", "(B, C, H, W)")
+            _refuse_many_channels(given, array.shape[-1], layout, other, False, True,
+                                  array.shape[1], array.shape[2])
+    else:
         raise ValueError("Expected 'image' array to have 2 (H, W), 3 (H, W, C) or 4 "
                          f"(B, H, W, C) dimensions (got {array.ndim})")
     dtype = array.dtype
@@ -166,76 +230,152 @@ def _numpy_to_tensor(array: np.ndarray) -> Tensor:
     return tensor.permute(0, 3, 1, 2)
 
 
-def _torch_to_tensor(tensor: Tensor) -> Tensor:
+def _torch_to_tensor(tensor: Tensor, channels_last: bool | None) -> Tensor:
+    if tensor.device.type == "meta":
+        raise ValueError("Expected 'image' to hold pixel values (got a tensor on the 'meta' "
+                         "device, which has none): create it on a real device, e.g. 'cpu'")
+    given = tuple(tensor.shape)
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(0)
     elif tensor.dim() != 4:
-        raise ValueError("Expected 'image' tensor to have 3 (C, H, W) or 4 (B, C, H, W) "
-                         f"dimensions (got {tensor.dim()})")
-    if tensor.dtype == torch.uint8:
-        return tensor.float() / 255.0
+        layout = "3 (H, W, C) or 4 (B, H, W, C)" if channels_last else "3 (C, H, W) or 4 (B, C, H, W)"
+        raise ValueError(f"Expected 'image' tensor to have {layout} dimensions (got {tensor.dim()})")
+    if channels_last:
+        tensor = tensor.permute(0, 3, 1, 2)
+    elif channels_last is None and tensor.shape[1] > MAX_IMAGE_CHANNELS:
+        layout, other = ("(C, H, W)", "(H, W, C)") if len(given) == 3 else \
+            ("(B, C, H, W)", "(B, H, W, C)")
+        _refuse_many_channels(given, tensor.shape[1], layout, other, True, False,
+                              tensor.shape[2], tensor.shape[3])
+    if tensor.dtype in _TORCH_UINT_SCALE:
+        return tensor.float() / _TORCH_UINT_SCALE[tensor.dtype]
     if not tensor.dtype.is_floating_point:
-        raise TypeError(f"Expected 'image' tensor to have a float or uint8 dtype (got {tensor.dtype})")
+        raise TypeError("Expected 'image' tensor to have a float, uint8 or uint16 dtype "
+                        f"(got {tensor.dtype})")
     return tensor.float()
 
 
-def as_image_tensor(image: Any) -> Tensor:
+def _apply_alpha(tensor: Tensor, alpha: str) -> Tensor:
+    """Colours premultiplied by alpha for grey+alpha (C = 2) and RGBA (C = 4) images."""
+    if alpha == "straight" or tensor.shape[1] not in (2, 4):
+        return tensor
+    weight = tensor[:, -1:].clamp(0.0, 1.0)
+    return torch.cat([tensor[:, :-1] * weight, tensor[:, -1:]], dim=1)
+
+
+def as_image_tensor(image: Any, *, channels_last: bool | None = None,
+                    alpha: AlphaMode = "premultiplied") -> Tensor:
     """Convert any supported image input to a float32 batch.
 
     Parameters
     ----------
     image : Tensor, ndarray, PIL.Image or path
-        - ``torch.Tensor`` of shape (C, H, W) or (B, C, H, W), float (or uint8);
+        - ``torch.Tensor`` of shape (C, H, W) or (B, C, H, W), float, uint8 or uint16;
         - ``numpy.ndarray`` of shape (H, W), (H, W, C) or (B, H, W, C), uint8, uint16
           or float;
         - a ``PIL.Image.Image`` (palette and other modes are converted to RGB);
         - a path (``str`` or ``os.PathLike``) to an image file.
-        Integer images are mapped to [0, 1]; float values are kept as they are.
+        Integer images are mapped to [0, 1] by their dtype's range (÷255, ÷65535); float
+        values are kept as they are and should lie in [0, 1] (see Warns). PIL modes: see
+        the notes.
+    channels_last : bool, optional
+        The channel axis. ``None`` (default): tensors are channels-first, arrays
+        channels-last, and more than :data:`MAX_IMAGE_CHANNELS` channels is refused as a
+        probable layout mistake (``torch.rand(64, 64, 3)`` would otherwise be a 64×3 image
+        with 64 channels). ``True``: (H, W, C) / (B, H, W, C) for tensors and arrays alike;
+        ``False``: (C, H, W) / (B, C, H, W) for both. Either explicit value accepts any
+        channel count. PIL images and files are channels-last: ``False`` is refused.
+    alpha : {"premultiplied", "straight"}, default "premultiplied"
+        Images with 2 channels are grey+alpha and with 4 channels RGBA (PIL's, PNG's and
+        :func:`dhtgraph.to_svg`'s convention). ``"premultiplied"``: the colour channels are
+        multiplied by alpha (clipped to [0, 1]) and alpha stays the last channel, a feature
+        of weight 1 like each colour. Fully transparent pixels then all read (0, …, 0)
+        whatever their hidden colour, and a block's mean colour divided by its mean alpha
+        is the alpha-weighted colour that :func:`dhtgraph.to_svg` fills it with.
+        ``"straight"``: every channel as given (e.g. for 4-band data that is not RGBA).
 
     Returns
     -------
     Tensor of shape (B, C, H, W), float32
-        On the input tensor's device (CPU otherwise).
+        On the input tensor's device (CPU otherwise); keeps ``requires_grad``.
 
     Raises
     ------
     TypeError
         For an unsupported type or dtype (bool, complex, object, other integers).
     ValueError
-        For a wrong number of dimensions, a zero-sized side, NaN or infinite values, or a
-        file that is not an image. ``FileNotFoundError`` for a missing path.
+        For a wrong number of dimensions, more than 4 channels without ``channels_last``,
+        a zero-sized side, NaN or infinite values, a meta tensor, or a file that is not an
+        image. ``FileNotFoundError`` for a missing path.
+
+    Warns
+    -----
+    ImageRangeWarning
+        For float input with values outside [-:data:`FLOAT_RANGE_LIMIT`,
+        :data:`FLOAT_RANGE_LIMIT`] (typically 0..255 without ``/ 255``): the tokens would
+        not follow the documented [0, 1] scale. Divide by 255 (or pass uint8). Normalised
+        images (e.g. ImageNet mean/std, within ±2.7) do not warn.
+
+    Notes
+    -----
+    PIL modes map to [0, 1] by their real range: ``1``, ``L``, ``LA``, ``P``, ``RGB``,
+    ``RGBA`` (and other 8-bit modes, converted to RGB/RGBA) ÷255; ``I;16``, ``I;16L``,
+    ``I;16B`` ÷65535; ``I`` and ``F`` are PIL's 32-bit modes on PIL's 8-bit scale (what
+    ``convert('I')``/``convert('F')`` give for an ``L`` image), ÷255 — ``I`` outside
+    0..255 is refused (convert it to ``I;16``), ``F`` with fractional values in [0, 1]
+    warns (pass ``np.asarray(image)`` to take such values as they are).
     """
-    if isinstance(image, (str, os.PathLike)):
-        image = _read_image_file(image)
-    elif _is_pil_image(image):
-        image = _pil_to_array(image)
+    channels_last = _check_channels_last(channels_last)
+    if alpha not in _ALPHA_MODES:
+        raise ValueError(f"Expected 'alpha' to be one of {_ALPHA_MODES} (got {alpha!r})")
+    if isinstance(image, (str, os.PathLike)) or _is_pil_image(image):
+        if channels_last is False:
+            raise ValueError("Expected 'channels_last' to be None or True for a PIL image or "
+                             "an image file (got False): their pixels are always (H, W, C)")
+        image = _read_image_file(image) if not _is_pil_image(image) else _pil_to_array(image)
     if isinstance(image, np.ndarray):
-        tensor = _numpy_to_tensor(image)
+        tensor = _numpy_to_tensor(image, channels_last)
     elif isinstance(image, Tensor):
-        tensor = _torch_to_tensor(image)
+        float_input = image.dtype.is_floating_point
+        tensor = _torch_to_tensor(image, channels_last)
     else:
         raise TypeError("Expected 'image' to be a torch.Tensor, numpy.ndarray, PIL.Image or "
                         f"a path (got {_describe(image)})")
+    if isinstance(image, np.ndarray):
+        float_input = image.dtype.kind == "f"
     if min(tensor.shape) == 0:
         raise ValueError("Expected 'image' to have non-empty sides (got shape "
                          f"{tuple(tensor.shape)} as (B, C, H, W))")
-    if not bool(torch.isfinite(tensor).all()):
+    lo, hi = torch.stack(torch.aminmax(tensor.detach())).tolist()  # one host sync
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("Expected 'image' to hold finite values (got NaN or inf)")
-    return tensor
+    if float_input and (lo < -FLOAT_RANGE_LIMIT or hi > FLOAT_RANGE_LIMIT):
+        _warn(
+            f"Expected float 'image' values in [0, 1] (got {lo:g}..{hi:g}): 8-bit values "
+            "need '/ 255' (or pass the uint8 image itself); results are computed on the "
+            "values as given")
+    return _apply_alpha(tensor, alpha)
 
 
-def from_image(image: Any, *, connectivity: Connectivity = 4) -> "torch_geometric.data.Data":  # noqa: F821
+def from_image(image: Any, *, connectivity: Connectivity = 4, channels_last: bool | None = None,
+               alpha: AlphaMode = "premultiplied") -> "torch_geometric.data.Data":  # noqa: F821
     """Build the pixel adjacency graph of an image (or a batch of images).
 
     Parameters
     ----------
     image : Tensor, ndarray, PIL.Image or path
-        See :func:`as_image_tensor` for the accepted shapes and dtypes. Unbatched
-        inputs ((C, H, W) tensors, (H, W[, C]) arrays, PIL images, paths) give one
-        graph; batched inputs ((B, C, H, W) tensors, (B, H, W, C) arrays) give B
-        disjoint graphs in one ``Data`` with a ``batch`` vector.
+        See :func:`as_image_tensor` for the accepted shapes, dtypes and value ranges.
+        Unbatched inputs ((C, H, W) tensors, (H, W[, C]) arrays, PIL images, paths) give
+        one graph; batched inputs (4-dimensional tensors and arrays) give B disjoint
+        graphs in one ``Data`` with a ``batch`` vector.
     connectivity : {4, 8}, default 4
         Pixel neighbourhood (theory/ Definition 1).
+    channels_last : bool, optional
+        The channel axis (see :func:`as_image_tensor`): ``None`` refuses more than 4
+        channels as a probable layout mistake.
+    alpha : {"premultiplied", "straight"}, default "premultiplied"
+        How 2-channel (grey+alpha) and 4-channel (RGBA) images are read (see
+        :func:`as_image_tensor`).
 
     Returns
     -------
@@ -258,7 +398,7 @@ def from_image(image: Any, *, connectivity: Connectivity = 4) -> "torch_geometri
     batched = (isinstance(image, Tensor) and image.dim() == 4) or (
         isinstance(image, np.ndarray) and image.ndim == 4
     )
-    tensor = as_image_tensor(image)
+    tensor = as_image_tensor(image, channels_last=channels_last, alpha=alpha)
     b, c, h, w = tensor.shape
     device = tensor.device
     x = tensor.permute(0, 2, 3, 1).reshape(b * h * w, c)

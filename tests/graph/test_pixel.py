@@ -41,10 +41,10 @@ def test_edge_count_and_convention(b, h, w):
 
 
 def test_node_order_and_features_row_major():
-    img = torch.arange(2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 3)  # (C, H, W)
-    g = from_image(img)
-    assert g.x[:, 0].tolist() == [0, 1, 2, 3, 4, 5]
-    assert g.x[:, 1].tolist() == [6, 7, 8, 9, 10, 11]
+    img = torch.arange(2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 3) / 16  # (C, H, W)
+    g = from_image(img, alpha="straight")  # 2 channels would otherwise be grey+alpha
+    assert (g.x[:, 0] * 16).tolist() == [0, 1, 2, 3, 4, 5]
+    assert (g.x[:, 1] * 16).tolist() == [6, 7, 8, 9, 10, 11]
     assert g.pos.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
     assert g.image_size == (2, 3) and g.num_images == 1 and "batch" not in g
 
@@ -99,8 +99,8 @@ def test_one_by_one_image():
         (np.zeros((2, 2), dtype=bool), TypeError, "dtype uint8, uint16 or float \\(got bool\\)"),
         (np.zeros((2, 2), dtype=complex), TypeError, "got complex128"),
         (np.zeros((2, 2), dtype=object), TypeError, "got object"),
-        (torch.zeros(3, 2, 2, dtype=torch.bool), TypeError, "float or uint8 dtype"),
-        (torch.zeros(3, 2, 2, dtype=torch.complex64), TypeError, "float or uint8 dtype"),
+        (torch.zeros(3, 2, 2, dtype=torch.bool), TypeError, "float, uint8 or uint16 dtype"),
+        (torch.zeros(3, 2, 2, dtype=torch.complex64), TypeError, "float, uint8 or uint16 dtype"),
         (torch.tensor([[[float("nan")]]]), ValueError, "finite values"),
         (np.array([[np.inf]]), ValueError, "finite values"),
         ([[0.0]], TypeError, "got list"),
@@ -141,12 +141,15 @@ def test_image_files_keep_their_bit_depth_and_alpha(tmp_path):
     Image.fromarray(u16).save(tmp_path / "u16.png")
     assert torch.allclose(from_image(tmp_path / "u16.png").x[:, 0],
                           torch.from_numpy(u16.reshape(-1) / 65535.0).float())
-    f32 = rng.random((5, 6)).astype(np.float32)
+    f32 = (rng.random((5, 6)) * 255).astype(np.float32)  # PIL's 'F' scale is 0..255
     Image.fromarray(f32, mode="F").save(tmp_path / "f.tiff")
-    assert torch.equal(from_image(tmp_path / "f.tiff").x[:, 0], torch.from_numpy(f32.reshape(-1)))
+    assert torch.allclose(from_image(tmp_path / "f.tiff").x[:, 0], torch.from_numpy(f32.reshape(-1) / 255))
     la = rng.integers(0, 256, (5, 6, 2), dtype=np.uint8)
     Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
-    assert torch.allclose(from_image(tmp_path / "la.png").x, torch.from_numpy(la.reshape(-1, 2) / 255.0).float())
+    straight = torch.from_numpy(la.reshape(-1, 2) / 255.0).float()
+    assert torch.allclose(from_image(tmp_path / "la.png", alpha="straight").x, straight)
+    premultiplied = torch.stack([straight[:, 0] * straight[:, 1], straight[:, 1]], dim=1)
+    assert torch.allclose(from_image(tmp_path / "la.png").x, premultiplied)
     palette = Image.fromarray(np.zeros((2, 2, 3), dtype=np.uint8)).convert("P")
     palette.info["transparency"] = 0
     assert from_image(palette).x.shape == (4, 4)  # palette with a transparent colour: RGBA
@@ -156,5 +159,6 @@ def test_32_bit_integer_files_out_of_range_are_refused(tmp_path):
     from PIL import Image
 
     Image.fromarray(np.array([[0, 70000]], dtype=np.int32), mode="I").save(tmp_path / "i.tiff")
-    with pytest.raises(ValueError, match=r"32-bit integer pixels in 0..65535 \(got 0..70000\)"):
+    with pytest.raises(ValueError, match=r"mode 'I' to hold values on PIL's 8-bit scale 0..255 "
+                                         r"\(got 0..70000\): for 16-bit data pass image.convert"):
         from_image(tmp_path / "i.tiff")
