@@ -45,19 +45,45 @@ def check_criterion(criterion: str, name: str = "criterion") -> str:
 def check_iota(iota, name: str = "iota") -> float:
     """Return ``iota`` as a float; it must be a real number, finite and > 0.
 
+    Python and NumPy real numbers are accepted, and so is a 0-dimensional real tensor or
+    array (``torch.tensor(3.)``, ``np.array(3.)``): ι is a hyper-parameter, read once on
+    the host (no gradient flows into it).
+
     Raises
     ------
     TypeError
-        If ``iota`` is not a real number (strings and bools are refused).
+        If ``iota`` is not a real number (strings, bools, complex numbers and tensors
+        with more than one element or of bool/complex dtype are refused).
     ValueError
         If it is not finite or not positive.
     """
+    iota = _real_scalar(iota, name)
     if isinstance(iota, bool) or not isinstance(iota, numbers.Real):
         raise TypeError(f"Expected '{name}' to be a positive finite number "
                         f"(got {type(iota).__name__} {iota!r})")
     if not (math.isfinite(iota) and iota > 0):
         raise ValueError(f"Expected '{name}' to be a positive finite number (got {iota!r})")
     return float(iota)
+
+
+def _real_scalar(value, name: str):
+    """A 0-dim real tensor/array as a Python number; anything else unchanged."""
+    if isinstance(value, Tensor) or type(value).__name__ == "ndarray":
+        shape = tuple(value.shape)
+        dtype = value.dtype
+        is_real = (not (dtype.is_complex or dtype == torch.bool) if isinstance(value, Tensor)
+                   else getattr(dtype, "kind", "") in "iuf")
+        if shape != () or not is_real:
+            raise TypeError(f"Expected '{name}' to be a positive finite number or a "
+                            f"0-dimensional real tensor (got {type(value).__name__} of shape "
+                            f"{shape} and dtype {dtype})")
+        if isinstance(value, Tensor):
+            if value.is_meta:
+                raise TypeError(f"Expected '{name}' to be a positive finite number (got a "
+                                "meta tensor, which holds no value)")
+            return value.detach().cpu().item()
+        return value.item()
+    return value
 
 
 def penalty(size: Tensor, criterion: Criterion = "aicc") -> Tensor:

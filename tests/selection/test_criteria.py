@@ -69,3 +69,32 @@ def test_one_iota_check_everywhere(bad, error):
     with pytest.raises(error, match=message):
         DHTConfig(iota=bad)
     assert check_iota(5) == 5.0 and isinstance(check_iota(5), float)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.tensor(3.0), lambda: torch.tensor(3),
+                                  lambda: torch.tensor(3.0, dtype=torch.float64),
+                                  lambda: torch.tensor(3.0, requires_grad=True)])
+def test_iota_as_a_0_dim_tensor_equals_the_number(make):
+    # Issue 8: iota=torch.tensor(3.) raised a TypeError.
+    import dhtgraph
+    from dhtgraph.selection.criteria import check_iota
+
+    assert check_iota(make()) == 3.0 and isinstance(check_iota(make()), float)
+    image = torch.rand(3, 20, 20, generator=torch.Generator().manual_seed(4))
+    assert dhtgraph.tokenize(image, iota=make()).partition == dhtgraph.tokenize(image, iota=3.0).partition
+    assert dhtgraph.DHTTokenizer(encoder="rgb", iota=make()).config.iota == 3.0
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (torch.tensor([3.0]), TypeError, r"0-dimensional real tensor \(got Tensor of shape \(1,\)"),
+    (torch.tensor(True), TypeError, "dtype torch.bool"),
+    (torch.tensor(1 + 2j), TypeError, "dtype torch.complex64"),
+    (torch.tensor(0.0), ValueError, r"positive finite number \(got 0.0\)"),
+    (torch.tensor(float("inf")), ValueError, r"positive finite number \(got inf\)"),
+    (torch.empty((), device="meta"), TypeError, "meta tensor"),
+])
+def test_bad_iota_tensors_are_refused_by_name(bad, error, message):
+    import dhtgraph
+
+    with pytest.raises(error, match="'iota'.*" + message):
+        dhtgraph.tokenize(torch.rand(3, 8, 8), iota=bad)
