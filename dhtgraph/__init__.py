@@ -32,3 +32,9 @@ __all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "imagenet_normali
 from .export import SVGConfig, to_svg, vectorize
 
 __all__ += ["to_svg", "vectorize", "SVGConfig"]
+# --- model ---
+from .graph import grid_partition, region_graph
+from .nn import DHTViT, DHTViTConfig, DHTViTOutput, RegionFeatures
+
+__all__ += ["grid_partition", "region_graph", "DHTViT", "DHTViTConfig", "DHTViTOutput",
+            "RegionFeatures"]
