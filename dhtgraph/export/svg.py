@@ -132,7 +132,7 @@ class SVGConfig:
         p = self.precision
         try:
             p = check_count(p, "precision")
-        except TypeError:
+        except (TypeError, ValueError):
             p = None
         if p is None or p > 6:
             raise ValueError(f"Expected 'precision' to be an int in [0, 6] (got {self.precision!r})")

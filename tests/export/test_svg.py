@@ -256,3 +256,50 @@ def test_grey_and_alpha_images_are_vectorised():
     la[..., 0], la[..., 1] = 128, 255
     root = ET.fromstring(to_svg(la, np.zeros((2, 2), dtype=int)))
     assert len(list(root.iter(f"{NS}path"))) == 1
+
+
+# ---------------------------------------------------------------- inputs users pass (issue 8)
+def test_image_that_requires_grad_is_vectorised_like_its_values():
+    image = torch.rand(3, 4, 5, requires_grad=True)
+    labels = np.arange(20).reshape(4, 5) // 7
+    assert to_svg(image, labels) == to_svg(image.detach(), labels)
+
+
+def test_meta_image_is_refused_by_name():
+    with pytest.raises(ValueError, match="'meta' device"):
+        to_svg(torch.empty(3, 2, 2, device="meta"), np.zeros((2, 2), dtype=np.int64))
+
+
+@pytest.mark.parametrize("value", [np.float32(1), np.float64(1), np.float16(1), np.int64(1),
+                                   np.uint8(1), torch.tensor(1.0), 1, 1.0])
+def test_every_real_number_type_is_an_option_value(value):
+    image = np.random.default_rng(0).random((6, 6, 3))
+    labels = np.arange(36).reshape(6, 6) // 5
+    expected = to_svg(image, labels, tolerance=1.0, seam_stroke=1.0, scale=1.0)
+    got = to_svg(image, labels, tolerance=value, seam_stroke=value, scale=value)
+    assert got == expected
+    config = SVGConfig(tolerance=value, precision=np.int64(2))
+    assert type(config.tolerance) is float and type(config.precision) is int
+
+
+@pytest.mark.parametrize("name, value", [("tolerance", True), ("tolerance", "1"),
+                                         ("tolerance", np.float32("nan")), ("scale", np.float64(0)),
+                                         ("seam_stroke", complex(1, 0)), ("tolerance", torch.ones(2))])
+def test_non_real_option_values_are_refused(name, value):
+    with pytest.raises(ValueError, match=f"'{name}' to be a finite number"):
+        SVGConfig(**{name: value})
+
+
+def test_precision_accepts_numpy_ints_and_refuses_others():
+    assert SVGConfig(precision=np.int32(3)).precision == 3
+    for bad in (7, 1.5, True, -1):
+        with pytest.raises(ValueError, match=r"'precision' to be an int in \[0, 6\]"):
+            SVGConfig(precision=bad)
+
+
+def test_channel_first_array_needs_the_layout_option():
+    labels = np.arange(48).reshape(6, 8) // 9
+    chw = np.random.default_rng(0).random((3, 6, 8))
+    with pytest.raises(ValueError, match=r"read as a 3×6 image with 8 channels.*channels_last=False"):
+        to_svg(chw, labels)
+    assert to_svg(chw, labels, channels_last=False) == to_svg(chw.transpose(1, 2, 0), labels)

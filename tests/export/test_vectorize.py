@@ -1,4 +1,6 @@
 import argparse
+
+import torch
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -76,3 +78,47 @@ def test_cli_files_directories_and_a_bad_file(tmp_path, capsys):
     # A single image to a named .svg file succeeds.
     assert run_cli([str(src / "a.png"), "-o", str(tmp_path / "one.svg")]) == 0
     assert (tmp_path / "one.svg").read_text().startswith("<svg")
+
+
+# ---------------------------------------------------------------- inputs users pass (issue 8)
+def test_vectorize_image_that_requires_grad():
+    image = torch.from_numpy(blocks_image(12)).permute(2, 0, 1).float().div(255)
+    assert dhtgraph.vectorize(image.requires_grad_()) == dhtgraph.vectorize(image.detach())
+
+
+@pytest.mark.parametrize("options, match", [
+    ([1], r"'tokenizer_options' to be a dict of tokenize\(\) options or None \(got list \[1\]\)"),
+    ("iota", r"'tokenizer_options' to be a dict .*got str"),
+    ({1: 2}, r"'tokenizer_options' keys to be option names \(got 1\)"),
+])
+def test_vectorize_bad_tokenizer_options(options, match):
+    with pytest.raises(TypeError, match=match):
+        dhtgraph.vectorize(blocks_image(8), tokenizer_options=options)
+
+
+def test_vectorize_iota_given_twice_is_refused():
+    with pytest.raises(ValueError, match="'iota' once"):
+        dhtgraph.vectorize(blocks_image(8), iota=5.0, tokenizer_options={"iota": 6.0})
+
+
+def test_vectorize_channel_layout_option():
+    hwc = blocks_image(12)
+    chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))
+    with pytest.raises(ValueError, match="pass channels_last=False"):
+        dhtgraph.vectorize(chw)
+    assert dhtgraph.vectorize(chw, channels_last=False) == dhtgraph.vectorize(hwc)
+
+
+def test_transparent_pixels_do_not_split_on_their_hidden_colour():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)  # noisy hidden colours ...
+    rgba[..., 3] = 0                                           # ... all fully transparent
+    rgba[:8, :, :3], rgba[:8, :, 3] = (200, 30, 30), 255       # an opaque red top half
+    tokens = dhtgraph.tokenize(rgba)
+    assert int(tokens.num_tokens[0]) == 2
+    assert tokens.labels()[0][:8].unique().numel() == 1 and tokens.labels()[0][8:].unique().numel() == 1
+    svg = dhtgraph.vectorize(rgba, seam_stroke=0)
+    paths = ET.fromstring(svg).findall(f".//{NS}path")
+    assert [p.get("fill") for p in paths][0] == "#c81e1e"
+    assert [p.get("fill-opacity") for p in paths] == [None, "0"]
+    assert ET.fromstring(svg).find(f"{NS}rect") is None  # no background under transparency

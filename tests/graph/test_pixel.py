@@ -162,3 +162,149 @@ def test_32_bit_integer_files_out_of_range_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"mode 'I' to hold values on PIL's 8-bit scale 0..255 "
                                          r"\(got 0..70000\): for 16-bit data pass image.convert"):
         from_image(tmp_path / "i.tiff")
+
+
+# ---------------------------------------------------------------- layouts (issue 8)
+@pytest.mark.parametrize("make", [torch.rand, lambda *s: torch.rand(*s).numpy()])
+def test_channels_last_image_in_the_wrong_layout_is_refused(make):
+    is_tensor = make is torch.rand
+    wrong = make(16, 12, 3) if is_tensor else make(3, 16, 12)  # HWC tensor, CHW array
+    if is_tensor:
+        match = (r"\(C, H, W\) layout with 1 to 4 channels \(got shape \(16, 12, 3\), read as a "
+                 r"12×3 image with 16 channels\): for a \(H, W, C\) image pass channels_last=True; "
+                 r"to use all 16 channels pass channels_last=False")
+    else:
+        match = (r"\(H, W, C\) layout with 1 to 4 channels \(got shape \(3, 16, 12\), read as a "
+                 r"3×16 image with 12 channels\): for a \(C, H, W\) image pass channels_last=False; "
+                 r"to use all 12 channels pass channels_last=True")
+    for convert in (as_image_tensor, from_image):
+        with pytest.raises(ValueError, match=match):
+            convert(wrong)
+
+
+def test_channels_last_option_reads_both_layouts_alike():
+    chw = torch.rand(3, 5, 7)
+    hwc = chw.permute(1, 2, 0).contiguous()
+    expected = as_image_tensor(chw)
+    assert torch.equal(as_image_tensor(hwc, channels_last=True), expected)
+    assert torch.equal(as_image_tensor(hwc.numpy()), expected)
+    assert torch.equal(as_image_tensor(chw.numpy(), channels_last=False), expected)
+    assert torch.equal(as_image_tensor(chw, channels_last=False), expected)
+    batch = torch.rand(2, 3, 6, 5)
+    assert torch.equal(as_image_tensor(batch.permute(0, 2, 3, 1), channels_last=True), batch)
+    assert torch.equal(from_image(hwc, channels_last=True).x, from_image(chw).x)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\) layout .*got shape \(2, 6, 5, 3\)"):
+        as_image_tensor(batch.permute(0, 2, 3, 1))
+
+
+def test_many_channels_are_accepted_when_the_layout_is_explicit():
+    features = torch.rand(8, 4, 5)
+    assert as_image_tensor(features, channels_last=False).shape == (1, 8, 4, 5)
+    assert from_image(features.permute(1, 2, 0).numpy(), channels_last=True).x.shape == (20, 8)
+    grey = np.zeros((4, 70), dtype=np.uint8)  # (H, W): always grey, never channels
+    assert as_image_tensor(grey).shape == (1, 1, 4, 70)
+
+
+def test_channels_last_option_is_checked(tmp_path):
+    from PIL import Image
+
+    with pytest.raises(TypeError, match=r"'channels_last' to be True, False or None \(got str 'yes'\)"):
+        as_image_tensor(torch.rand(3, 2, 2), channels_last="yes")
+    pil = Image.fromarray(np.zeros((2, 3, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"'channels_last' to be None or True for a PIL image"):
+        as_image_tensor(pil, channels_last=False)
+    assert as_image_tensor(pil, channels_last=True).shape == (1, 3, 2, 3)
+
+
+# ---------------------------------------------------------------- value ranges
+def test_float_image_on_the_8_bit_scale_warns_and_names_the_fix():
+    from dhtgraph.graph.pixel import ImageRangeWarning
+
+    with pytest.warns(ImageRangeWarning, match=r"values in \[0, 1\] \(got 0..255\): 8-bit values "
+                                               r"need '/ 255'"):
+        as_image_tensor(np.array([[0.0, 255.0]]))
+    with pytest.warns(ImageRangeWarning, match="got -300..1"):
+        from_image(torch.tensor([[[-300.0, 1.0]]]))
+
+
+def test_images_in_range_and_normalised_images_do_not_warn():
+    import warnings
+
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    extremes = torch.stack([torch.zeros(3, 2, 2), torch.ones(3, 2, 2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        as_image_tensor(torch.rand(3, 4, 4))
+        as_image_tensor((extremes - mean) / std)  # ImageNet normalisation: -2.2..2.7
+        as_image_tensor(np.full((2, 2), 255, dtype=np.uint8))  # integers are scaled
+        as_image_tensor(np.full((2, 2), 65535, dtype=np.uint16))
+
+
+def test_torch_uint16_maps_by_its_range():
+    t = torch.tensor([[[0, 65535]]], dtype=torch.uint16)
+    assert as_image_tensor(t).tolist() == [[[[0.0, 1.0]]]]
+
+
+# ---------------------------------------------------------------- PIL modes
+def test_the_same_grey_image_in_modes_L_I_and_F_agrees():
+    from PIL import Image
+
+    grey = (np.arange(8 * 9).reshape(8, 9) * 7 % 256).astype(np.uint8)
+    pil = Image.fromarray(grey)
+    expected = torch.from_numpy(grey / 255.0).float()
+    for mode in ("L", "I", "F"):
+        got = as_image_tensor(pil.convert(mode))
+        assert torch.allclose(got[0, 0], expected, atol=1e-7), mode
+    # 16-bit grey maps by its own range, 0..65535.
+    deep = (np.arange(72).reshape(8, 9) * 900).astype(np.uint16)
+    assert torch.allclose(as_image_tensor(Image.fromarray(deep))[0, 0],
+                          torch.from_numpy(deep / 65535.0).float())
+
+
+def test_fractional_mode_F_values_in_unit_range_warn():
+    from PIL import Image
+
+    from dhtgraph.graph.pixel import ImageRangeWarning
+
+    pil = Image.fromarray(np.array([[0.25, 0.5]], dtype=np.float32), mode="F")
+    with pytest.warns(ImageRangeWarning, match=r"PIL mode 'F' images are read on PIL's 8-bit "
+                                               r"scale .* pass np.asarray\(image\)"):
+        got = as_image_tensor(pil)
+    assert torch.allclose(got.flatten(), torch.tensor([0.25, 0.5]) / 255)
+    assert as_image_tensor(np.asarray(pil)).flatten().tolist() == [0.25, 0.5]
+
+
+# ---------------------------------------------------------------- alpha
+def test_alpha_premultiplies_colours_and_keeps_alpha():
+    rgba = np.array([[[200, 100, 50, 255], [200, 100, 50, 0], [7, 9, 11, 0], [255, 255, 255, 51]]],
+                    dtype=np.uint8)
+    x = from_image(rgba).x
+    assert torch.allclose(x[0], torch.tensor([200, 100, 50, 255]) / 255.0)
+    assert x[1].tolist() == [0, 0, 0, 0] and x[2].tolist() == [0, 0, 0, 0]  # hidden colour gone
+    assert torch.allclose(x[3], torch.tensor([0.2, 0.2, 0.2, 0.2]))
+    assert torch.allclose(from_image(rgba, alpha="straight").x, torch.from_numpy(rgba[0] / 255.0).float())
+    with pytest.raises(ValueError, match=r"'alpha' to be one of \('premultiplied', 'straight'\)"):
+        as_image_tensor(rgba, alpha="over")
+
+
+def test_rgb_images_are_unchanged_by_the_alpha_option():
+    rgb = torch.rand(3, 4, 4)
+    assert torch.equal(as_image_tensor(rgb), as_image_tensor(rgb, alpha="straight"))
+
+
+# ---------------------------------------------------------------- obscure errors
+def test_meta_tensors_are_refused_by_name():
+    meta = torch.empty(3, 4, 4, device="meta")
+    for convert in (as_image_tensor, from_image):
+        with pytest.raises(ValueError, match=r"'image' to hold pixel values \(got a tensor on the "
+                                             r"'meta' device"):
+            convert(meta)
+
+
+def test_tensors_that_require_grad_keep_their_graph():
+    image = torch.rand(3, 4, 4, requires_grad=True)
+    out = as_image_tensor(image)
+    assert out.requires_grad
+    out.sum().backward()
+    assert torch.equal(image.grad, torch.ones(3, 4, 4))
