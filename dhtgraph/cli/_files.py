@@ -93,6 +93,72 @@ def _real(text: str, strictly_positive: bool) -> float:
     return value
 
 
+#: Range of ``--iota`` on the command line. ι enters the information criterion through its
+#: logarithm: on a 64² photograph ι = 1e-6 … 1e6 gives 150 … 250 tokens, while beyond
+#: ~1e30 the selection degenerates to one token per pixel. The bounds keep every accepted
+#: value meaningful.
+IOTA_RANGE = (1e-6, 1e6)
+
+
+def iota(text: str) -> float:
+    """argparse type: ι, a finite float in :data:`IOTA_RANGE`."""
+    import argparse
+
+    value = _real(text, strictly_positive=True)
+    lo, hi = IOTA_RANGE
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"expected a number in [{lo:g}, {hi:g}] (got {text!r}); "
+                                         "larger values give more tokens")
+    return value
+
+
+def add_output_argument(parser, help: str, metavar: str = "OUT") -> None:
+    """``-o/--output`` and ``--out`` (the same option, every command accepts both)."""
+    parser.add_argument("-o", "--output", "--out", dest="out", required=True, metavar=metavar,
+                        help=help)
+
+
+def usage_error(command: str, message: str) -> int:
+    """Print ``dhtgraph COMMAND: error: MESSAGE`` to stderr; return the usage status 2."""
+    print(f"dhtgraph {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def output_directory_problem(path: Path) -> str | None:
+    """Create the output directory ``path`` (and its parents); a message if that fails.
+
+    Returns None when ``path`` is (now) a writable directory, else one sentence naming the
+    path and the reason: an existing file, a file above it, or an OS error (permissions,
+    read-only file system, …).
+    """
+    import os
+
+    if path.exists() and not path.is_dir():
+        return f"output directory {str(path)!r} is an existing file"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"output directory {str(path)!r} lies under {str(parent)!r}, which is a file"
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"output directory {str(path)!r} cannot be created ({err.strerror or err})"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"output directory {str(path)!r} is not writable"
+    return None
+
+
+def output_file_problem(path: Path) -> str | None:
+    """Check that the file ``path`` can be written (its directory is created); a message if not."""
+    if path.is_dir():
+        return f"output file {str(path)!r} is an existing directory"
+    problem = output_directory_problem(path.parent)
+    if problem is not None:
+        return problem.replace("output directory", "folder of the output file", 1)
+    return None
+
+
 def progress(items: Iterable, total: int, desc: str, disable: bool = False) -> Iterator:
     """A tqdm progress bar on stderr (hidden for a single item or when asked)."""
     from tqdm import tqdm

@@ -17,7 +17,8 @@ DEMO_MAX_TOKENS = 900
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the main job on a bundled default image")
-    parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    parser.add_argument("-o", "--output", "--out", dest="out", default="out/demo", metavar="DIR",
+                        help="output folder (default: out/demo)")
     parser.set_defaults(run=run)
 
 
@@ -33,11 +34,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..export import vectorize
     from ..graph import from_image
+    from ._files import output_directory_problem, usage_error
     from .graph import describe
     from .tokenize import tokenize_file
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    problem = output_directory_problem(out)
+    if problem is not None:
+        return usage_error("demo", f"--out: {problem}")
     path = out / "astronaut.png"
     image = default_image()
     Image.fromarray(image).save(path)

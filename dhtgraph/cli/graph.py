@@ -1,14 +1,16 @@
-"""``dhtgraph graph IMAGE...``: build pixel graphs and print what they hold."""
+"""``dhtgraph graph IMAGE_OR_DIR...``: build pixel graphs and print what they hold."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+
+from ._files import FILE_ERRORS, collect_images, report
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("graph", help="build the pixel graph of images and describe it")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                        help="image files or directories (their image files, recursively)")
     parser.add_argument("--connectivity", type=int, choices=(4, 8), default=4,
                         help="pixel neighbourhood (default: 4)")
     parser.set_defaults(run=run)
@@ -25,11 +27,14 @@ def describe(data) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..graph import from_image
 
-    failed = 0
-    for path in args.images:
+    items, problems = collect_images(args.images)
+    for message in problems:
+        report(message, error=True)
+    failed = len(problems)
+    for path, _ in items:
         try:
-            print(f"{path}: {describe(from_image(path, connectivity=args.connectivity))}")
-        except (OSError, ValueError, TypeError) as err:
-            print(f"{path}: error: {err}", file=sys.stderr)
+            report(f"{path}: {describe(from_image(path, connectivity=args.connectivity))}")
+        except FILE_ERRORS as err:
+            report(f"{path}: error: {err}", error=True)
             failed += 1
     return 1 if failed else 0

@@ -14,18 +14,35 @@ import time
 from pathlib import Path
 
 from ..selection.criteria import CRITERIA
-from ._files import FILE_ERRORS, collect_images, positive_float, positive_int, progress, report
+from ._files import (FILE_ERRORS, IOTA_RANGE, add_output_argument, collect_images, iota,
+                     output_directory_problem, positive_int, progress, report, usage_error)
+
+
+_WRITES = """files written for every image NAME (under DIR, sub-folders of a directory input
+mirrored):
+  NAME_tokens.png   the image with the token boundaries drawn over it
+  NAME_levels.png   one panel per hierarchy level, finest first: block-mean colours with
+                    thin boundaries, labelled with the level and its block count
+  NAME.json         token count, blocks per level, budget, options and timings
+exit status: 0 all images done, 1 some inputs failed (the others are written),
+2 usage error (bad option, output folder that is a file or cannot be created)"""
+
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("tokenize", help="tokenize images; write PNGs and a JSON summary")
+    parser = subparsers.add_parser(
+        "tokenize", help="tokenize images; write PNGs and a JSON summary",
+        description="Tokenize images with the recommended configuration and write pictures "
+                    "and a JSON summary per image.",
+        epilog=_WRITES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or directories")
-    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    add_output_argument(parser, "output directory (created if missing)", metavar="DIR")
     parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="token budget per image (default: no budget)")
     parser.add_argument("--criterion", choices=CRITERIA, default=None,
                         help="information criterion for the selection (default: the library's, aicc)")
-    parser.add_argument("--iota", type=positive_float, default=None,
-                        help="granularity constant ι: larger gives more tokens "
+    lo, hi = IOTA_RANGE
+    parser.add_argument("--iota", type=iota, default=None,
+                        help=f"granularity constant ι in [{lo:g}, {hi:g}]: larger gives more tokens "
                              "(default: the recommended configuration's)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
@@ -58,7 +75,9 @@ def tokenize_file(path: Path, out: Path, name: str | Path, max_tokens: int | Non
     Image.fromarray(draw_boundaries(image[0], tokens.labels()[0])).save(out / f"{name}_tokens.png")
     levels = [tokens.hierarchy.absolute(t) for t in range(1, tokens.hierarchy.num_levels)]
     if levels:
-        Image.fromarray(hierarchy_strip(image[0], levels)).save(out / f"{name}_levels.png")
+        captions = [f"level {t}: {p.num_blocks} blocks" for t, p in enumerate(levels, start=1)]
+        Image.fromarray(hierarchy_strip(image[0], levels, captions=captions)).save(
+            out / f"{name}_levels.png")
     summary = {
         "image": str(path),
         "size": [h, w],
@@ -78,7 +97,9 @@ def tokenize_file(path: Path, out: Path, name: str | Path, max_tokens: int | Non
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    problem = output_directory_problem(out)
+    if problem is not None:
+        return usage_error("tokenize", f"--out: {problem}")
     items, problems = collect_images(args.inputs)
     for message in problems:
         report(message, error=True)

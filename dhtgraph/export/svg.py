@@ -36,7 +36,7 @@ from .simplify import corner_importance
 #: Characters that XML 1.0 does not allow in a document (controls, surrogates, U+FFFE/F).
 _XML_INVALID = re.compile("[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
-__all__ = ["SVGConfig", "to_svg", "label_map"]
+__all__ = ["SVGConfig", "to_svg", "label_map", "ByteBudgetError"]
 
 ShapeRendering = Literal["auto", "crispEdges", "geometricPrecision", "optimizeSpeed"]
 _SHAPE_RENDERING = ("auto", "crispEdges", "geometricPrecision", "optimizeSpeed")
@@ -45,6 +45,23 @@ _VERTICES = ("corners", "midpoints")
 # Byte-budget search: bisection steps on the tolerance and its largest value (pixels).
 _BUDGET_STEPS = 12
 _BUDGET_MAX_TOLERANCE = 16.0
+
+
+class ByteBudgetError(ValueError):
+    """``max_bytes`` is below the size of the coarsest SVG of the partition.
+
+    Attributes ``max_bytes``, ``needed`` (bytes of the coarsest SVG), ``num_blocks`` and
+    ``tolerance`` (the largest tolerance tried, pixels) let callers word their own hint
+    (the command line names its flags).
+    """
+
+    def __init__(self, max_bytes: int, needed: int, num_blocks: int, tolerance: float):
+        self.max_bytes, self.needed, self.num_blocks, self.tolerance = (
+            max_bytes, needed, num_blocks, tolerance)
+        super().__init__(
+            f"Expected 'max_bytes' to be reachable (got {max_bytes}): the coarsest SVG of "
+            f"these {num_blocks} blocks (tolerance {tolerance:g} px) has {needed} bytes; "
+            "use fewer regions (e.g. vectorize(..., max_tokens=...)) or a larger budget")
 
 
 def _real_option(value: Any, name: str, strict: bool) -> float:
@@ -508,10 +525,7 @@ def to_svg(image: Any, partition: Any, *, channels_last: bool | None = None, **o
     hi = max(lo, _BUDGET_MAX_TOLERANCE)
     best = _render(chains, importance, colours, alphas, background, hi, config)
     if len(best.encode()) > config.max_bytes:
-        raise ValueError(
-            f"Expected 'max_bytes' to be reachable (got {config.max_bytes}): the coarsest SVG of "
-            f"these {len(colours)} blocks (tolerance {hi:g} px) has {len(best.encode())} bytes; "
-            "use fewer regions (e.g. vectorize(..., max_tokens=...)) or a larger budget")
+        raise ByteBudgetError(config.max_bytes, len(best.encode()), len(colours), hi)
     for _ in range(_BUDGET_STEPS):
         mid = 0.5 * (lo + hi)
         svg = _render(chains, importance, colours, alphas, background, mid, config)
