@@ -11,10 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from . import demo, graph, tokenize, vectorize
+from . import shards, train  # training (issue 10 §4, issue 14 §2)
 
 __all__ = ["main"]
 
 _SUBCOMMANDS = [demo, graph, tokenize, vectorize]
+_SUBCOMMANDS += [train, shards]
 
 
 def build_parser() -> argparse.ArgumentParser:

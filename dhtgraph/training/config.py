@@ -9,10 +9,17 @@ from typing import Any, Literal, Optional
 
 from .._checks import check_count
 
-__all__ = ["TrainConfig", "Task", "TASKS"]
+__all__ = ["TrainConfig", "Task", "TASKS", "Normalize", "NORMALIZATIONS"]
 
 Task = Literal["classification", "segmentation"]
 TASKS = ("classification", "segmentation")
+Normalize = Literal["none", "imagenet", "inception"]
+#: Per-channel (mean, std) applied to images in [0, 1] before the model.
+NORMALIZATIONS = {
+    "none": None,
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class TrainConfig:
     ignore_index : int = 255
         Mask value that no loss or metric counts (the PASCAL VOC convention for
         "void" in 8-bit PNG masks).
+    normalize : {'none', 'imagenet', 'inception'} = 'none'
+        ``(x − mean) / std`` on the [0, 1] images before the model. 'none' suits fresh
+        models (and the shared timm fixtures, trained on [0, 1]); a pretrained timm ViT
+        wants the statistics it was trained with: 'imagenet' for most, 'inception'
+        (0.5, 0.5) for the AugReg/CLIP-style weights.
     image_size : int or None = None
         Resize every image (bilinear) and mask (nearest) to ``image_size²``; None keeps
         the files' sizes, which must then all agree (checked before training).
@@ -91,6 +103,7 @@ class TrainConfig:
     grad_clip_norm: Optional[float] = 1.0
     label_smoothing: float = 0.0
     ignore_index: int = 255
+    normalize: Normalize = "none"
     image_size: Optional[int] = None
     seed: int = 0
     num_workers: int = 0
@@ -105,6 +118,9 @@ class TrainConfig:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if self.task not in TASKS:
             raise ValueError(f"Expected 'task' to be one of {TASKS} (got {self.task!r})")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"Expected 'normalize' to be one of {tuple(NORMALIZATIONS)} "
+                             f"(got {self.normalize!r})")
         for name in ("epochs", "batch_size", "log_every", "keep_checkpoints"):
             set_(name, check_count(getattr(self, name), name, minimum=1))
         for name in ("steps", "checkpoint_every", "image_size"):

@@ -98,6 +98,8 @@ def setup(device: Optional[str] = None) -> Context:
             dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     initialized = False
+    # An existing group (an earlier setup in this process) is reused: torch cannot join
+    # the same torchrun group again after leaving it.
     if env is not None and world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}
@@ -108,9 +110,9 @@ def setup(device: Optional[str] = None) -> Context:
                    initialized=initialized)
 
 
-def teardown(context: Context) -> None:
-    """Leave the process group if :func:`setup` joined it."""
-    if context.initialized and dist.is_initialized():
+def teardown(context: Optional[Context] = None) -> None:
+    """Leave the process group if one is joined (call once, at the end of the program)."""
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 

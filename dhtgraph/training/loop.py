@@ -24,12 +24,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..partition import Partition
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .distributed import Context, epoch_indices, eval_indices, setup, teardown
+from .config import NORMALIZATIONS, TrainConfig
+from .distributed import Context, epoch_indices, eval_indices, setup
 from .evaluate import Evaluation, evaluate
 from .schedule import cosine_schedule
 
-__all__ = ["train", "TrainResult", "tokens_to_partition", "model_num_classes", "compute_loss"]
+__all__ = ["train", "TrainResult", "tokens_to_partition", "model_num_classes", "compute_loss",
+           "normalize_images", "TaskLogits"]
 
 
 @dataclass(frozen=True)
@@ -85,22 +86,54 @@ def model_num_classes(model: nn.Module) -> int:
                      f"config field (got {type(model).__name__} without one)")
 
 
-def _forward(model, batch: dict, device):
-    images = batch["image"].to(device, non_blocking=True)
+def normalize_images(images: Tensor, kind: str) -> Tensor:
+    """``(images − mean) / std`` per channel for ``TrainConfig.normalize`` (identity for
+    'none'); images (B, C, H, W) in [0, 1]."""
+    stats = NORMALIZATIONS[kind]
+    if stats is None:
+        return images
+    if images.shape[1] != len(stats[0]):
+        raise ValueError(f"Expected 3-channel images for normalize={kind!r} "
+                         f"(got {images.shape[1]} channels)")
+    mean = images.new_tensor(stats[0]).view(1, -1, 1, 1)
+    std = images.new_tensor(stats[1]).view(1, -1, 1, 1)
+    return (images - mean) / std
+
+
+def _forward(model, batch: dict, device, normalize: str = "none"):
+    images = normalize_images(batch["image"].to(device, non_blocking=True), normalize)
     partition = None
     if "tokens" in batch:
         partition = tokens_to_partition(batch["tokens"].to(device, non_blocking=True))
     return model(images, partition=partition)
 
 
-def compute_loss(out, target: Tensor, config: TrainConfig) -> Tensor:
-    """Cross-entropy of ``out.logits`` (classification) or ``out.dense_logits``
-    (segmentation) against ``target``, ignoring ``config.ignore_index``."""
-    logits = out.logits if config.task == "classification" else out.dense_logits
-    if logits is None:
-        raise ValueError(f"Expected the model output to have "
-                         f"{'logits' if config.task == 'classification' else 'dense_logits'} "
-                         f"for task {config.task!r} (got None)")
+class TaskLogits(nn.Module):
+    """``model(images, partition)`` reduced to the logits the task trains on:
+    ``out.logits`` (classification) or ``out.dense_logits`` (segmentation).
+
+    DistributedDataParallel wraps this, not the model: it then follows only the tensor
+    the loss uses, so the other head's parameters count as unused instead of waiting
+    for gradients that never come.
+    """
+
+    def __init__(self, model: nn.Module, task: str):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, images: Tensor, partition: Optional[Partition] = None) -> Tensor:
+        out = self.model(images, partition=partition)
+        name = "logits" if self.task == "classification" else "dense_logits"
+        logits = getattr(out, name, None)
+        if logits is None:
+            raise ValueError(f"Expected the model output to have '{name}' for task "
+                             f"{self.task!r} (got none{'; build the model with dense=True' if name == 'dense_logits' else ''})")
+        return logits
+
+
+def compute_loss(logits: Tensor, target: Tensor, config: TrainConfig) -> Tensor:
+    """Cross-entropy of logits (B, K) or (B, K, H, W) against ``target`` (B,) or
+    (B, H, W), ignoring ``config.ignore_index``."""
     return F.cross_entropy(logits, target, ignore_index=config.ignore_index,
                            label_smoothing=config.label_smoothing)
 
@@ -187,12 +220,12 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig = TrainConfig(), 
         if hasattr(dataset, "check_num_classes"):
             dataset.check_num_classes(num_classes)
 
+    # Under torchrun this joins the process group and leaves it joined (a group cannot be
+    # joined twice): a script may call train() again; leave it with teardown(context) or
+    # torch.distributed.destroy_process_group() at the end.
     context = setup(config.device)
-    try:
-        return _train(model, data, config, context, num_classes, out, resume, eval_data,
-                      evaluate_at_end)
-    finally:
-        teardown(context)
+    return _train(model, data, config, context, num_classes, out, resume, eval_data,
+                  evaluate_at_end)
 
 
 def _train(model, data, config, context, num_classes, out, resume, eval_data, evaluate_at_end):
@@ -215,12 +248,12 @@ def _train(model, data, config, context, num_classes, out, resume, eval_data, ev
         state = load_checkpoint(resume, model, optimizer, scheduler, device)
         step = state.step
         _restore_rng(state.rng, context, config.seed)
-    net = model
+    net = TaskLogits(model, config.task)
     if context.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None,
+            net, device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=config.find_unused_parameters)
 
     log = (out / "log.jsonl").open("a") if out is not None and main else None
@@ -256,8 +289,8 @@ def _train(model, data, config, context, num_classes, out, resume, eval_data, ev
                                 pin_memory=device.type == "cuda",
                                 generator=torch.Generator().manual_seed(config.seed + epoch))
             for batch in loader:
-                out_ = _forward(net, batch, device)
-                loss = compute_loss(out_, batch["target"].to(device), config)
+                logits = _forward(net, batch, device, config.normalize)
+                loss = compute_loss(logits, batch["target"].to(device), config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip_norm is not None:
@@ -310,7 +343,7 @@ def _train(model, data, config, context, num_classes, out, resume, eval_data, ev
                                                    for i in range(0, len(share), config.batch_size)],
                             num_workers=config.num_workers)
         evaluation = evaluate(model, loader, config.task, num_classes, config.ignore_index, device,
-                              lambda m, b: _forward(m, b, device))
+                              lambda m, b: _forward(m, b, device, config.normalize))
         if out is not None and main:
             record = dict(evaluation.to_dict(), step=step,
                           data="eval_data" if eval_data is not None else "training data")

@@ -8,7 +8,6 @@ independently of the transformer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +20,12 @@ from torch import nn
 class TinyConfig:
     num_classes: int = 3
     width: int = 8
+
+
+@dataclass
+class TinyOutput:  # a dataclass, as DHTViTOutput: DDP finds the tensors inside it
+    logits: torch.Tensor
+    dense_logits: torch.Tensor
 
 
 class TinyNet(nn.Module):
@@ -40,7 +45,7 @@ class TinyNet(nn.Module):
             b, c, h, w = x.shape
             flat = x.permute(0, 2, 3, 1).reshape(-1, c)
             x = partition.broadcast(partition.reduce(flat)).view(b, h, w, c).permute(0, 3, 1, 2)
-        return SimpleNamespace(logits=self.head(x.mean((2, 3))), dense_logits=self.dense(x))
+        return TinyOutput(logits=self.head(x.mean((2, 3))), dense_logits=self.dense(x))
 
 
 def _noise(rng, h, w, base):

@@ -1,0 +1,83 @@
+"""``dhtgraph tokenize-shards IMAGE_DIR --out DIR``: tokenize a folder once, for training.
+
+Writes ``shard-NNNNN.safetensors`` files (each image's pixels, its token label map and
+its class or mask) with a record beside each, then ``index.json``; ``dhtgraph train DIR``
+and :class:`dhtgraph.training.ShardDataset` read them back. Under ``torchrun`` shard
+``i`` is written by rank ``i mod WORLD_SIZE`` (every image by exactly one process).
+Running the command again skips the shards already finished (same images and options,
+file intact) and rewrites missing or damaged ones.
+
+Exit status: 0 done; 1 the folder was refused; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..selection.criteria import CRITERIA
+from ._files import positive_float, positive_int
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tokenize-shards", help="tokenize an image folder into safetensors shards for training",
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image_dir", metavar="IMAGE_DIR",
+                        help="class folders, images/ + masks/, or plain images")
+    parser.add_argument("--out", required=True, help="shard directory (created if missing)")
+    parser.add_argument("--layout", choices=("auto", "classification", "segmentation", "images"),
+                        default="auto", help="folder layout (default: detected; ambiguous is an error)")
+    parser.add_argument("--shard-size", type=positive_int, default=256,
+                        help="images per shard (default: 256)")
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
+                        help="token budget per image (default: no budget)")
+    parser.add_argument("--image-size", type=positive_int, default=None,
+                        help="resize to this square size before tokenizing (default: keep)")
+    parser.add_argument("--criterion", choices=CRITERIA, default=None,
+                        help="information criterion (default: the library's, aicc)")
+    parser.add_argument("--iota", type=positive_float, default=None,
+                        help="granularity constant ι (default: the recommended configuration's)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from ..training.distributed import setup, teardown
+    from ..training.shards import plan_shards, write_index, write_shards
+
+    options = {}
+    if args.criterion is not None:
+        options["criterion"] = args.criterion
+    if args.iota is not None:
+        options["iota"] = args.iota
+    try:
+        context = setup(args.device)
+    except ValueError as exc:
+        print(f"dhtgraph tokenize-shards: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            plan = plan_shards(args.image_dir, shard_size=args.shard_size, layout=args.layout,
+                               max_tokens=args.max_tokens, image_size=args.image_size,
+                               options=options)
+        except (TypeError, ValueError, OSError) as exc:
+            if context.is_main:
+                print(f"dhtgraph tokenize-shards: error: {exc}", file=sys.stderr)
+            return 1
+        report = write_shards(plan, args.out, rank=context.rank, world_size=context.world_size,
+                              device=context.device, progress=not args.no_progress)
+        print(f"rank {context.rank}: wrote {len(report.written)} shard(s) ({report.images} images), "
+              f"skipped {len(report.skipped)} finished", file=sys.stderr)
+        if dist.is_initialized():
+            dist.barrier()
+        if context.is_main:
+            index = write_index(plan, args.out)
+            print(f"{len(plan.items)} images in {plan.num_shards} shard(s) -> {index}")
+    finally:
+        teardown(context)
+    return 0
