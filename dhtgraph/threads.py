@@ -1,0 +1,211 @@
+"""How many CPU threads the tokenizer uses, and a policy that stays fast under load.
+
+The tokenizer runs a few thousand small tensor operations per call. With more than one
+intra-op thread (torch's default: one per core), every operation above torch's grain size
+(~32k elements for element-wise kernels) opens an OpenMP parallel region and waits at its
+end for all of its threads. When another process takes a core, one of those threads is
+descheduled and each region waits for it: the waits add up to a six- to hundredfold
+slowdown (issue 13; measurements in ``benchmarks/contention.py``). With one intra-op
+thread there are no regions and no waits, and the slowdown is what the lost CPU share
+explains.
+
+This module
+
+* :func:`limit` (also :func:`dhtgraph.num_threads`): a context manager that sets torch's
+  intra-op thread count for a block and restores it afterwards, also on error;
+* :func:`choose_num_threads`: the policy, ``num_threads=None`` → one thread for small
+  inputs or when the CPUs are busy, torch's own setting otherwise; an int → exactly that;
+* :func:`run_with_policy`: ``fn(images)`` under the chosen count (what the tokenizer calls).
+
+Nothing here changes a process-wide setting that outlives the call: the count torch
+reports after a call is the count it reported before. Environment variables
+(``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``) are read by the OpenMP runtime when torch is
+imported and are never set here.
+
+Tokens do not depend on the thread count (tested): the policy only changes speed.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+import torch
+
+from ._checks import check_count
+
+__all__ = ["limit", "num_threads", "choose_num_threads", "run_with_policy", "busy_cpus",
+           "available_cpus", "SMALL_INPUT_PIXELS"]
+
+T = TypeVar("T")
+
+#: Inputs with fewer pixels than this per call (B·H·W) run on one intra-op thread under
+#: the default policy. Measured in benchmarks/contention.py: below ~2.5e5 pixels a second
+#: thread saves at most ~20 % on an idle machine, and costs up to 10× and more when
+#: another process competes for the cores. (512² = 2.6e5.)
+SMALL_INPUT_PIXELS = 1 << 18
+
+#: Where Linux publishes the number of runnable tasks (4th field "running/total").
+_LOADAVG = "/proc/loadavg"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _own_running_threads() -> int:
+    """Threads of this process in state R (running or runnable) right now."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        # "pid (comm) S ...": the state follows the last ')' (comm may contain spaces).
+        if stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] == b"R":
+            count += 1
+    return max(count, 1)
+
+
+def busy_cpus() -> Optional[int]:
+    """How many CPUs other processes keep busy right now, or None where unknown.
+
+    Linux's count of runnable tasks (``/proc/loadavg``) minus this process's own running
+    threads. It is a snapshot: a task that runs in short bursts may be missed, one that is
+    about to sleep may be counted. Inside a container the count may be the host's.
+    """
+    try:
+        with open(_LOADAVG) as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(running - _own_running_threads(), 0)
+
+
+def _check_num_threads(value: Any) -> Optional[int]:
+    return check_count(value, "num_threads", minimum=1, or_none=True)
+
+
+@contextmanager
+def limit(num_threads: int) -> Iterator[int]:
+    """Run a block with ``num_threads`` torch intra-op threads; restore the count after.
+
+    Parameters
+    ----------
+    num_threads : int
+        Intra-op threads for the block (≥ 1); may be more than the current setting.
+
+    Yields
+    ------
+    int
+        The count in force inside the block.
+
+    Notes
+    -----
+    torch's thread count is per process (``torch.set_num_threads``): other Python threads
+    that start torch work while the block runs can see it. The count is restored on exit,
+    also when the block raises; nothing is changed when it already equals ``num_threads``.
+    Inter-op threads, MKL's own environment and OpenMP environment variables are left
+    alone.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with limit(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    num_threads = check_count(num_threads, "num_threads", minimum=1)
+    before = torch.get_num_threads()
+    if num_threads == before:
+        yield num_threads
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        yield num_threads
+    finally:
+        torch.set_num_threads(before)
+
+
+#: The public alias: ``with dhtgraph.num_threads(1): ...``.
+num_threads = limit
+
+
+def choose_num_threads(pixels: int, num_threads: Optional[int] = None, *,
+                       busy: Optional[int] = -1) -> int:
+    """The intra-op thread count the tokenizer uses for one call.
+
+    Parameters
+    ----------
+    pixels : int
+        B·H·W of the call.
+    num_threads : int or None
+        An int is used as given. None (the default policy): torch's current count
+        (``torch.get_num_threads()``, which ``OMP_NUM_THREADS``, ``torch.set_num_threads``,
+        DataLoader workers and torchrun set), lowered to one thread when the input has
+        fewer than :data:`SMALL_INPUT_PIXELS` pixels, and to the CPUs that other
+        processes leave free (:func:`busy_cpus`, at least one).
+    busy : int or None, optional
+        CPUs busy with other work (default: measured now with :func:`busy_cpus`; None
+        means unknown, i.e. no lowering for load).
+
+    Returns
+    -------
+    int
+        ≥ 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``num_threads`` is not None or a positive int, or ``pixels`` is negative.
+    """
+    pixels = check_count(pixels, "pixels")
+    requested = _check_num_threads(num_threads)
+    if requested is not None:
+        return requested
+    current = torch.get_num_threads()
+    if current == 1 or pixels < SMALL_INPUT_PIXELS:
+        return 1
+    if busy == -1:
+        busy = busy_cpus()
+    if busy is None:
+        return current
+    return max(1, min(current, available_cpus() - busy))
+
+
+def run_with_policy(fn: Callable[[Any], T], images: Any, num_threads: Optional[int] = None
+                    ) -> T:
+    """``fn(images)`` with the intra-op thread count of :func:`choose_num_threads`.
+
+    Parameters
+    ----------
+    fn : callable
+        Called once, with ``images``.
+    images : Tensor of shape (B, C, H, W) or (C, H, W)
+        Only its shape is read here (B·H·W pixels).
+    num_threads : int or None
+        See :func:`choose_num_threads`.
+
+    Returns
+    -------
+    What ``fn`` returns. torch's thread count is what it was before, also if ``fn`` raises.
+    """
+    shape = tuple(images.shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"Expected 'images' to have 3 or 4 dimensions (got {len(shape)})")
+    pixels = shape[-1] * shape[-2] * (shape[0] if len(shape) == 4 else 1)
+    with limit(choose_num_threads(pixels, num_threads)):
+        return fn(images)
