@@ -38,3 +38,7 @@ from .nn import DHTViT, DHTViTConfig, DHTViTOutput, RegionFeatures
 
 __all__ += ["grid_partition", "region_graph", "DHTViT", "DHTViTConfig", "DHTViTOutput",
             "RegionFeatures"]
+# --- threads ---
+from .threads import num_threads
+
+__all__ += ["num_threads"]
