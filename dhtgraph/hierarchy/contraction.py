@@ -38,6 +38,7 @@ __all__ = [
     "argmax_choice",
     "chosen_potential",
     "pool_blocks",
+    "snap_constant_blocks",
     "contract",
 ]
 
@@ -148,13 +149,14 @@ class Contraction:
 
 
 def quantize_potential(potential: Tensor, dtype: torch.dtype = torch.long) -> Tensor:
-    """``⌊clip(K̃, 0, 1)·(2¹⁶ − 1)⌋`` (the reference's argmax resolution).
+    """``⌊clip(K̃, 0, 1)·(2¹⁶ − 1)⌋`` (the reference's argmax resolution); NaN → 0.
 
     ``dtype`` is the integer type of the result (int64 by default; int32 holds the same
     values in half the memory).
     """
     scale = float((1 << QUANTIZATION_BITS) - 1)
-    return potential.detach().clamp(0, 1).mul(scale).to(dtype)
+    # NaN (e.g. inf − inf on overflowing features) scores 0, never a garbage integer.
+    return potential.detach().nan_to_num(nan=0.0).clamp(0, 1).mul(scale).to(dtype)
 
 
 def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
@@ -170,8 +172,10 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     num_nodes : int
         K.
     movable : BoolTensor of shape (K,), optional
-        Blocks allowed to choose; the others choose themselves (used to freeze images
-        that have stopped).
+        Blocks allowed to merge (used to freeze images that have stopped). A frozen
+        block chooses itself and is no candidate for the others: a movable block picks
+        its best edge among its movable neighbours and its own loop (itself when it has
+        none), so no block ever merges with a frozen one.
 
     Returns
     -------
@@ -181,6 +185,10 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     """
     src, dst = edge_index[0], edge_index[1]
     key = (quantize_potential(potential) << _INDEX_BITS) | dst
+    if movable is not None:
+        # Edges into frozen blocks are no candidates (a loop is one only for a movable
+        # block, whose loop is an edge into a movable block).
+        key = torch.where(movable.index_select(0, dst), key, key.new_full((), -1))
     best = torch.full((num_nodes,), -1, dtype=torch.long, device=key.device)
     best.scatter_reduce_(0, src, key, reduce="amax", include_self=True)
     own = torch.arange(num_nodes, device=key.device)
@@ -279,7 +287,60 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
     if var is not None:
         spread = var + spread
     new_var = mean.new_zeros(num_blocks, d).index_add(0, labels, w * spread) / total
-    return new_mean, new_var
+    return snap_constant_blocks(mean, var, labels, num_blocks, new_mean, new_var)
+
+
+def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+                         new_mean: Tensor, new_var: Tensor) -> tuple[Tensor, Tensor]:
+    """Zero variance, exactly, in the channels where every item of a block is the same.
+
+    A float sum of n equal values is not n times the value (a 512² constant block of
+    0.123 pools to 0.1229904 in float32), so a constant block's pooled variance is the
+    square of that rounding error: noise proportional to the squared magnitude of the
+    values (a constant image of 1e10 had blocks of variance ~1e14, which the information
+    criterion read as texture, and stayed one token per pixel). Where ``min == max`` of
+    the item means in a block channel and every item variance there is 0, the variance
+    is set to 0, whatever the magnitude (±inf included). The mean keeps its pooled value
+    (changing it by an ulp would move argmax ties on ordinary images); other channels
+    are untouched. Gradients are those of the pooled formula (straight through).
+
+    Parameters
+    ----------
+    mean : Tensor of shape (K, d)
+        Item means.
+    var : Tensor of shape (K, d) or None
+        Item variances (None: all zero).
+    labels : LongTensor of shape (K,)
+        New block of every item.
+    num_blocks : int
+        K'.
+    new_mean, new_var : Tensor of shape (K', d)
+        The pooled statistics.
+
+    Returns
+    -------
+    (Tensor of shape (K', d), Tensor of shape (K', d))
+        ``new_mean`` unchanged and the snapped variance.
+    """
+    index = labels.unsqueeze(1).expand_as(mean)
+    items = mean.detach()
+    shape = (num_blocks, items.shape[1])
+    low = items.new_empty(shape).scatter_reduce_(0, index, items, reduce="amin",
+                                                 include_self=False)
+    high = items.new_empty(shape).scatter_reduce_(0, index, items, reduce="amax",
+                                                  include_self=False)
+    constant = low == high
+    del low, high
+    if var is not None:
+        spread = var.detach().new_zeros(shape).scatter_reduce_(0, index, var.detach(),
+                                                               reduce="amax", include_self=True)
+        constant &= spread == 0
+    zero = new_var.new_zeros(())
+    if torch.is_grad_enabled() and new_var.requires_grad:
+        # Value 0, gradient of the pooled formula.
+        return new_mean, torch.where(constant, (new_var - new_var.detach()).nan_to_num(0.0),
+                                     new_var)
+    return new_mean, torch.where(constant, zero, new_var)
 
 
 def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
@@ -336,7 +397,10 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
         ``m`` (exact statistics).
     movable : BoolTensor of shape (K,), optional
         Blocks allowed to merge; the others stay as they are, statistics bit-for-bit
-        unchanged (used to freeze images that have stopped).
+        unchanged (used to freeze images that have stopped). A movable block never
+        merges into a frozen one (see :func:`argmax_choice`), whatever the mask: every
+        block of the result is either one frozen block, unchanged, or a union of
+        movable blocks with the pooled statistics of all of them.
 
     Returns
     -------

@@ -116,16 +116,24 @@ def _levels_per_block(draw, hierarchy: Hierarchy) -> list[Tensor]:
 
 
 @st.composite
-def cuts(draw, hierarchy: Hierarchy) -> Partition:
+def cuts(draw, hierarchy: Hierarchy, *, mixed: bool = True) -> Partition:
     """Per-region cuts of a hierarchy: partitions whose blocks are blocks of some level.
 
     Reading the hierarchy from the top, each block either is kept whole or is replaced
     by its children; level 0 (single items) always stops the descent. Different regions
-    stop at different levels, so a cut need not be one level of the chain.
+    stop at different levels, so a cut need not be one level of the chain — and with
+    ``mixed`` (the default) it is not, whenever the hierarchy has such a cut: a descent
+    that ends on a whole level is replaced by one of the cuts that level gives when one
+    of its blocks ``B`` (level t) is replaced by its blocks at a lower level s < t,
+    among those equal to no level (0.1.0 drew a single level 9 times in 10). A chain
+    whose every cut is a level (e.g. each step merges one block into a growing one)
+    still gives levels.
 
     Parameters
     ----------
     hierarchy : Hierarchy of n items
+    mixed : bool, default True
+        Prefer cuts that are not a level of the chain.
 
     Returns
     -------
@@ -140,7 +148,27 @@ def cuts(draw, hierarchy: Hierarchy) -> Partition:
         block = hierarchy.absolute(t).labels
         take = (chosen < 0) & stops[t][block]
         chosen[take] = t
-    return _blocks_at(hierarchy, chosen)
+    cut = _blocks_at(hierarchy, chosen)
+    if not mixed:
+        return cut
+    levels = [hierarchy.absolute(t) for t in range(top + 1)]
+    if not any(cut == level for level in levels):
+        return cut
+    candidates = []
+    for t in range(1, top + 1):
+        for b in range(levels[t].num_blocks):
+            inside = levels[t].labels == b
+            for s in range(t):
+                if levels[s].labels[inside].unique().numel() < 2:
+                    continue  # B is already a block of level s
+                level_of_item = torch.full((n,), t, dtype=torch.long)
+                level_of_item[inside] = s
+                candidate = _blocks_at(hierarchy, level_of_item)
+                if not any(candidate == level for level in levels):
+                    candidates.append(candidate)
+    if not candidates:
+        return cut
+    return candidates[draw(st.integers(0, len(candidates) - 1))]
 
 
 @st.composite

@@ -99,11 +99,19 @@ def partition_pairs(
     *,
     min_items: int = 0,
     max_items: int = 10,
+    distinct: bool = True,
 ) -> tuple[Partition, Partition]:
-    """Two partitions of the same ``n`` items.
+    """Two partitions of the same ``n`` items, distinct whenever ``n ≥ 2``.
 
-    Half of the time (as drawn) the second is a coarsening of the first, so that
-    comparable pairs (``p ≤ q``) occur often, not only by chance.
+    A third of the time (as drawn) the second is a strict coarsening of the first, a
+    third a strict refinement, a third an independent partition, so that comparable
+    pairs (``p < q``, ``q < p``) occur often, not only by chance. A drawn pair that
+    happens to be equal is repaired by one move of the kind asked for (two blocks
+    merged, one item split off, or either), so no draw is wasted on ``p == q``; when
+    ``p`` is ⊤ (⊥) there is no strict coarsening (refinement) and a refinement
+    (coarsening) is returned instead. Laws that need equal pairs draw them from
+    :func:`partitions` directly, or pass ``distinct=False`` (the 0.1.0 behaviour, which
+    drew equal pairs about half the time).
 
     Parameters
     ----------
@@ -111,6 +119,8 @@ def partition_pairs(
         The number of items; drawn in ``min_items..max_items`` when ``None``.
     min_items, max_items : int, default 0 and 10
         Bounds on ``n`` when it is drawn.
+    distinct : bool, default True
+        Repair equal pairs (impossible for ``n ≤ 1``: one partition exists).
 
     Returns
     -------
@@ -125,7 +135,32 @@ def partition_pairs(
         second = draw(refinements(first))
     else:
         second = draw(partitions(n))
+    if distinct and n >= 2 and second == first:
+        second = _one_move(draw, first, related)
     return first, second
+
+
+def _one_move(draw, partition: Partition, related: str) -> Partition:
+    # A partition one move from `partition`: two blocks merged (strictly coarser) or one
+    # item split off into its own block (strictly finer).
+    labels, k = partition.labels, partition.num_blocks
+    splittable = (partition.sizes >= 2).nonzero().squeeze(1)
+    can_merge, can_split = k >= 2, splittable.numel() > 0
+    if related == "independent":
+        move = draw(st.sampled_from([m for m, ok in (("merge", can_merge),
+                                                      ("split", can_split)) if ok]))
+    else:
+        move = "merge" if (related == "coarser" and can_merge) or not can_split else "split"
+    if move == "merge":
+        a = draw(st.integers(0, k - 2))
+        b = draw(st.integers(a + 1, k - 1))
+        return Partition.from_labels(torch.where(labels == b, a, labels))
+    block = int(splittable[draw(st.integers(0, splittable.numel() - 1))])
+    members = (labels == block).nonzero().squeeze(1)
+    item = int(members[draw(st.integers(0, members.numel() - 1))])
+    moved = labels.clone()
+    moved[item] = k
+    return Partition.from_labels(moved)
 
 
 def coarsenings(partition: Partition) -> st.SearchStrategy[Partition]:

@@ -28,8 +28,10 @@ def test_argmax_loops_isolated_nodes_and_frozen_blocks():
     edges = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])  # loop at 0 and 1, edge 0–1; node 2 alone
     potential = torch.tensor([0.9, 0.2, 0.2, 0.1])
     assert argmax_choice(potential, edges, 3).tolist() == [0, 0, 2]
+    # Block 1 prefers frozen block 0 (0.2 > its loop's 0.1) but may not merge into it
+    # (issue 7: it used to, and the merged block took block 0's statistics).
     movable = torch.tensor([False, True, True])
-    assert argmax_choice(potential, edges, 3, movable).tolist() == [0, 0, 2]
+    assert argmax_choice(potential, edges, 3, movable).tolist() == [0, 1, 2]
     movable = torch.tensor([True, False, True])
     assert argmax_choice(potential, edges, 3, movable).tolist() == [0, 1, 2]
 
@@ -144,3 +146,97 @@ def test_edge_relabelling_equals_the_quotient_with_loops():
         g = torch.Generator().manual_seed(seed)
         part = Partition(torch.randint(0, 40, (126,), generator=g))
         assert torch.equal(_relabel_edges(part, edges), part.quotient(edges, self_loops=True))
+
+
+# ------------------------------------------------ magnitude-robust statistics (issue 8)
+
+
+def test_quantization_maps_nan_to_zero():
+    # inf − inf on overflowing features gave NaN potentials, which became garbage
+    # integers and an "index -8 is out of bounds" in the components.
+    got = quantize_potential(torch.tensor([float("nan"), 0.5, float("inf"), -float("inf")]))
+    assert got.tolist() == [0, 32767, 65535, 0]
+    edges = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    choice = argmax_choice(torch.full((4,), float("nan")), edges, 3)
+    assert ((choice >= 0) & (choice < 3)).all()
+
+
+@pytest.mark.parametrize("value", [0.123, 1e10, 1e20, 3e38, float("inf")])
+def test_constant_blocks_pool_to_zero_variance_at_any_magnitude(value):
+    from dhtgraph.hierarchy.contraction import snap_constant_blocks, weighted_moments
+
+    n = 1000  # a float32 sum of 1000 equal values is not exact
+    mean = torch.cat([torch.full((n, 2), value), torch.rand(4, 2)])
+    labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(4, dtype=torch.long)])
+    weight = torch.ones(n + 4)
+    new_mean, new_var = weighted_moments(mean, None, labels, 2, weight, None)
+    assert new_var[0].tolist() == [0.0, 0.0]
+    # The non-constant block keeps the pooled formula, bit for bit.
+    plain = ((mean[n:] - new_mean[1]).pow(2).sum(0) / 4)
+    assert torch.allclose(new_var[1], plain)
+    # A member with a variance is not constant; one channel constant is snapped alone.
+    var = torch.zeros_like(mean)
+    var[3, 1] = 1.0
+    _, snapped = snap_constant_blocks(mean, var, labels, 2, new_mean, torch.ones(2, 2))
+    assert snapped[0].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+@pytest.mark.parametrize("value", [1.0, 1e10, 1e18, 1e20, 3e38])
+def test_a_constant_image_is_one_token_whatever_its_magnitude(value, weights):
+    # Issue 8: 1e10 and 1e20 gave one token per pixel, 3e38 crashed.
+    from dhtgraph import DHTTokenizer
+
+    model = DHTTokenizer(encoder="rgb", color_scale=10.0, var_projection=False,
+                         weights=weights)
+    out = model(torch.full((2, 3, 24, 20), value))
+    assert out.num_tokens.tolist() == [1, 1]
+
+
+def test_constant_image_of_huge_values_through_tokenize():
+    import warnings
+
+    import dhtgraph
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the input-range warning (helper 'inputs')
+        for value in (1e10, 1e18, 1e20, 3e38):
+            assert dhtgraph.tokenize(torch.full((3, 40, 40), value)).num_tokens.tolist() == [1]
+
+
+def test_constant_block_variance_keeps_its_gradient():
+    from dhtgraph.hierarchy.contraction import weighted_moments
+
+    mean = torch.full((5, 1), 2.0, dtype=torch.float64, requires_grad=True)
+    var = torch.rand(5, 1, dtype=torch.float64).requires_grad_()
+    labels = torch.zeros(5, dtype=torch.long)
+    _, new_var = weighted_moments(mean, var * 0, labels, 1, torch.ones(5, dtype=torch.float64),
+                                  None)
+    assert new_var.item() == 0.0
+    new_var.sum().backward()
+    assert torch.allclose(var.grad, torch.zeros(5, 1, dtype=torch.float64))  # ∂/∂var·0
+    assert mean.grad is not None
+
+
+def test_movable_blocks_never_merge_into_frozen_ones():
+    # Issue 7: with a mask not aligned to whole images, pixel 2 chose frozen pixel 3 and
+    # the merged block got pixel 3's mean instead of pooled statistics.
+    x = torch.tensor([[0.0], [0.1], [5.0], [5.05], [9.0]], dtype=torch.float64)
+    edges = grid_edge_index(1, 5)
+    pos = torch.stack([torch.zeros(5, dtype=torch.long), torch.arange(5)], 1)
+    state = BlockState.from_pixels(x, pos, edges)
+    potential = (x[edges[0]] - x[edges[1]]).pow(2).sum(-1).neg().exp()
+    movable = torch.tensor([True, True, True, False, True])
+    for weights in ("size", "argmax_edge"):
+        step = contract(state, potential, weights=weights, movable=movable)
+        # 2's best edge (to 3) is refused; its best movable neighbour is 1.
+        assert step.choice.tolist() == [1, 0, 1, 3, 4]
+        assert step.partition.labels.tolist() == [0, 0, 0, 1, 2]
+        assert step.state.mean[1].tolist() == [5.05]  # frozen, bit for bit
+        assert step.state.size.tolist() == [3, 1, 1]
+        expected = contract(state, potential, weights=weights)  # unrestricted
+        w = (state.size.double() if weights == "size" else
+             torch.sqrt(chosen_potential(potential, edges, step.choice)))
+        pooled = (w[:3] * x[:3, 0]).sum() / w[:3].sum()
+        assert torch.allclose(step.state.mean[0], pooled.reshape(1))
+        assert not torch.equal(step.partition.labels, expected.partition.labels)

@@ -11,6 +11,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from dhtgraph import Hierarchy, Partition, choice_components, connected_components
+from dhtgraph.hierarchy.contraction import BlockState, contract
 from dhtgraph.testing import (
     Graph,
     assignments,
@@ -176,6 +177,125 @@ def test_contraction_count_bound_with_self_loops(gc):
     k = choice_components(choice).num_blocks
     assert loops <= k
     assert 2 * k <= n + loops
+
+
+# The same laws on the functions the library's contraction really calls
+# (hierarchy/contraction.py: argmax_choice → functional_component_labels → pooling;
+# hierarchy/grid.py: the pixel-grid fast path), not only on choice_components.
+
+
+def _networkx_components(n: int, choice: torch.Tensor) -> int:
+    functional = nx.Graph()
+    functional.add_nodes_from(range(n))
+    functional.add_edges_from(zip(range(n), choice.tolist()))
+    return nx.number_connected_components(functional)
+
+
+@given(graph_choices())
+def test_functional_component_labels_obey_the_contraction_theorem(gc):
+    """Checks theory/05-contraction.md Lemma 3 and Theorem 2 (i)–(iii) on
+    ``functional_component_labels`` (the component function ``contract`` and
+    ``grid_contraction`` call): canonical labels with v and a(v) together, one block per
+    cycle (networkx), connected blocks, and s ≤ K' ≤ (n + s)/2."""
+    from dhtgraph._union import component_labels, functional_component_labels
+
+    (edge_index, n), choice = gc
+    labels, k = functional_component_labels(choice)
+    step = Partition(labels, k, canonical=True).validate()
+    assert step == choice_components(choice)
+    assert torch.equal(labels, component_labels(torch.arange(n), choice, n)[0])
+    assert torch.equal(labels, labels[choice])
+    assert k == _networkx_components(n, choice) == _num_cycles(choice.tolist())
+    assert step.is_connected(edge_index)
+    loops = int((choice == torch.arange(n)).sum())
+    assert loops <= k and 2 * k <= n + loops
+
+
+@st.composite
+def contraction_inputs(draw):
+    # A pixel graph with loops on some nodes (blocks of ≥ 2 pixels have one in dHT),
+    # symmetric potentials from a small palette (many exact ties, as on flat images),
+    # and a movable mask that need not follow whole images.
+    grid = draw(grid_graphs(max_side=4, max_images=2, connectivity=None))
+    n = grid.num_nodes
+    loops = torch.tensor(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=torch.bool)
+    node = loops.nonzero().squeeze(1)
+    edges = torch.cat([grid.edge_index, torch.stack([node, node])], 1)
+    key = torch.unique(edges[0] * n + edges[1])
+    edges = torch.stack([key // n, key % n])
+    palette = [0.0, 0.25, 0.5, 0.5 + 1e-7, 0.9, 1.0]
+    low, high = torch.minimum(edges[0], edges[1]), torch.maximum(edges[0], edges[1])
+    pick = draw(st.lists(st.integers(0, len(palette) - 1), min_size=n * n, max_size=n * n))
+    potential = torch.tensor(palette, dtype=torch.float64)[torch.tensor(pick)[low * n + high]]
+    movable = draw(st.one_of(st.none(), st.lists(st.booleans(), min_size=n, max_size=n).map(
+        lambda bits: torch.tensor(bits, dtype=torch.bool))))
+    weights = draw(st.sampled_from(["size", "argmax_edge"]))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    mean = torch.rand(n, 2, generator=g, dtype=torch.float64)
+    row = (torch.arange(n) % (grid.height * grid.width)) // grid.width
+    col = torch.arange(n) % grid.width
+    batch = torch.arange(n) // (grid.height * grid.width)
+    state = BlockState.from_pixels(mean, torch.stack([row, col], 1), edges, batch)
+    return grid, state, potential, movable, weights
+
+
+@given(contraction_inputs())
+def test_contract_obeys_the_contraction_theorem(inputs):
+    """Checks theory/05-contraction.md Definition 11 and Theorem 2 (i)–(iii) on
+    ``contract`` itself: its choice a follows an edge or is a loop, its partition is the
+    contraction by a (networkx), every block is connected, s ≤ K' ≤ (n + s)/2; frozen
+    blocks choose themselves, no block merges into one, and they keep their statistics
+    bit for bit while merged blocks get the pooled size."""
+    grid, state, potential, movable, weights = inputs
+    n = state.num_blocks
+    step = contract(state, potential, weights=weights, movable=movable)
+    choice, part = step.choice, step.partition.validate()
+    edges = {tuple(e) for e in state.edge_index.t().tolist()}
+    assert all(a == v or (v, a) in edges for v, a in enumerate(choice.tolist()))
+    assert torch.equal(part.labels, part.labels[choice])
+    assert part.num_blocks == _networkx_components(n, choice)
+    assert part.is_connected(grid.edge_index)
+    loops = int((choice == torch.arange(n)).sum())
+    assert loops <= part.num_blocks and 2 * part.num_blocks <= n + loops
+    assert torch.equal(step.state.size, part.sizes)
+    if movable is not None:
+        frozen = (~movable).nonzero().squeeze(1)
+        assert torch.equal(choice[frozen], frozen)
+        target = part.labels[frozen]
+        assert bool((part.sizes[target] == 1).all())
+        assert torch.equal(step.state.mean[target], state.mean[frozen])
+        event("movable mask")
+
+
+@given(image_values=st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(2, 5),
+                              st.integers(1, 3), st.integers(0, 2**16)),
+       weights=st.sampled_from(["size", "argmax_edge"]))
+def test_grid_fast_path_is_the_general_contraction(image_values, weights):
+    """Checks theory/05-contraction.md Theorem 2 (ii)–(iii) on ``grid_contraction`` (the
+    first level of every tokenizer call): on images with few colour levels (exact
+    ties) it equals ``contract`` on the pixel graph bit for bit, its blocks are connected
+    and, without loops at level 0, K' ≤ n/2."""
+    from dhtgraph.graph import grid_edge_index
+    from dhtgraph.hierarchy.affinity import edge_affinity
+    from dhtgraph.hierarchy.grid import grid_contraction, pixel_state
+
+    b, h, w, levels, seed = image_values
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(b * h * w, 3, generator=g) * levels).floor() / levels
+    node = torch.arange(h * w)
+    pos = torch.stack([node // w, node % w], 1).repeat(b, 1)
+    batch = torch.arange(b).repeat_interleave(h * w)
+    edge_index = grid_edge_index(h, w, b)
+    full = BlockState.from_pixels(x, pos, edge_index, batch)
+    potential = edge_affinity(full.mean, full.var, full.size, full.bbox, edge_index)
+    expected = contract(full, potential, weights=weights)
+    got = grid_contraction(pixel_state(x, b, batch if b > 1 else None), b, h, w,
+                           weights=weights)
+    assert got.partition == expected.partition and torch.equal(got.choice, expected.choice)
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert torch.equal(getattr(got.state, name), getattr(expected.state, name)), name
+    assert got.partition.is_connected(edge_index)
+    assert 2 * got.partition.num_blocks <= b * h * w
 
 
 @given(grid_graphs(max_side=5, connectivity=None).flatmap(

@@ -144,3 +144,75 @@ def test_cuts_take_whole_blocks_and_assignments_lie_inside_blocks(hca):
     for block in range(assigned.num_blocks):
         members = assigned.labels == block
         assert any(bool((p.labels[members] == p.labels[members][0]).all()) for p in levels)
+
+
+# ------------------------------------------------ what the strategies draw (issue 7)
+# A strategy that mostly draws trivial cases tests little: these measure it. Counts
+# with the suite's settings (40 derandomized examples) are in /work/notes/laws-note.md.
+
+_MEASURE = settings(max_examples=40, derandomize=True, database=None, deadline=None)
+
+
+def _mixed_cut_exists(h) -> bool:
+    # Brute force: some cut (one block of a level replaced by a lower level) is no level.
+    from dhtgraph.testing.hierarchies import _blocks_at
+
+    levels = [h.absolute(t) for t in range(h.num_levels)]
+    for t in range(1, h.num_levels):
+        for b in range(levels[t].num_blocks):
+            inside = levels[t].labels == b
+            for s in range(t):
+                level_of_item = torch.full((h.num_items,), t, dtype=torch.long)
+                level_of_item[inside] = s
+                if not any(_blocks_at(h, level_of_item) == p for p in levels):
+                    return True
+    return False
+
+
+def test_partition_pairs_are_distinct_and_often_comparable():
+    drawn = []
+
+    @_MEASURE
+    @given(dt.partition_pairs())
+    def collect(pq):
+        drawn.append(pq)
+
+    collect()
+    nontrivial = [(p, q) for p, q in drawn if p.num_items >= 2]
+    assert all(p != q for p, q in nontrivial)  # equal only where no other pair exists
+    assert len(nontrivial) >= 0.6 * len(drawn)
+    comparable = sum(p.refines(q) or q.refines(p) for p, q in nontrivial)
+    assert comparable >= 0.4 * len(nontrivial)
+    assert sum(p.refines(q) for p, q in nontrivial) >= 5
+    assert sum(q.refines(p) for p, q in nontrivial) >= 5
+
+
+@given(dt.partition_pairs(6, distinct=False))
+def test_partition_pairs_can_still_draw_equal_pairs(pq):
+    p, q = pq
+    assert p.num_items == q.num_items == 6
+
+
+def test_cuts_are_mixed_whenever_the_chain_allows_it():
+    drawn = []
+
+    @_MEASURE
+    @given(dt.chains(min_items=3).flatmap(lambda h: st.tuples(st.just(h), dt.cuts(h))))
+    def collect(hc):
+        drawn.append(hc)
+
+    collect()
+    single = [any(c == h.absolute(t) for t in range(h.num_levels)) for h, c in drawn]
+    possible = [_mixed_cut_exists(h) for h, _ in drawn]
+    assert not any(s and p for s, p in zip(single, possible))
+    assert sum(possible) >= 0.3 * len(drawn)
+
+
+@given(dt.chains().flatmap(lambda h: st.tuples(st.just(h), dt.cuts(h, mixed=False))))
+def test_unmixed_cuts_take_whole_blocks(hc):
+    h, cut = hc
+    levels = [h.absolute(t) for t in range(h.num_levels)]
+    for block in range(cut.num_blocks):
+        members = cut.labels == block
+        assert any(int((p.labels == p.labels[members][0]).sum()) == int(members.sum())
+                   and bool((p.labels[members] == p.labels[members][0]).all()) for p in levels)
