@@ -13,8 +13,9 @@ This module
 
 * :func:`limit` (also :func:`dhtgraph.num_threads`): a context manager that sets torch's
   intra-op thread count for a block and restores it afterwards, also on error;
-* :func:`choose_num_threads`: the policy, ``num_threads=None`` → one thread for small
-  inputs or when the CPUs are busy, torch's own setting otherwise; an int → exactly that;
+* :func:`choose_num_threads`: the policy. ``num_threads=None`` → torch's own setting on an
+  idle machine (today's speed), lowered to the CPUs that other processes leave free at the
+  time of the call (at least one), and one thread for tiny inputs; an int → exactly that;
 * :func:`run_with_policy`: ``fn(images)`` under the chosen count (what the tokenizer calls).
 
 Nothing here changes a process-wide setting that outlives the call: the count torch
@@ -41,10 +42,10 @@ __all__ = ["limit", "num_threads", "choose_num_threads", "run_with_policy", "bus
 T = TypeVar("T")
 
 #: Inputs with fewer pixels than this per call (B·H·W) run on one intra-op thread under
-#: the default policy. Measured in benchmarks/contention.py: below ~2.5e5 pixels a second
-#: thread saves at most ~20 % on an idle machine, and costs up to 10× and more when
-#: another process competes for the cores. (512² = 2.6e5.)
-SMALL_INPUT_PIXELS = 1 << 18
+#: the default policy: torch's element-wise kernels split work only above 32768 elements
+#: (its grain size), so below it nearly every op runs on one thread anyway, and the few
+#: that do not cannot repay a wait for a descheduled thread.
+SMALL_INPUT_PIXELS = 1 << 15
 
 #: Where Linux publishes the number of runnable tasks (4th field "running/total").
 _LOADAVG = "/proc/loadavg"
@@ -84,12 +85,17 @@ def busy_cpus() -> Optional[int]:
     threads. It is a snapshot: a task that runs in short bursts may be missed, one that is
     about to sleep may be counted. Inside a container the count may be the host's.
     """
+    running = _runnable_tasks()
+    return None if running is None else max(running - _own_running_threads(), 0)
+
+
+def _runnable_tasks() -> Optional[int]:
+    """Runnable tasks on the machine (this process's included), or None where unknown."""
     try:
         with open(_LOADAVG) as f:
-            running = int(f.read().split()[3].split("/")[0])
+            return int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
-    return max(running - _own_running_threads(), 0)
 
 
 def _check_num_threads(value: Any) -> Optional[int]:
@@ -179,11 +185,15 @@ def choose_num_threads(pixels: int, num_threads: Optional[int] = None, *,
     current = torch.get_num_threads()
     if current == 1 or pixels < SMALL_INPUT_PIXELS:
         return 1
+    cpus = available_cpus()
     if busy == -1:
-        busy = busy_cpus()
+        running = _runnable_tasks()
+        if running is None or running - 1 <= cpus - current:
+            return current  # at most running − 1 others: enough free CPUs (no thread scan)
+        busy = max(running - _own_running_threads(), 0)
     if busy is None:
         return current
-    return max(1, min(current, available_cpus() - busy))
+    return max(1, min(current, cpus - busy))
 
 
 def run_with_policy(fn: Callable[[Any], T], images: Any, num_threads: Optional[int] = None
@@ -202,8 +212,13 @@ def run_with_policy(fn: Callable[[Any], T], images: Any, num_threads: Optional[i
     Returns
     -------
     What ``fn`` returns. torch's thread count is what it was before, also if ``fn`` raises.
+    With ``num_threads=None`` and images on another device than the CPU (CUDA), ``fn`` runs
+    with the thread count left as it is.
     """
     shape = tuple(images.shape)
+    device = getattr(images, "device", None)
+    if num_threads is None and device is not None and device.type != "cpu":
+        return fn(images)  # the work runs on the device: no reason to touch CPU threads
     if len(shape) not in (3, 4):
         raise ValueError(f"Expected 'images' to have 3 or 4 dimensions (got {len(shape)})")
     pixels = shape[-1] * shape[-2] * (shape[0] if len(shape) == 4 else 1)
