@@ -29,7 +29,8 @@ from .._union import functional_component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
 from .contraction import (POOL_WEIGHTS, BlockState, Contraction, PoolWeights, _safe_sqrt,
-                          quantize_potential, weighted_moments)
+                          quantize_potential, snap_constant_blocks,
+                          weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
@@ -209,6 +210,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
             torch.sub(x, spread, out=spread).pow_(2)
         new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
         del spread
+        new_mean, new_var = snap_constant_blocks(x, None, labels, k, new_mean, new_var)
     else:
         ones = torch.ones((), dtype=dtype, device=device)
         weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
