@@ -2,45 +2,58 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from typing import Any, Optional
 
 import torch
 
 from .graph.pixel import as_image_tensor
-from .nn.tokenizer import DHTConfig, DHTTokenizer, Tokens, check_config_options
+from .nn.config import DHTConfig, check_config_options, preset_options
+from .nn.tokenizer import DHTTokenizer
+from .nn.tokens import Tokens
 
 __all__ = ["tokenize", "RECOMMENDED_CONFIG"]
 
-#: The library's recommended configuration: encoder-free (no weights to download or
-#: train), chosen by explained variation on the eight shared 224×224 photographs
-#: (EV 0.957 mean, 0.924 worst, at exactly 400 tokens; Lab colours gave 0.948):
-#: RGB in [0, 1] scaled by 10 so that a colour step of ~0.1 halves the potential;
-#: ι = 10 so that the selection yields more than ~400 tokens at 224² before a budget;
-#: compactness 0.01 (shapes follow colour); exact size-weighted statistics (no weights
-#: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential.
-RECOMMENDED_CONFIG = dict(
-    encoder="rgb",
-    color_scale=10.0,
-    compactness=0.01,
-    iota=10.0,
-    criterion="aicc",
-    weights="size",
-    var_projection=False,
-)
-
+#: The library's recommended configuration (the ``'recommended'`` preset of
+#: :data:`dhtgraph.nn.config.PRESETS`, where its reasons are written down): encoder-free
+#: RGB ×10, ι = 10, compactness 0.01, AICc, exact size-weighted statistics, constant loop
+#: potential. A copy: changing it changes nothing.
+RECOMMENDED_CONFIG = preset_options("recommended")
 
 #: Options whose modules only make sense with trained weights: ``tokenize`` would run
 #: them with a random initialisation (different tokens in every process).
 _NEEDS_WEIGHTS = {"encoder": "learned", "var_projection": True}
+#: Modules kept per thread (configurations × devices); the oldest is dropped beyond it.
+_MODULES_PER_THREAD = 8
+
+# One cache per thread: a module is built for one (configuration, device), never moved
+# or shared between threads, so concurrent calls never touch the same module.
+_local = threading.local()
 
 
-@lru_cache(maxsize=8)
-def _tokenizer(items: tuple) -> DHTTokenizer:
-    # Building the modules draws their (here overwritten) initial weights from the RNG:
-    # do it on a forked RNG so the caller's global random state is left untouched.
-    with torch.random.fork_rng(devices=[]):
-        return DHTTokenizer(DHTConfig(**dict(items))).eval()
+def _tokenizer(config: DHTConfig, device: torch.device) -> DHTTokenizer:
+    cache = getattr(_local, "modules", None)
+    if cache is None:
+        cache = _local.modules = OrderedDict()
+    key = (config, str(device))
+    module = cache.get(key)
+    if module is None:
+        # Building the modules draws their (here overwritten) initial weights from the
+        # RNG: do it on a forked RNG so the caller's global random state is left alone.
+        with torch.random.fork_rng(devices=[]):
+            module = DHTTokenizer(config).eval().to(device)
+        cache[key] = module
+        while len(cache) > _MODULES_PER_THREAD:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return module
+
+
+def _clear_cache() -> None:
+    """Drop this thread's modules (tests)."""
+    _local.modules = OrderedDict()
 
 
 def tokenize(image: Any, max_tokens: Optional[int] = None, *,
@@ -78,7 +91,9 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
     Notes
     -----
     The global torch random state is not used (a budget samples only with
-    ``generator``).
+    ``generator``). No state is shared between calls of different threads: each thread
+    builds its own module per (configuration, device) and keeps up to
+    :data:`_MODULES_PER_THREAD` of them; a module is never moved between devices.
 
     Examples
     --------
@@ -96,8 +111,7 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
                 "untrained, with random weights): use dhtgraph.nn.DHTTokenizer(...) with "
                 "trained weights or DHTTokenizer.from_dht_checkpoint(path) instead")
     images = as_image_tensor(image)
-    config = dict(RECOMMENDED_CONFIG, in_channels=int(images.shape[1]))
-    config.update(options)
-    tokenizer = _tokenizer(tuple(sorted(config.items())))
+    config = DHTConfig.preset("recommended", in_channels=int(images.shape[1]), **options)
+    tokenizer = _tokenizer(config, images.device)
     with torch.no_grad():
-        return tokenizer.to(images.device)(images, max_tokens, generator=generator)
+        return tokenizer(images, max_tokens, generator=generator)

@@ -104,7 +104,7 @@ def test_the_global_rng_is_left_alone():
     import importlib
 
     module = importlib.import_module("dhtgraph.tokenize")
-    module._tokenizer.cache_clear()  # the first call per configuration builds the modules
+    module._clear_cache()  # the first call per configuration builds the modules
     torch.manual_seed(1234)
     before = torch.get_rng_state()
     first = dhtgraph.tokenize(_photo(), max_tokens=5, iota=12.5)
@@ -130,3 +130,33 @@ def test_float64_images_are_computed_in_the_module_dtype():
             ours = model(images)
             reference = model(images.float())
         assert ours.partition == reference.partition
+
+
+def test_no_module_is_shared_between_threads_or_moved():
+    import threading
+
+    from dhtgraph import tokenize as module
+
+    seen = {}
+
+    def run(name):
+        photo = _photo(seed=4)
+        tokens = dhtgraph.tokenize(photo, max_tokens=7)
+        seen[name] = (tokens.partition, module._tokenizer(
+            module.DHTConfig.preset("recommended", in_channels=3), torch.device("cpu")))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    mine = module._tokenizer(module.DHTConfig.preset("recommended", in_channels=3),
+                             torch.device("cpu"))
+    modules = [seen[i][1] for i in range(3)] + [mine]
+    assert len({id(m) for m in modules}) == 4  # one module per thread (all alive here)
+    assert seen[0][0] == seen[1][0] == seen[2][0]
+
+
+def test_meta_images_are_refused():
+    with pytest.raises(ValueError, match="meta"):
+        dhtgraph.tokenize(torch.empty(1, 3, 8, 8, device="meta"))

@@ -1,9 +1,14 @@
 """The dHT tokenizer as an ``nn.Module`` (method spec §2–§8).
 
 ``DHTTokenizer`` holds the parameters (pixel encoder f, variance projection, projection
-W) and calls the functional core: :func:`dhtgraph.hierarchy.build.build_hierarchy` with an
-:class:`dhtgraph.selection.InformationSelector`, the optional token budget
-(:func:`dhtgraph.selection.merge_to_budget`) and mean injection.
+W) and composes the functional core, each a pure stage:
+
+1. :func:`dhtgraph.hierarchy.build_hierarchy` on a :class:`~dhtgraph.hierarchy.PixelGrid`
+   (stopped per image by :func:`dhtgraph.selection.ic_stopping`);
+2. :func:`dhtgraph.selection.select_partition`;
+3. :func:`dhtgraph.nn.tokens.assemble_tokens`: projection W, the optional budget
+   (:func:`dhtgraph.selection.merge_to_budget`), exact region statistics
+   (:func:`dhtgraph.features.pooling.pool_regions`) and mean injection.
 
 Input convention
 ----------------
@@ -20,33 +25,25 @@ space. Encoder-free configurations take RGB in [0, 1].
 from __future__ import annotations
 
 import math
-import numbers
 import re
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count
-from ..graph.pixel import grid_quotient
-from ..hierarchy import Hierarchy
-from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, build_hierarchy
-from ..hierarchy.contraction import POOL_WEIGHTS, PoolWeights
-from ..hierarchy.grid import pixel_state
-from ..partition import Partition
-from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority, check_max_tokens, merge_to_budget
-from ..selection.criteria import Criterion, check_criterion, check_iota
-from ..selection.select import InformationSelector
-from ..features.mean_injection import mean_injection
-from .encoder import ColorEncoder, PixelEncoder
+from ..hierarchy.build import PixelGrid, build_hierarchy
+from ..selection.budget import check_max_tokens
+from ..selection.select import ic_stopping, select_partition
+from .config import (CONFIG_FIELDS, ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig,
+                     EncoderKind, HierarchyConfig, SelectionConfig, check_config_options,
+                     preset_options)
+from .tokens import Tokens, assemble_tokens
 
 __all__ = ["DHTConfig", "DHTTokenizer", "Tokens", "imagenet_normalize", "IMAGENET_MEAN",
-           "IMAGENET_STD", "EncoderKind"]
+           "IMAGENET_STD", "EncoderKind", "EncoderConfig", "HierarchyConfig",
+           "SelectionConfig", "BudgetConfig", "PRESETS", "check_config_options"]
 
-EncoderKind = Literal["learned", "rgb", "lab"]
-_ENCODERS = ("learned", "rgb", "lab")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Initial variance-projection bias (spec §3.2): sigmoid(−2π) ≈ 0.0019, so loops start
@@ -63,162 +60,6 @@ def imagenet_normalize(images: Tensor) -> Tensor:
     return (images - mean) / std
 
 
-@dataclass
-class DHTConfig:
-    """Configuration of :class:`DHTTokenizer`; every default with its reason.
-
-    Attributes
-    ----------
-    in_channels : int = 3
-        C; RGB images.
-    features : int = 8
-        d, the encoder width (the reference's d = 8). Ignored by encoder-free modes
-        (d = C there).
-    encoder : {'learned', 'rgb', 'lab'} = 'learned'
-        'learned' is the reference's architecture (trainable; loads official weights);
-        'rgb' / 'lab' use the image colours (encoder-free, no weights needed).
-    color_scale : float = 1.0
-        Multiplies encoder-free features (sets the sharpness of exp(−‖Δ‖²)).
-    compactness : float = 0.1
-        Compactness weight c (spec §3.3 default; the raster-to-vector model uses 0.01).
-    iota : float = 5.0
-        ι of the information criterion (spec §5 default): the granularity knob.
-    criterion : {'aic', 'aicc', 'bic', 'cic'} = 'aicc'
-        Spec §5 default.
-    weights : {'argmax_edge', 'size'} = 'argmax_edge'
-        Pooling weights; 'argmax_edge' carries gradient into the potentials (paper).
-    var_projection : bool = True
-        Learned self-loop potential from the variance (spec §3.2); off → constant loops.
-    loop_potential : float = 0.0
-        The constant loop potential without a projection (spec §3.2).
-    min_blocks : int = 6
-        An image stops contracting at ≤ this many blocks (the reference's value).
-    max_levels : int or None = None
-        Cap on contraction levels; None → ⌈log₂ √(H·W)⌉ (spec §4).
-    budget_priority : {'cost', 'size'} = 'cost'
-        Which tokens survive a budget: 'cost' (highest Ward merge cost) gave the best
-        explained variation in our measurements.
-    store_gradient_params : bool = False
-        Hold the reference's unused image-gradient parameters (``gradact.lmbda``,
-        ``gradient.kernel``) so its state dict loads strictly.
-    """
-
-    in_channels: int = 3
-    features: int = 8
-    encoder: EncoderKind = "learned"
-    color_scale: float = 1.0
-    compactness: float = 0.1
-    iota: float = 5.0
-    criterion: Criterion = "aicc"
-    weights: PoolWeights = "argmax_edge"
-    var_projection: bool = True
-    loop_potential: float = 0.0
-    min_blocks: int = MIN_BLOCKS_PER_IMAGE
-    max_levels: Optional[int] = None
-    budget_priority: BudgetPriority = "cost"
-    store_gradient_params: bool = False
-
-    def __post_init__(self):
-        # Type and range of every field, once; numbers are normalised to int / float.
-        for name in ("in_channels", "features"):
-            setattr(self, name, check_count(getattr(self, name), name, minimum=1))
-        self.min_blocks = check_count(self.min_blocks, "min_blocks", minimum=0)
-        self.max_levels = check_count(self.max_levels, "max_levels", minimum=1, or_none=True)
-        _check_choice("encoder", self.encoder, _ENCODERS)
-        _check_choice("weights", self.weights, POOL_WEIGHTS)
-        _check_choice("budget_priority", self.budget_priority, BUDGET_PRIORITIES)
-        self.criterion = check_criterion(self.criterion)
-        self.iota = check_iota(self.iota)
-        self.color_scale = _check_real("color_scale", self.color_scale, positive=True)
-        self.compactness = _check_real("compactness", self.compactness, unit=True)
-        self.loop_potential = _check_real("loop_potential", self.loop_potential, unit=True)
-        for name in ("var_projection", "store_gradient_params"):
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise TypeError(f"Expected '{name}' to be a bool (got {type(value).__name__} "
-                                f"{value!r})")
-
-    @property
-    def feature_width(self) -> int:
-        """d as used: ``features`` for the learned encoder, C otherwise."""
-        return self.features if self.encoder == "learned" else self.in_channels
-
-
-def _check_real(name: str, value, *, positive: bool = False, unit: bool = False) -> float:
-    expected = ("a finite number > 0" if positive else "a number in [0, 1]" if unit
-                else "a finite number")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Expected '{name}' to be {expected} "
-                        f"(got {type(value).__name__} {value!r})")
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0) or (unit and not 0 <= value <= 1):
-        raise ValueError(f"Expected '{name}' to be {expected} (got {value!r})")
-    return value
-
-
-def _check_choice(name: str, value, choices: tuple) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"Expected '{name}' to be one of {choices} (got {value!r})")
-
-
-def check_config_options(options: dict, what: str = "DHTTokenizer") -> None:
-    """Raise TypeError naming the unknown keys of ``options`` and listing the
-    :class:`DHTConfig` fields."""
-    known = {f.name for f in fields(DHTConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"Unknown {what} option(s) {unknown}; known: {sorted(known)}")
-
-
-@dataclass
-class Tokens:
-    """The output of :class:`DHTTokenizer` / :func:`dhtgraph.tokenize`.
-
-    Attributes
-    ----------
-    partition : Partition of the B·H·W pixels
-        The tokens (connected regions), numbered canonically; tokens of image b come
-        before those of image b + 1.
-    hierarchy : Hierarchy
-        The chain of partitions the tokens were selected from.
-    features : Tensor of shape (K, d)
-        μ*, the encoder-feature mean of every token (differentiable).
-    projected : Tensor of shape (K, C)
-        W μ*, the token colour injected into the image (differentiable).
-    batch : LongTensor of shape (K,)
-        Image of every token.
-    num_tokens : LongTensor of shape (B,)
-        Tokens per image.
-    injected : Tensor of shape (B, C, H, W)
-        The mean-injected image ``x − x̄(S) + W μ*(S)``.
-    image_size : (int, int)
-        (H, W).
-    num_levels : LongTensor of shape (B,)
-        Contraction levels each image went through.
-    """
-
-    partition: Partition
-    hierarchy: Hierarchy
-    features: Tensor
-    projected: Tensor
-    batch: Tensor
-    num_tokens: Tensor
-    injected: Tensor
-    image_size: tuple
-    num_levels: Tensor
-
-    @property
-    def num_images(self) -> int:
-        return int(self.num_tokens.numel())
-
-    def labels(self) -> Tensor:
-        """Token label per pixel, (B, H, W), numbered within each image from 0."""
-        h, w = self.image_size
-        start = torch.cumsum(self.num_tokens, 0) - self.num_tokens
-        pixel_batch = torch.arange(self.num_images, device=self.batch.device).repeat_interleave(h * w)
-        return (self.partition.labels - start[pixel_batch]).view(self.num_images, h, w)
-
-
 def _inverse_color_map(kind: str, channels: int, scale: float) -> tuple[Tensor, Tensor]:
     if kind == "rgb":
         return torch.eye(channels) / scale, torch.zeros(channels)
@@ -232,6 +73,22 @@ def _inverse_color_map(kind: str, channels: int, scale: float) -> tuple[Tensor, 
     return solution[:3].T.float(), solution[3].float()
 
 
+def _check_checkpoint_path(path) -> Path:
+    """``path`` as a Path to an existing file (FileNotFoundError / ValueError naming it)."""
+    try:
+        path = Path(path)
+    except TypeError:
+        raise TypeError(f"Expected 'path' to be a str or os.PathLike (got "
+                        f"{type(path).__name__})") from None
+    if not path.exists():
+        raise FileNotFoundError(f"Expected 'path' to be an existing checkpoint file "
+                                f"(got {str(path)!r}, which does not exist)")
+    if path.is_dir():
+        raise ValueError(f"Expected 'path' to be a checkpoint file (got {str(path)!r}, a "
+                         "directory); pass the .pth file inside it")
+    return path
+
+
 def _load_state_dict(path: Path, map_location) -> dict:
     """``torch.load(path, weights_only=True)`` with errors that name 'path'.
 
@@ -240,8 +97,13 @@ def _load_state_dict(path: Path, map_location) -> dict:
     """
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
+    except (FileNotFoundError, PermissionError):
         raise
+    except OSError as exc:
+        # torch reports a truncated or damaged zip archive as OSError (e.g. Errno 22).
+        raise ValueError(f"Expected 'path' to be a complete PyTorch state dict file (got "
+                         f"{str(path)!r}, which cannot be read: {exc}); it may be truncated "
+                         "— download it again") from None
     except Exception as exc:
         # torch's own message advises weights_only=False, i.e. running the file's code:
         # never pass that on. Keep only the name of what was refused, if torch gives one.
@@ -299,16 +161,17 @@ class DHTTokenizer(nn.Module):
 
     def __init__(self, config: Optional[DHTConfig] = None, **overrides):
         super().__init__()
-        config = config if config is not None else DHTConfig()
+        if config is None:
+            config = DHTConfig()
+        elif not isinstance(config, DHTConfig):
+            raise TypeError(f"Expected 'config' to be a DHTConfig (got {type(config).__name__})")
         if overrides:
             check_config_options(overrides)
-            config = replace(config, **overrides)
+            config = config.replace(**overrides)
         self.config = config
         c, d = config.in_channels, config.feature_width
-        if config.encoder == "learned":
-            self.conv = PixelEncoder(c, d)
-        else:
-            self.conv = ColorEncoder(c, config.encoder, config.color_scale)
+        self.conv = ENCODERS.resolve(config.encoder, "encoder")(c, config.features,
+                                                                config.color_scale)
         self.linear = nn.Linear(d, c)
         if config.encoder != "learned":
             # Encoder-free: W starts as the inverse of the colour map (exact for 'rgb', the
@@ -332,9 +195,10 @@ class DHTTokenizer(nn.Module):
     def from_dht_checkpoint(cls, path, *, map_location="cpu", **overrides) -> "DHTTokenizer":
         """Load the official dHT raster-to-vector tokenizer weights.
 
-        Configured as the reference's ``load_dht_ras2vec``: d = 8, compactness 0.01,
-        ι = 5, AICc, the learned encoder, and exact ``'size'`` pooling weights (the
-        reference's own weighting is defective, spec §3.6); returned in eval mode.
+        Configured with the ``'r2v'`` preset (:data:`dhtgraph.nn.config.PRESETS`, the
+        reference's ``load_dht_ras2vec``: d = 8, compactness 0.01, ι = 5, AICc, the
+        learned encoder, and exact ``'size'`` pooling weights — the reference's own
+        weighting is defective, spec §3.6); returned in eval mode.
         Inputs must be ImageNet-normalised (see :func:`imagenet_normalize`).
 
         Parameters
@@ -349,22 +213,22 @@ class DHTTokenizer(nn.Module):
         Raises
         ------
         ValueError
-            If the file cannot be read safely as tensors (not a PyTorch file, or a pickle
-            that would run code: it is refused, never executed), or is not a state dict
-            of this architecture (lists the missing and unexpected keys, values that are
-            not tensors, or the shape mismatches).
+            If ``path`` is a directory, the file cannot be read safely as tensors (not a
+            PyTorch file, truncated, or a pickle that would run code: it is refused,
+            never executed), or is not a state dict of this architecture (lists the
+            missing and unexpected keys, values that are not tensors, the shape
+            mismatches, or weights that are NaN or infinite).
         TypeError
             If an override is not a :class:`DHTConfig` field.
+        FileNotFoundError
+            If ``path`` does not exist.
         OSError
-            If the file cannot be opened.
+            If the file cannot be opened (permissions).
         """
         check_config_options(overrides, "from_dht_checkpoint")
-        base = dict(in_channels=3, features=8, encoder="learned", compactness=0.01, iota=5.0,
-                    criterion="aicc", weights="size", var_projection=True,
-                    store_gradient_params=True)
-        base.update(overrides)
-        model = cls(DHTConfig(**base))
-        state = _load_state_dict(Path(path), map_location)
+        path = _check_checkpoint_path(path)
+        model = cls(DHTConfig.preset("r2v", **overrides))
+        state = _load_state_dict(path, map_location)
         if "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         model.load_checked_state_dict(state)
@@ -389,6 +253,11 @@ class DHTTokenizer(nn.Module):
                  for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
         if wrong:
             raise ValueError("The state dict has tensors of the wrong shape: " + "; ".join(wrong))
+        bad = [k for k, v in state.items() if (v.is_floating_point() or v.is_complex())
+               and v.device.type != "meta" and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ValueError("Expected the weights of the state dict to be finite (got NaN or "
+                             f"inf in {sorted(map(str, bad))}); the checkpoint is damaged")
         self.load_state_dict(state, strict=True)
 
     # ------------------------------------------------------------------ forward
@@ -423,49 +292,15 @@ class DHTTokenizer(nn.Module):
         images = self._check_images(images)
         max_tokens = check_max_tokens(max_tokens)
         cfg = self.config
-        b, c, h, w = images.shape
-        device = images.device
+        b, _, h, w = images.shape
         x = self.encode(images)
-        # Level 0 is the pixel grid: no pixel edge list, boxes or positions are built
-        # (the first level and the final split work on the grid; see hierarchy.grid).
-        pixel_batch = (torch.arange(b, device=device).repeat_interleave(h * w) if b > 1
-                       else None)
-        level0 = pixel_state(x, b, pixel_batch)
-        selector = InformationSelector(level0, b, h * w, cfg.criterion, cfg.iota)
         built = build_hierarchy(
-            level0, b, (h, w), compactness=cfg.compactness, var_projection=self.varproj,
+            x, PixelGrid(b, h, w), compactness=cfg.compactness, var_projection=self.varproj,
             loop_default=cfg.loop_potential, weights=cfg.weights, min_blocks=cfg.min_blocks,
-            max_levels=cfg.max_levels, observer=selector.update, pixel_grid=True,
-            keep_states=False)
-        del level0
-        selection = selector.finish(image_size=(h, w))
-        del selector
-        partition, mu, batch = selection.partition, selection.mean, selection.batch
-        projected = self.linear(mu)
-        if max_tokens is not None:
-            token_edges = grid_quotient(partition.labels, partition.num_blocks, b, h, w)
-            merged = merge_to_budget(partition, projected, batch, None, max_tokens,
-                                     priority=cfg.budget_priority, generator=generator,
-                                     token_edge_index=token_edges)
-            step = merged.merge
-            weight = partition.sizes.to(mu.dtype).unsqueeze(1)
-            total = step.reduce(weight, "sum")
-            mu = step.reduce(mu * weight, "sum") / total
-            batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
-            partition = partition.compose(step)
-            projected = self.linear(mu)
-        injected = mean_injection(images, partition, projected)
-        return Tokens(
-            partition=partition,
-            hierarchy=built.hierarchy,
-            features=mu,
-            projected=projected,
-            batch=batch,
-            num_tokens=torch.bincount(batch, minlength=b),
-            injected=injected,
-            image_size=(h, w),
-            num_levels=built.num_levels,
-        )
+            max_levels=cfg.max_levels, stop=ic_stopping(cfg.criterion, cfg.iota))
+        selection = select_partition(built, cfg.criterion, cfg.iota)
+        return assemble_tokens(images, x, built, selection, self.linear, max_tokens,
+                               priority=cfg.budget_priority, generator=generator)
 
     def _check_images(self, images: Tensor) -> Tensor:
         if not isinstance(images, Tensor):
@@ -476,6 +311,10 @@ class DHTTokenizer(nn.Module):
         if images.shape[1] != self.config.in_channels:
             raise ValueError(f"Expected 'images' to have {self.config.in_channels} channels "
                              f"(got {images.shape[1]})")
+        if images.device.type == "meta":
+            raise ValueError("Expected 'images' to hold pixel values (got a tensor on the "
+                             "'meta' device, which has none): create it on a real device, "
+                             "e.g. 'cpu'")
         if min(images.shape) == 0:
             raise ValueError(f"Expected 'images' to have non-empty sides (got {tuple(images.shape)})")
         if not images.is_floating_point():

@@ -2,7 +2,9 @@
 
 from .budget import BudgetMerge, keep_mask, merge_to_budget
 from .criteria import CRITERIA, Criterion, information_criterion, penalty
-from .select import InformationSelector, Selection
+from .select import (CRITERION_FUNCTIONS, ICStopping, InformationSelector, Selection, ic_stopping,
+                     select_partition)
 
 __all__ = ["CRITERIA", "Criterion", "information_criterion", "penalty", "InformationSelector",
-           "Selection", "BudgetMerge", "keep_mask", "merge_to_budget"]
+           "Selection", "BudgetMerge", "keep_mask", "merge_to_budget", "select_partition",
+           "ic_stopping", "ICStopping", "CRITERION_FUNCTIONS"]

@@ -1,53 +1,99 @@
 """Per-region selection of blocks across a hierarchy by an information criterion (spec §5).
 
-The selection keeps, for every pixel, the best block seen so far ("stored block" o) with
+The selection keeps, for every node, the best block seen so far ("stored block" o) with
 its IC, mean and variance. After each level every stored block ``o`` lies inside exactly
 one new block ``c`` (the levels form a chain, and stored blocks are unions of blocks of
 earlier levels), so the reference's comparison of every overlapping pair ``(c, o)`` is a
-comparison per stored block: the pixels of ``o`` move to ``c`` when ``IC(c) ≥ IC(o)``.
+comparison per stored block: the nodes of ``o`` move to ``c`` when ``IC(c) ≥ IC(o)``.
 The stored blocks that moved into the same ``c`` become one stored block. At the end the
-stored blocks are split into their 4-connected pieces on the pixel graph; each piece
-carries its stored block's mean and variance. The result is a connected partition that
-refines the top of the hierarchy (it need not be one of its levels).
+stored blocks are split into their connected pieces on the node graph (theory/
+Definition 13, Theorem 3); each piece carries its stored block's mean and variance. The
+result is a connected partition that refines the top of the hierarchy (it need not be one
+of its levels).
 
-The work per level is a gather over the stored blocks (no sort over pixels); the pixel
-map is one gather per level.
+Selection is a stage of its own: :func:`select_partition` selects from a built
+:class:`~dhtgraph.hierarchy.build.HierarchyResult` (any criterion, any ι). The same
+selector also serves as the hierarchy's §4 stopping rule (:func:`ic_stopping`: a graph
+stops when no stored block moves); :func:`select_partition` reuses that running
+selection when the criterion and ι agree, and replays the stored levels otherwise.
+
+The work per level is a gather over the stored blocks (no sort over nodes); the node
+map is one gather per level. Graphs of any sizes: the IC's normaliser and the nodes'
+starting IC ``−√n`` use each graph's own node count n.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
 
+from .._registry import Registry
 from .._union import finish_components, forest_labels
 from ..graph import connected_components
+from ..hierarchy.build import HierarchyResult, PixelGrid
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
-from .criteria import Criterion, check_criterion, check_iota, information_criterion
+from .criteria import CRITERIA, Criterion, check_iota, information_criterion
 
-__all__ = ["Selection", "InformationSelector"]
+__all__ = ["Selection", "InformationSelector", "ICStopping", "ic_stopping", "select_partition",
+           "CRITERION_FUNCTIONS", "resolve_criterion", "connected_split"]
+
+#: Information criteria by name: ``criterion(var, size, num_pixels, iota) -> IC (K,)``,
+#: higher is better; ``num_pixels`` is an int or a (K,) tensor (each block's graph size).
+CRITERION_FUNCTIONS: Registry[Callable] = Registry("criterion")
 
 
-@dataclass
+def _criterion_function(name: str) -> Callable:
+    def criterion(var: Tensor, size: Tensor, num_pixels, iota: float) -> Tensor:
+        return information_criterion(var, size, num_pixels, name, iota)
+
+    criterion.__name__ = name
+    criterion.__doc__ = f"The {name.upper()} of every block (:func:`information_criterion`)."
+    return criterion
+
+
+for _name in CRITERIA:
+    CRITERION_FUNCTIONS.register(_name, _criterion_function(_name))
+del _name
+
+
+def resolve_criterion(criterion, name: str = "criterion") -> tuple[str, Callable]:
+    """``(canonical name, function)`` of a criterion (case-insensitive for strings).
+
+    Raises
+    ------
+    ValueError
+        If the name is not registered in :data:`CRITERION_FUNCTIONS`.
+    """
+    key = criterion.lower() if isinstance(criterion, str) else criterion
+    if key not in CRITERION_FUNCTIONS:
+        raise ValueError(f"Expected '{name}' to be one of {CRITERION_FUNCTIONS.names()} "
+                         f"(got {criterion!r})")
+    return key, CRITERION_FUNCTIONS.resolve(key)
+
+
+@dataclass(frozen=True)
 class Selection:
     """The IC-selected tokens.
 
     Attributes
     ----------
-    partition : Partition of the N pixels
+    partition : Partition of the N nodes
         Connected blocks (tokens), numbered canonically.
     mean : Tensor of shape (K, d)
-        μ* of every token (the mean of the stored block it came from; differentiable).
+        μ* of every token: the pooled mean (with the hierarchy's pooling weights) of the
+        stored block it came from (differentiable). A token that is one connected piece
+        of a larger stored block carries that block's mean, not its own pixel mean.
     var : Tensor of shape (K, d)
-        σ² of every token.
+        σ² of the stored block every token came from.
     ic : Tensor of shape (K,)
         The IC of the stored block every token came from.
     batch : LongTensor of shape (K,)
-        Image of every token.
+        Graph of every token.
     """
 
     partition: Partition
@@ -56,44 +102,84 @@ class Selection:
     ic: Tensor
     batch: Tensor
 
+    def __post_init__(self):
+        k = self.partition.num_blocks
+        if self.mean.dim() != 2 or self.mean.shape[0] != k or self.var.shape != self.mean.shape:
+            raise ValueError(f"Expected 'mean' and 'var' of shape ({k}, d) (got "
+                             f"{tuple(self.mean.shape)}, {tuple(self.var.shape)})")
+        for name in ("ic", "batch"):
+            if tuple(getattr(self, name).shape) != (k,):
+                raise ValueError(f"Expected '{name}' of shape ({k},) "
+                                 f"(got {tuple(getattr(self, name).shape)})")
+
+    @property
+    def num_blocks(self) -> int:
+        return self.partition.num_blocks
+
+
+def _first_occurrence_groups(key: Tensor, num_slots: int) -> tuple[Tensor, Tensor, int]:
+    """Canonical labels of ``key`` (values in [0, num_slots)), the first position of every
+    group and the group count — :class:`Partition` of ``key`` with one host sync."""
+    s = key.numel()
+    position = torch.arange(s, device=key.device)
+    first = torch.full((num_slots,), s, dtype=torch.long, device=key.device)
+    first.scatter_reduce_(0, key, position, reduce="amin")
+    # Absent slots have first = s and sort last (stable: ties never occur among present).
+    order = torch.argsort(first)
+    k = int((first < s).sum())
+    rank = torch.empty(num_slots, dtype=torch.long, device=key.device)
+    rank[order] = torch.arange(num_slots, device=key.device)
+    return rank[key], first[order[:k]], k
+
 
 class InformationSelector:
-    """Tracks the best block per pixel while a hierarchy is built.
+    """Tracks the best block per node while a hierarchy is built (or replayed).
 
     Parameters
     ----------
     level0 : BlockState
-        The pixels (level 0): means are the pixel features.
+        The nodes (level 0): means are the node features.
     num_images : int
-        B.
-    pixels_per_image : int
-        ``H·W``; the IC's normaliser and the pixels' starting IC ``−√(H·W)``.
-    criterion : {'aic', 'aicc', 'bic', 'cic'}, default 'aicc'
+        B, the number of graphs.
+    pixels_per_image : int or LongTensor of shape (B,)
+        n of every graph (``H·W`` for images): the IC's normaliser and the nodes'
+        starting IC ``−√n``.
+    criterion : str, default 'aicc'
+        A name in :data:`CRITERION_FUNCTIONS` ('aic', 'aicc', 'bic', 'cic').
     iota : float, default 5.0
 
     Notes
     -----
     Call :meth:`update` after every level (the top included) with the level's relative
-    partition and statistics; it returns which images improved somewhere (the §4 stopping
+    partition and statistics; it returns which graphs improved somewhere (the §4 stopping
     rule). :meth:`finish` splits the stored blocks into connected pieces.
     """
 
-    def __init__(self, level0: BlockState, num_images: int, pixels_per_image: int,
-                 criterion: Criterion = "aicc", iota: float = 5.0):
-        self.criterion = check_criterion(criterion)
+    def __init__(self, level0: BlockState, num_images: int,
+                 pixels_per_image: Union[int, Tensor], criterion: Criterion = "aicc",
+                 iota: float = 5.0):
+        self.criterion, self._ic = resolve_criterion(criterion)
         self.iota = check_iota(iota)
         self.num_images = int(num_images)
-        self.pixels_per_image = int(pixels_per_image)
         n = level0.num_blocks
         device = level0.mean.device
-        # A zero-stride view: the pixels' IC costs no memory until the first update.
-        self.ic = torch.full((), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
-                             device=device).expand(n)
+        if isinstance(pixels_per_image, Tensor):
+            if pixels_per_image.shape != (self.num_images,):
+                raise ValueError(f"Expected 'pixels_per_image' of shape ({self.num_images},) "
+                                 f"(got {tuple(pixels_per_image.shape)})")
+            self.pixels_per_image = pixels_per_image.to(device)
+            start = (-self.pixels_per_image.double().sqrt()).float()
+            self.ic = start.index_select(0, level0.batch)
+        else:
+            self.pixels_per_image = int(pixels_per_image)
+            # A zero-stride view: the pixels' IC costs no memory until the first update.
+            self.ic = torch.full((), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
+                                 device=device).expand(n)
         self.mean = level0.mean
         self.var = level0.var
         self.batch = level0.batch
         # Block of the current level that contains each stored block, and the stored
-        # block of every pixel: both the identity until the first update (None = not
+        # block of every node: both the identity until the first update (None = not
         # built; see the properties).
         self._current = None
         self._pixel_block = None
@@ -115,7 +201,7 @@ class InformationSelector:
 
     @property
     def pixel_block(self) -> Tensor:
-        """Stored block of every pixel (N,)."""
+        """Stored block of every node (N,)."""
         if self._pixel_block is None:
             return torch.arange(self.num_stored, device=self._device)
         return self._pixel_block
@@ -132,6 +218,13 @@ class InformationSelector:
         if self.ic.dim() == 1 and self.ic.stride(0) == 0:
             self.ic = self.ic.contiguous()
 
+    def block_ic(self, state: BlockState) -> Tensor:
+        """The IC (K,) of the blocks of ``state`` under this selector's criterion and ι."""
+        n = self.pixels_per_image
+        if isinstance(n, Tensor):
+            n = n.index_select(0, state.batch)
+        return self._ic(state.var, state.size, n, self.iota)
+
     def update(self, partition: Partition, state: BlockState,
                active: Optional[Tensor] = None) -> Tensor:
         """Compare every stored block with the new block that contains it.
@@ -143,46 +236,43 @@ class InformationSelector:
         state : BlockState
             Statistics of its blocks.
         active : BoolTensor of shape (B,), optional
-            Images that took part in this level; stored blocks of other images never move.
+            Graphs that took part in this level; stored blocks of other graphs never move.
 
         Returns
         -------
         BoolTensor of shape (B,)
-            Images where at least one stored block moved (``IC(c) ≥ IC(o)``).
+            Graphs where at least one stored block moved (``IC(c) ≥ IC(o)``).
         """
-        ic_new = information_criterion(state.var, state.size, self.pixels_per_image,
-                                       self.criterion, self.iota)
+        ic_new = self.block_ic(state)
         if self._initial:
             self._initial = False
-            # Stored blocks are still the pixels (current = identity): when every pixel
+            # Stored blocks are still the nodes (current = identity): when every node
             # moves, the stored blocks become the new blocks as they are (the general
-            # regrouping below gives exactly this, at the cost of a few sorts over pixels).
+            # regrouping below gives exactly this, at the cost of a few sorts over nodes).
             c = partition.labels
-            if active is None or bool(active.all()):
-                move = ic_new.index_select(0, c) >= self.ic
-                if bool(move.all()):
-                    del move
-                    improved = torch.zeros(self.num_images, dtype=torch.bool, device=c.device)
-                    improved.index_fill_(0, state.batch, True)
-                    self.ic, self.mean, self.var = ic_new, state.mean, state.var
-                    self.batch = state.batch
-                    self.current = torch.arange(state.num_blocks, device=c.device)
-                    self.pixel_block = c
-                    self.num_stored = state.num_blocks
-                    return improved
+            move = ic_new.index_select(0, c) >= self.ic
+            every = move.all() if active is None else move.all() & active.all()
+            if bool(every):
+                del move
+                improved = torch.zeros(self.num_images, dtype=torch.bool, device=c.device)
+                improved.index_fill_(0, state.batch, True)
+                self.ic, self.mean, self.var = ic_new, state.mean, state.var
+                self.batch = state.batch
+                self.current = torch.arange(state.num_blocks, device=c.device)
+                self.pixel_block = c
+                self.num_stored = state.num_blocks
+                return improved
         self._materialize()
         c = partition.labels[self.current]
         move = ic_new[c] >= self.ic
         if active is not None:
             move = move & active[self.batch]
-        # Images with a moved block; a scatter instead of a mask compaction (no host sync).
+        # Graphs with a moved block; a scatter instead of a mask compaction (no host sync).
         improved = torch.zeros(self.num_images, dtype=torch.uint8, device=move.device)
         improved = improved.scatter_reduce_(0, self.batch, move.to(torch.uint8), "amax").bool()
         s = self.num_stored
         key = torch.where(move, c, state.num_blocks + torch.arange(s, device=c.device))
-        regroup = Partition(key)
-        first = torch.full((regroup.num_blocks,), s, dtype=torch.long, device=c.device)
-        first.scatter_reduce_(0, regroup.labels, torch.arange(s, device=c.device), reduce="amin")
+        labels, first, k = _first_occurrence_groups(key, state.num_blocks + s)
         rep_moved = move[first]
         rep_c = c[first]
         self.ic = torch.where(rep_moved, ic_new[rep_c], self.ic[first])
@@ -190,18 +280,18 @@ class InformationSelector:
         self.var = torch.where(rep_moved.unsqueeze(1), state.var[rep_c], self.var[first])
         self.batch = self.batch[first]
         self.current = rep_c
-        self.pixel_block = regroup.labels[self.pixel_block]
-        self.num_stored = regroup.num_blocks
+        self.pixel_block = labels[self.pixel_block]
+        self.num_stored = k
         return improved
 
     def finish(self, pixel_edge_index: Optional[Tensor] = None, *,
                image_size: Optional[tuple[int, int]] = None) -> Selection:
-        """Split the stored blocks into connected pieces of the pixel graph.
+        """Split the stored blocks into connected pieces of the node graph.
 
         Parameters
         ----------
         pixel_edge_index : LongTensor of shape (2, E), optional
-            The pixel graph.
+            The node graph.
         image_size : (int, int), optional
             Instead of ``pixel_edge_index``: (H, W) of the 4-neighbour pixel grid
             (``grid_edge_index(H, W, B)``); the pieces are found without an edge list.
@@ -210,14 +300,9 @@ class InformationSelector:
         -------
         Selection
         """
-        if pixel_edge_index is None:
-            if image_size is None:
-                raise ValueError("Expected 'pixel_edge_index' or 'image_size' (got neither)")
-            pieces = self._grid_pieces(*image_size)
-        else:
-            src, dst = pixel_edge_index[0], pixel_edge_index[1]
-            inside = self.pixel_block[src] == self.pixel_block[dst]
-            pieces = connected_components(pixel_edge_index[:, inside], self.pixel_block.numel())
+        if pixel_edge_index is None and image_size is None:
+            raise ValueError("Expected 'pixel_edge_index' or 'image_size' (got neither)")
+        pieces = connected_split(self.pixel_block, pixel_edge_index, image_size=image_size)
         device = self.pixel_block.device
         stored = torch.empty(pieces.num_blocks, dtype=torch.long, device=device)
         stored.scatter_(0, pieces.labels, self.pixel_block)
@@ -229,30 +314,146 @@ class InformationSelector:
             batch=self.batch[stored],
         )
 
-    def _grid_pieces(self, height: int, width: int) -> Partition:
-        # Connected pieces of the stored blocks on the 4-neighbour grid. First hooking
-        # round done densely (a pixel's smallest same-block neighbour is the one above,
-        # else the one to the left), then the general algorithm on what is left.
-        n = self.pixel_block.numel()
-        b = n // (height * width)
-        blocks = self.pixel_block.view(b, height, width)
-        small = torch.int32 if n < 2**31 - 1 else torch.long
-        node = torch.arange(n, dtype=small, device=blocks.device).view(b, height, width)
-        parent = node.clone()
-        same_left = blocks[:, :, 1:] == blocks[:, :, :-1]
-        parent[:, :, 1:] = torch.where(same_left, node[:, :, :-1], parent[:, :, 1:])
-        same_up = blocks[:, 1:] == blocks[:, :-1]
-        parent[:, 1:] = torch.where(same_up, node[:, :-1], parent[:, 1:])
-        del node
-        group, k = forest_labels(parent.view(-1))
-        del parent
-        grid = group.view(b, height, width)
-        rest = []
-        for same, first, second in ((same_left, grid[:, :, :-1], grid[:, :, 1:]),
-                                    (same_up, grid[:, :-1], grid[:, 1:])):
-            mask = same & (first != second)
-            rest.append((first[mask], second[mask]))
-        del same_left, same_up
-        labels, k = finish_components(group, k, torch.cat([r[0] for r in rest]),
-                                      torch.cat([r[1] for r in rest]))
-        return Partition(labels, k, canonical=True)
+
+def connected_split(labels: Tensor, edge_index: Optional[Tensor] = None, *,
+                    image_size: Optional[tuple[int, int]] = None) -> Partition:
+    """σ^G: every block of ``labels`` split into its connected pieces (theory/ Definition 13).
+
+    Parameters
+    ----------
+    labels : LongTensor of shape (N,)
+        Block of every node (any non-negative labels: the blocks of σ).
+    edge_index : LongTensor of shape (2, E), optional
+        The graph G.
+    image_size : (int, int), optional
+        Instead of ``edge_index``: G is the 4-neighbour grid of row-major images of this
+        size (``grid_edge_index(H, W, N // (H·W))``); no edge list is built.
+
+    Returns
+    -------
+    Partition
+        Canonical; the coarsest partition that refines σ and is connected in G
+        (theory/ Theorem 3).
+    """
+    if image_size is not None:
+        return _grid_pieces(labels, *image_size)
+    if edge_index is None:
+        raise ValueError("Expected 'edge_index' or 'image_size' (got neither)")
+    inside = labels[edge_index[0]] == labels[edge_index[1]]
+    return connected_components(edge_index[:, inside], labels.numel())
+
+
+def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
+    # Connected pieces of the stored blocks on the 4-neighbour grid. First hooking
+    # round done densely (a pixel's smallest same-block neighbour is the one above,
+    # else the one to the left), then the general algorithm on what is left.
+    n = block_of.numel()
+    b = n // (height * width)
+    blocks = block_of.view(b, height, width)
+    small = torch.int32 if n < 2**31 - 1 else torch.long
+    node = torch.arange(n, dtype=small, device=blocks.device).view(b, height, width)
+    parent = node.clone()
+    same_left = blocks[:, :, 1:] == blocks[:, :, :-1]
+    parent[:, :, 1:] = torch.where(same_left, node[:, :, :-1], parent[:, :, 1:])
+    same_up = blocks[:, 1:] == blocks[:, :-1]
+    parent[:, 1:] = torch.where(same_up, node[:, :-1], parent[:, 1:])
+    del node
+    group, k = forest_labels(parent.view(-1))
+    del parent
+    grid = group.view(b, height, width)
+    rest = []
+    for same, first, second in ((same_left, grid[:, :, :-1], grid[:, :, 1:]),
+                                (same_up, grid[:, :-1], grid[:, 1:])):
+        mask = same & (first != second)
+        rest.append((first[mask], second[mask]))
+    del same_left, same_up
+    labels, k = finish_components(group, k, torch.cat([r[0] for r in rest]),
+                                  torch.cat([r[1] for r in rest]))
+    return Partition(labels, k, canonical=True)
+
+
+class ICStopping:
+    """The §4 stopping rule of :func:`~dhtgraph.hierarchy.build.build_hierarchy`: a graph
+    stops when no stored block of the IC selection moves (an :class:`InformationSelector`
+    run while the hierarchy is built; :func:`select_partition` reuses it).
+
+    Parameters
+    ----------
+    criterion : str, default 'aicc'
+    iota : float, default 5.0
+    """
+
+    def __init__(self, criterion: Criterion = "aicc", iota: float = 5.0):
+        self.criterion = resolve_criterion(criterion)[0]
+        self.iota = check_iota(iota)
+        self.selector: Optional[InformationSelector] = None
+
+    def start(self, level0: BlockState, num_graphs: int,
+              nodes_per_graph: Union[int, Tensor]) -> None:
+        self.selector = InformationSelector(level0, num_graphs, nodes_per_graph,
+                                            self.criterion, self.iota)
+
+    def update(self, partition: Partition, state: BlockState,
+               active: Optional[Tensor] = None) -> Tensor:
+        if self.selector is None:
+            raise RuntimeError("ICStopping.update called before start")
+        return self.selector.update(partition, state, active)
+
+    def matches(self, criterion: str, iota: float) -> bool:
+        return self.selector is not None and (self.criterion, self.iota) == (criterion, iota)
+
+
+def ic_stopping(criterion: Criterion = "aicc", iota: float = 5.0) -> ICStopping:
+    """A fresh :class:`ICStopping` rule for ``build_hierarchy(..., stop=...)``."""
+    return ICStopping(criterion, iota)
+
+
+def select_partition(result: HierarchyResult, criterion: Criterion = "aicc",
+                     iota: float = 5.0) -> Selection:
+    """Select tokens from a built hierarchy by an information criterion (spec §5).
+
+    Parameters
+    ----------
+    result : HierarchyResult
+        From :func:`~dhtgraph.hierarchy.build.build_hierarchy`.
+    criterion : str, default 'aicc'
+        A name in :data:`CRITERION_FUNCTIONS`.
+    iota : float, default 5.0
+        ι > 0.
+
+    Returns
+    -------
+    Selection
+        A connected partition of the N nodes refining the top, with each token's μ*, σ²,
+        IC and graph.
+
+    Notes
+    -----
+    When the hierarchy was built with ``stop=ic_stopping(criterion, iota)`` its running
+    selection is finished (no second pass); otherwise the stored levels are replayed:
+    graph b takes part in level t iff ``t ≤ result.num_levels[b]``, and in the top. The
+    levels themselves (where each graph stopped) are those the hierarchy was built with.
+    """
+    if not isinstance(result, HierarchyResult):
+        raise TypeError(f"Expected 'result' to be a HierarchyResult (got "
+                        f"{type(result).__name__})")
+    criterion = resolve_criterion(criterion)[0]
+    iota = check_iota(iota)
+    rule = result.stopping
+    if isinstance(rule, ICStopping) and rule.matches(criterion, iota):
+        selector = rule.selector
+    else:
+        grid = result.grid
+        nodes = grid.nodes_per_image if grid is not None else result.nodes_per_graph
+        selector = InformationSelector(result.levels[0], result.num_graphs, nodes, criterion,
+                                       iota)
+        steps = result.hierarchy.steps
+        last = len(steps) - 1
+        for t, (step, state) in enumerate(zip(steps, result.levels[1:]), start=1):
+            active = (torch.ones_like(result.num_levels, dtype=torch.bool) if t > last
+                      else result.num_levels >= t)
+            selector.update(step, state, active)
+    grid = result.grid
+    if grid is not None:
+        return selector.finish(image_size=(grid.height, grid.width))
+    return selector.finish(result.graph)

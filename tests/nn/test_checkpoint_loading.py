@@ -17,10 +17,7 @@ class _WritesAFile:
 
 
 def _r2v_state_dict():
-    config = DHTConfig(in_channels=3, features=8, encoder="learned", compactness=0.01, iota=5.0,
-                       criterion="aicc", weights="size", var_projection=True,
-                       store_gradient_params=True)
-    return DHTTokenizer(config).state_dict()
+    return DHTTokenizer(DHTConfig.preset("r2v")).state_dict()
 
 
 def test_a_valid_state_dict_loads(tmp_path):
@@ -75,3 +72,41 @@ def test_non_tensor_value_is_a_clear_error(tmp_path):
     torch.save(state, path)
     with pytest.raises(ValueError, match=r"to be a Tensor \(got 'linear.bias' \(int\)\)"):
         DHTTokenizer.from_dht_checkpoint(path)
+
+
+def test_missing_file_error_names_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Expected 'path' to be an existing checkpoint"):
+        DHTTokenizer.from_dht_checkpoint(tmp_path / "absent.pth")
+
+
+def test_directory_is_a_value_error_naming_path(tmp_path):
+    with pytest.raises(ValueError, match="Expected 'path' to be a checkpoint file .*directory"):
+        DHTTokenizer.from_dht_checkpoint(tmp_path)
+
+
+def test_truncated_file_is_a_value_error_naming_path(tmp_path):
+    path = tmp_path / "ok.pth"
+    torch.save(_r2v_state_dict(), path)
+    data = path.read_bytes()
+    cut = tmp_path / "truncated.pth"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="Expected 'path' to be a (complete )?PyTorch state dict"):
+        DHTTokenizer.from_dht_checkpoint(cut)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load(tmp_path, bad):
+    path = tmp_path / "nan.pth"
+    state = _r2v_state_dict()
+    state["linear.weight"][0, 0] = bad
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"finite .*'linear.weight'"):
+        DHTTokenizer.from_dht_checkpoint(path)
+
+
+def test_checkpoint_uses_the_r2v_preset(tmp_path):
+    from dhtgraph.nn.config import DHTConfig
+
+    path = tmp_path / "ok.pth"
+    torch.save(_r2v_state_dict(), path)
+    assert DHTTokenizer.from_dht_checkpoint(path).config == DHTConfig.preset("r2v")

@@ -68,3 +68,86 @@ def test_stored_blocks_split_into_connected_pieces():
     out = sel.finish(edges)
     assert out.partition.num_blocks == 3
     assert math.isclose(float(out.ic.sum()), 0.0)
+
+
+# ------------------------------------------------------------ selection as its own stage
+import dataclasses  # noqa: E402
+
+import pytest  # noqa: E402
+
+from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy  # noqa: E402
+from dhtgraph.selection import (CRITERION_FUNCTIONS, Selection, ic_stopping,  # noqa: E402
+                                select_partition)
+
+
+def _photo_features(b=2, h=14, w=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, 3, 3, 4, generator=g) * 3
+    img = torch.nn.functional.interpolate(coarse, size=(h, w), mode="nearest") \
+        + 0.1 * torch.rand(b, 3, h, w, generator=g)
+    return img.permute(0, 2, 3, 1).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("criterion, iota", [("aicc", 5.0), ("bic", 2.0), ("aic", 20.0)])
+def test_replayed_selection_equals_the_running_one(criterion, iota):
+    x = _photo_features()
+    built = build_hierarchy(x, PixelGrid(2, 14, 12), weights="size",
+                            stop=ic_stopping(criterion, iota))
+    running = select_partition(built, criterion, iota)
+    replayed = select_partition(dataclasses.replace(built, stopping=None), criterion, iota)
+    assert running.partition == replayed.partition
+    for name in ("mean", "var", "ic", "batch"):
+        assert torch.equal(getattr(running, name), getattr(replayed, name)), name
+
+
+def test_reselecting_with_another_iota_changes_the_count_monotonically():
+    x = _photo_features(1, 24, 24, seed=3)
+    built = build_hierarchy(x, PixelGrid(1, 24, 24), weights="size")  # no IC stopping
+    counts = [select_partition(built, "aicc", iota).partition.num_blocks
+              for iota in (0.5, 5.0, 50.0)]
+    assert counts[0] <= counts[1] <= counts[2] and counts[0] < counts[2]
+    for iota in (0.5, 50.0):
+        assert select_partition(built, "aicc", iota).partition.refines(
+            built.hierarchy.absolute(built.hierarchy.num_levels - 1))
+
+
+def test_a_registered_criterion_is_one_function():
+    def everything_is_good(var, size, num_pixels, iota):
+        # Every block beats its parts: the coarsest level (the top) wins everywhere.
+        return size.to(torch.float32)
+
+    CRITERION_FUNCTIONS.register("test-size", everything_is_good)
+    try:
+        x = _photo_features(1)
+        built = build_hierarchy(x, PixelGrid(1, 14, 12))
+        sel = select_partition(built, "test-size", 1.0)
+        assert sel.partition.num_blocks == 1
+        from dhtgraph.nn import DHTConfig
+
+        assert DHTConfig(criterion="test-size").criterion == "test-size"
+    finally:
+        CRITERION_FUNCTIONS._items.pop("test-size")
+
+
+def test_selection_is_frozen_and_validated():
+    p = Partition(torch.tensor([0, 0, 1]))
+    with pytest.raises(ValueError, match="'mean' and 'var' of shape"):
+        Selection(p, torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(2),
+                  torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="'ic' of shape"):
+        Selection(p, torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(3),
+                  torch.zeros(2, dtype=torch.long))
+    sel = Selection(p, torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(2),
+                    torch.zeros(2, dtype=torch.long))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sel.mean = torch.ones(2, 1)
+
+
+def test_bad_selection_input():
+    with pytest.raises(TypeError, match="'result'"):
+        select_partition("not a hierarchy")
+    built = build_hierarchy(_photo_features(1), PixelGrid(1, 14, 12))
+    with pytest.raises(ValueError, match="'criterion'"):
+        select_partition(built, "xic")
+    with pytest.raises(ValueError, match="'iota'"):
+        select_partition(built, "aicc", -1.0)

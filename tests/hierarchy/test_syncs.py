@@ -1,0 +1,87 @@
+"""Host–device syncs of one tokenizer call, counted by op dispatch (architecture §7).
+
+A sync is an op whose result size or value the host must read before going on:
+``.item()``/``int()``/``bool()``/``.tolist()`` (all ``aten::_local_scalar_dense``) and the
+ops with data-dependent output sizes (``nonzero``, ``unique``, boolean-mask indexing,
+``masked_select``, ``repeat_interleave`` without ``output_size``). Free on CPU, a stall
+each on a GPU; counted here on CPU, where the same ops run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
+from dhtgraph.nn import DHTConfig, DHTTokenizer
+from dhtgraph.selection import ic_stopping, select_partition
+
+_SYNC_OPS = ("_local_scalar_dense", "nonzero", "_unique2", "unique_dim", "unique_consecutive",
+             "masked_select", "repeat_interleave", "index.Tensor_bool")
+
+
+class CountSyncs(TorchDispatchMode):
+    """Counts the dispatched ops that read device data on the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        if name == "index" and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                                   for i in (args[1] if len(args) > 1 else ()) if i is not None):
+            self.counts["index.Tensor_bool"] += 1
+        elif name in _SYNC_OPS and not (name == "repeat_interleave"
+                                         and kwargs.get("output_size") is not None):
+            self.counts[name] += 1
+        return func(*args, **kwargs)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _photo(side=224, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, 12, 12, generator=g)
+    img = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear",
+                                          align_corners=False)
+    return (img + 0.04 * torch.rand(1, 3, side, side, generator=g)).clamp(0, 1)
+
+
+def test_syncs_per_level_at_224():
+    model = DHTTokenizer(DHTConfig.preset("recommended"))
+    images = _photo()
+    with torch.no_grad():
+        model(images, max_tokens=400)  # warm-up (lazy inits)
+        with CountSyncs() as total:
+            tokens = model(images, max_tokens=400)
+        x = model.encode(images)
+        with CountSyncs() as loop:
+            built = build_hierarchy(x, PixelGrid(1, 224, 224), compactness=0.01,
+                                    weights="size", stop=ic_stopping("aicc", 10.0))
+        with CountSyncs() as select:
+            select_partition(built, "aicc", 10.0)
+    levels = int(tokens.num_levels[0]) + 1  # contraction levels and the top
+    per_level = loop.total / levels
+    print(f"\nsyncs per call at 224²: {total.total} ({dict(total.counts)}); hierarchy "
+          f"{loop.total} over {levels} levels ({per_level:.1f}/level); selection split "
+          f"{select.total}")
+    # Recorded in the closing note; bounds a regression (a sync per block would be
+    # thousands). Most of what remains is in the contraction's components (pointer
+    # jumping: one per step).
+    assert per_level < 40
+    assert total.total < 40 * levels + 60
+
+
+def test_the_build_loop_itself_syncs_once_per_level():
+    # A stopped graph (min_blocks large) still goes through the loop's one check.
+    x = _photo(32).permute(0, 2, 3, 1).reshape(-1, 3)
+    with CountSyncs() as counter:
+        build_hierarchy(x, PixelGrid(1, 32, 32), min_blocks=10**6)
+    # No level is built: one check of the loop, and the top's components.
+    assert counter.counts["_local_scalar_dense"] <= 4
