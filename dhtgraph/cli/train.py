@@ -7,8 +7,8 @@ retrofitted from timm weights (``--from-timm WEIGHTS --timm-config JSON``), buil
 (``--model-config JSON``), or restored with ``--resume``. Under ``torchrun`` it runs with
 DistributedDataParallel; rank 0 logs and writes checkpoints.
 
-Exit status: 0 done; 1 the data or weights were refused (message, no traceback);
-2 usage error.
+Exit status: 0 done; 1 the data, weights or a model option value were refused (a
+message, no traceback); 2 usage error (bad or conflicting flags, unknown option names).
 """
 
 from __future__ import annotations
@@ -154,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             config = _train_config(args, saved)
             model_options = read_json_option(args.model_config, "--model-config")
             timm_options = read_json_option(args.timm_config, "--timm-config")
+            if args.from_timm is None and checkpoint is None:
+                from ..nn.vit import DHTViTConfig
+
+                DHTViTConfig.from_dict(dict({"num_classes": 1}, **model_options))  # names, values
         except (TypeError, ValueError) as exc:
             raise _Usage(str(exc)) from None
     except _Usage as exc:
@@ -173,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
                                 num_classes=num_classes, seed=config.seed)
         _check_size(model, data, config)
         result = train(model, data, config, out=args.out, resume=checkpoint, eval_data=eval_data)
-    except _Usage as exc:
+    except (_Usage, TypeError) as exc:  # TypeError: an option name the model does not know
         return _fail(str(exc), 2)
-    except (TypeError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # refused data, weights or option values
         return _fail(str(exc), 1)
     finally:
         teardown()

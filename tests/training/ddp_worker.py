@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import TinyConfig, TinyNet  # noqa: E402
+from training_helpers import TinyConfig, TinyNet  # noqa: E402
 
 from dhtgraph.training import (ShardDataset, TrainConfig, plan_shards, setup,  # noqa: E402
                                teardown, train, write_index, write_shards)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import write_class_folder
+from training_helpers import write_class_folder
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -46,7 +46,7 @@ def test_two_processes_with_torchrun(tmp_path):
     for key in p0:
         assert torch.equal(p0[key], p1[key]), key
     torch.manual_seed(0)
-    from conftest import TinyConfig, TinyNet
+    from training_helpers import TinyConfig, TinyNet
     init = TinyNet(TinyConfig(num_classes=3)).state_dict()
     assert not torch.equal(init["head.weight"], p0["head.weight"])
 
