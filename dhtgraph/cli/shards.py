@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         report = write_shards(plan, args.out, rank=context.rank, world_size=context.world_size,
                               device=context.device, progress=not args.no_progress)
-        print(f"rank {context.rank}: wrote {len(report.written)} shard(s) ({report.images} images), "
-              f"skipped {len(report.skipped)} finished", file=sys.stderr)
+        rate = report.images / report.seconds if report.images else 0.0
+        print(f"rank {context.rank}: wrote {len(report.written)} shard(s) ({report.images} images, "
+              f"{report.seconds:.2f} s, {rate:.1f} images/s), skipped {len(report.skipped)} "
+              "finished", file=sys.stderr)
         if dist.is_initialized():
             dist.barrier()
         if context.is_main:

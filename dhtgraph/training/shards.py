@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -104,11 +105,12 @@ class ShardPlan:
 @dataclass(frozen=True)
 class ShardReport:
     """What :func:`write_shards` did on this rank: shard numbers written and skipped,
-    images tokenized."""
+    images tokenized, seconds spent (reading, tokenizing and writing; hashing included)."""
 
     written: list
     skipped: list
     images: int
+    seconds: float = 0.0
 
 
 def _detect_layout(root: Path) -> str:
@@ -242,6 +244,7 @@ def write_shards(plan: ShardPlan, out, *, rank: int = 0, world_size: int = 1, de
     out.mkdir(parents=True, exist_ok=True)
     mine = plan.shards_of(rank, world_size)
     written, skipped, images = [], [], 0
+    started = time.perf_counter()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -276,7 +279,8 @@ def write_shards(plan: ShardPlan, out, *, rank: int = 0, world_size: int = 1, de
     finally:
         if bar is not None:
             bar.close()
-    return ShardReport(written=written, skipped=skipped, images=images)
+    return ShardReport(written=written, skipped=skipped, images=images,
+                       seconds=time.perf_counter() - started)
 
 
 def write_index(plan: ShardPlan, out) -> Path:
