@@ -149,7 +149,8 @@ def skimage_methods() -> dict:
                          lambda k: k, 1.0, True),
         "Felzenszwalb": (lambda im, p: felzenszwalb(im, scale=p, sigma=0.5, min_size=5),
                          lambda k: 40000.0 / k, -1.0, False),
-        "Quickshift": (lambda im, p: quickshift(im, kernel_size=p, max_dist=10, ratio=0.5),
+        # kernel_size below 1 is refused: Quickshift's count saturates there (max_dist=10)
+        "Quickshift": (lambda im, p: quickshift(im, kernel_size=max(p, 1.0), max_dist=10, ratio=0.5),
                        lambda k: 2.0 * math.sqrt(400 / k), -1.5, False),
         "compact watershed": (lambda im, p: watershed(sobel(rgb2gray(im)), markers=int(p),
                                                       compactness=1e-3),
