@@ -10,15 +10,19 @@ tokenizer's default learned encoder), in one process:
 - ``dht``: ``model(x)`` — the built-in dHT tokenizer with ``max_tokens = 196`` (equal
   token count), then as ``grid``.
 
-Times are medians over ``--reps`` runs (after one warm-up), per image:
+Inputs are four skimage photographs (astronaut, coffee, chelsea, rocket) resized to 224²
+and ImageNet-normalised, repeated to ``--batch``. Times are medians over ``--reps`` runs
+(after one warm-up), per image, of wall time or, with ``--clock cpu``, of process CPU time
+(steadier on a shared machine; use it with ``--threads 1``, where no thread spins):
 forward in eval mode under ``no_grad``, and forward + backward of a cross-entropy loss in
 train mode. For the dHT forward the time is also split into tokenization (the
 tokenizer call), features (region descriptors, embedding, packing and hop distances) and
 transformer (blocks and head), each timed separately in the same run. Parameter counts
 are printed per part. Results also go to benchmarks/results/model.json.
 
-    python benchmarks/model.py                 # both sizes, batch 4, 3 reps
+    python benchmarks/model.py                 # both sizes, batch 4, 3 reps, wall clock
     python benchmarks/model.py --models s --batch 8 --reps 5
+    python benchmarks/model.py --threads 1 --clock cpu   # on a busy machine
 """
 
 from __future__ import annotations
@@ -49,14 +53,34 @@ PATCH = 16
 TOKENS = (IMAGE // PATCH) ** 2
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _median_time(fn, reps: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return statistics.median(times)
+
+
+def photographs(batch: int) -> torch.Tensor:
+    """(batch, 3, 224, 224) ImageNet-normalised natural images."""
+    import numpy as np
+    from skimage import data
+    from skimage.transform import resize
+
+    from dhtgraph import imagenet_normalize
+
+    names = ("astronaut", "coffee", "chelsea", "rocket")
+    images = [resize(getattr(data, n)(), (IMAGE, IMAGE), anti_aliasing=True).astype(np.float32)
+              for n in names]
+    x = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2)
+    x = x.repeat((batch + len(names) - 1) // len(names), 1, 1, 1)[:batch]
+    return imagenet_normalize(x)
 
 
 def plain_vit(model: DHTViT, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +139,7 @@ def parameter_counts(model: DHTViT) -> dict:
 def run(size: str, batch: int, reps: int) -> dict:
     torch.manual_seed(0)
     model = DHTViT(img_size=IMAGE, patch_size=PATCH, num_classes=1000, **SIZES[size])
-    x = torch.randn(batch, 3, IMAGE, IMAGE)
+    x = photographs(batch)
     target = torch.randint(0, 1000, (batch,))
     part = grid_partition(batch, IMAGE, IMAGE, PATCH)
     results = {"params": parameter_counts(model)}
@@ -161,10 +185,17 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["ti", "s"], choices=sorted(SIZES))
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{IMAGE}x{IMAGE}, {TOKENS} tokens, medians of {args.reps}")
-    payload = {"batch": args.batch, "reps": args.reps, "threads": torch.get_num_threads()}
+          f"{IMAGE}x{IMAGE}, {TOKENS} tokens, medians of {args.reps}, {args.clock} clock")
+    payload = {"batch": args.batch, "reps": args.reps, "threads": torch.get_num_threads(),
+               "clock": args.clock}
     for size in args.models:
         r = run(size, args.batch, args.reps)
         payload[f"vit_{size}16"] = r
