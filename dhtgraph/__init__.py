@@ -42,3 +42,19 @@ __all__ += ["grid_partition", "region_graph", "DHTViT", "DHTViTConfig", "DHTViTO
 from .threads import num_threads
 
 __all__ += ["num_threads"]
+# --- pyg ---
+# ToDHT and DHTPooling subclass torch_geometric classes: imported on first use, so
+# 'import dhtgraph' stays light (tests/test_package.py).
+__all__ += ["ToDHT", "DHTPooling"]
+
+
+def __getattr__(name):
+    if name == "ToDHT":
+        from .transforms import ToDHT
+
+        return ToDHT
+    if name == "DHTPooling":
+        from .nn.pool import DHTPooling
+
+        return DHTPooling
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
