@@ -117,9 +117,16 @@ def test_forward_and_backward_with_gradients_on(weights, train):
         + tokens.features.pow(2).mean()
     loss.backward()
     for name, p in model.named_parameters():
+        if name.startswith("varproj.") and weights == "size":
+            # Exact size weights: the loop potentials only steer the (discrete) argmax.
+            assert p.grad is None, name
+            continue
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
-    prefixes = ("conv.", "linear.") + (("varproj.",) if weights == "argmax_edge" else ())
+    # 'argmax_edge' carries gradient into the potentials through every chosen loop (in
+    # train mode the batch statistics make loops win here; in eval none may be chosen).
+    prefixes = ("conv.", "linear.") + (("varproj.",) if weights == "argmax_edge" and train
+                                        else ())
     for prefix in prefixes:
         total = sum(p.grad.abs().sum() for n, p in model.named_parameters() if n.startswith(prefix))
         assert total > 0, prefix
