@@ -60,7 +60,7 @@ class TrainConfig:
         Cross-entropy label smoothing; off so a loss is the plain negative log-likelihood.
     ignore_index : int = 255
         Mask value that no loss or metric counts (the PASCAL VOC convention for
-        "void" in 8-bit PNG masks).
+        "void" in 8-bit PNG masks). Segmentation only: class labels are never ignored.
     normalize : {'none', 'imagenet', 'inception'} = 'none'
         ``(x − mean) / std`` on the [0, 1] images before the model. 'none' suits fresh
         models (and the shared timm fixtures, trained on [0, 1]); a pretrained timm ViT

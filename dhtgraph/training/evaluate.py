@@ -83,10 +83,9 @@ def evaluate(model, loader, task: str, num_classes: int, ignore_index: int, devi
         out = forward(model, batch)
         target = batch["target"].to(device)
         images += target.shape[0]
-        if task == "classification":
-            keep = target != ignore_index
-            counts[0] += (out.logits.argmax(1) == target)[keep].sum()
-            counts[1] += keep.sum()
+        if task == "classification":  # every image counts (255 may be a class)
+            counts[0] += (out.logits.argmax(1) == target).sum()
+            counts[1] += target.shape[0]
         else:
             counts += confusion_matrix(out.dense_logits.argmax(1), target, num_classes, ignore_index)
     if dist.is_initialized():

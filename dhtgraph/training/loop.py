@@ -133,8 +133,10 @@ class TaskLogits(nn.Module):
 
 def compute_loss(logits: Tensor, target: Tensor, config: TrainConfig) -> Tensor:
     """Cross-entropy of logits (B, K) or (B, K, H, W) against ``target`` (B,) or
-    (B, H, W), ignoring ``config.ignore_index``."""
-    return F.cross_entropy(logits, target, ignore_index=config.ignore_index,
+    (B, H, W); mask pixels equal to ``config.ignore_index`` are left out (segmentation
+    only: with 256 or more classes, 255 is a class)."""
+    ignore = config.ignore_index if config.task == "segmentation" else -100
+    return F.cross_entropy(logits, target, ignore_index=ignore,
                            label_smoothing=config.label_smoothing)
 
 

@@ -260,3 +260,18 @@ def test_config_errors():
     with pytest.raises(TypeError, match="'progress' to be a bool"):
         TrainConfig(progress="yes")
     assert TrainConfig.from_dict(TrainConfig(lr=3e-4).to_dict()) == TrainConfig(lr=3e-4)
+
+
+def test_class_255_is_a_class_not_ignored():
+    from dhtgraph.training import compute_loss
+
+    logits = torch.randn(2, 300, requires_grad=True)
+    target = torch.tensor([255, 3])
+    loss = compute_loss(logits, target, TrainConfig())
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, target))
+    loss.backward()
+    assert logits.grad[0].abs().sum() > 0  # the image labelled 255 contributes
+    masks = torch.tensor([[[255, 1]]])
+    dense = torch.randn(1, 3, 1, 2)
+    seg = compute_loss(dense, masks, TrainConfig(task="segmentation"))
+    assert torch.allclose(seg, torch.nn.functional.cross_entropy(dense[..., 1:], masks[..., 1:]))
