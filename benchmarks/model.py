@@ -43,6 +43,7 @@ import torch.nn.functional as F  # noqa: E402
 from _common import write_json  # noqa: E402
 
 from dhtgraph import DHTViT, grid_partition  # noqa: E402
+from dhtgraph.nn.attention import bias_index  # noqa: E402
 
 SIZES = {
     "ti": dict(embed_dim=192, depth=12, num_heads=3),
@@ -105,15 +106,17 @@ def dht_stages(model: DHTViT, x: torch.Tensor):
 
     def features():
         emb = model.embed(x, tokens.partition, injected=tokens.injected)
-        return emb, model.attention_buckets(tokens.partition, emb, (h, w))
+        buckets = model.attention_buckets(tokens.partition, emb, (h, w))
+        cfg = model.config
+        return emb, bias_index(buckets, cfg.num_heads, cfg.max_hops + 2)
 
-    emb, buckets = features()
+    emb, index = features()
     valid = emb.mask if emb.padded else None
 
     def transformer():
         seq = emb.tokens
         for block in model.blocks:
-            seq = block(seq, valid, buckets)
+            seq = block(seq, valid, index)
         return model.head(model.fc_norm(model.norm(seq)[:, 0]))
 
     return tokenize, features, transformer, tokens.num_tokens

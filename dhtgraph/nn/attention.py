@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "hop_distances", "hop_buckets", "attention_mask", "LAYER_NORM_EPS"]
+__all__ = ["Attention", "hop_distances", "hop_buckets", "bias_index", "attention_mask",
+           "LAYER_NORM_EPS"]
 
 #: timm's ViT LayerNorm epsilon (``timm.layers.LayerNorm``), so state dicts reproduce it.
 LAYER_NORM_EPS = 1e-6
@@ -83,6 +84,16 @@ def hop_buckets(dist: Tensor, num_prefix: int, max_hops: int) -> Tensor:
     return buckets
 
 
+def bias_index(buckets: Tensor, num_heads: int, num_buckets: int) -> Tensor:
+    """Flat index into a (h, num_buckets) bias table for every head and pair, (B, h, S, S).
+
+    Built once per forward and shared by all blocks: ``torch.take(table, index)`` is then
+    one contiguous gather per block.
+    """
+    heads = torch.arange(num_heads, device=buckets.device).view(1, -1, 1, 1) * num_buckets
+    return buckets[:, None] + heads
+
+
 def attention_mask(valid: Optional[Tensor], bias: Optional[Tensor], dtype) -> Optional[Tensor]:
     """The ``attn_mask`` for SDPA: key padding (B, S) and/or additive bias (B, h, S, S).
 
@@ -130,18 +141,19 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.hop_bias = nn.Parameter(torch.zeros(num_heads, hop_buckets)) if hop_buckets else None
 
-    def graph_bias(self, buckets: Tensor) -> Tensor:
-        """(B, S, S) bucket indices → (B, h, S, S) additive bias."""
-        return F.embedding(buckets, self.hop_bias.T).permute(0, 3, 1, 2)
+    def graph_bias(self, index: Tensor) -> Tensor:
+        """(B, h, S, S) flat table indices (:func:`bias_index`) → (B, h, S, S) additive bias."""
+        return torch.take(self.hop_bias, index)
 
     def forward(self, x: Tensor, valid: Optional[Tensor] = None,
-                buckets: Optional[Tensor] = None) -> Tensor:
-        """x (B, S, D); ``valid`` (B, S) key mask or None; ``buckets`` (B, S, S) or None."""
+                index: Optional[Tensor] = None) -> Tensor:
+        """x (B, S, D); ``valid`` (B, S) key mask or None; ``index`` (B, h, S, S) graph-bias
+        table indices (:func:`bias_index`) or None."""
         b, s, d = x.shape
         qkv = self.qkv(x).reshape(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
-        bias = self.graph_bias(buckets) if (buckets is not None and self.hop_bias is not None) else None
+        bias = self.graph_bias(index) if (index is not None and self.hop_bias is not None) else None
         mask = attention_mask(valid, bias, q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(b, s, d))

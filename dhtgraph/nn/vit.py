@@ -33,7 +33,7 @@ from .._checks import check_count
 from ..features.region import MIXING_INIT, RegionDescriptors
 from ..graph.pixel import grid_quotient
 from ..partition import Partition
-from .attention import LAYER_NORM_EPS, Attention, hop_buckets, hop_distances
+from .attention import LAYER_NORM_EPS, Attention, bias_index, hop_buckets, hop_distances
 from .heads import (DENSE_IGNORE_INDEX, IGNORE_INDEX, GlobalPool, broadcast_to_pixels,
                     classification_loss, dense_loss, pool_tokens)
 from .region_features import RegionFeatures
@@ -296,8 +296,9 @@ class Block(nn.Module):
         self.ls2 = LayerScale(d, iv) if iv else nn.Identity()
 
     def forward(self, x: Tensor, valid: Optional[Tensor] = None,
-                buckets: Optional[Tensor] = None) -> Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x), valid, buckets))
+                index: Optional[Tensor] = None) -> Tensor:
+        """x (B, S, D); ``valid`` (B, S) or None; ``index`` graph-bias indices or None."""
+        x = x + self.ls1(self.attn(self.norm1(x), valid, index))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
@@ -601,10 +602,12 @@ class DHTViT(nn.Module):
                              "pass them without a 'partition'")
         emb = self.embed(images, partition, injected=injected)
         buckets = self.attention_buckets(partition, emb, (h, w))
+        index = (None if buckets is None else
+                 bias_index(buckets, cfg.num_heads, cfg.max_hops + 2))
         valid = emb.mask if emb.padded else None
         x = emb.tokens
         for block in self.blocks:
-            x = block(x, valid, buckets)
+            x = block(x, valid, index)
         x = self.norm(x)
         pooled = self.fc_norm(pool_tokens(x, emb.mask, cfg.num_prefix_tokens, cfg.global_pool))
         logits = self.head(pooled)
