@@ -55,6 +55,7 @@ def test_ward_size_factor_decides():
     assert out.loss.item() == pytest.approx(0.5, rel=1e-6)
     # The representative is the largest token.
     assert out.kept.tolist() == [True, False, True]
+    assert merge_to_budget(part, feats, batch, edges, 1).kept.tolist() == [False, False, True]
     assert ward_costs(feats, part.sizes, torch.tensor([[0, 1], [1, 2]])).tolist() == \
         pytest.approx([0.5, 0.64 * 100 / 101])
 
