@@ -4,7 +4,7 @@ The tokenizer runs a few thousand small tensor operations per call. With more th
 intra-op thread (torch's default: one per core), every operation above torch's grain size
 (~32k elements for element-wise kernels) opens an OpenMP parallel region and waits at its
 end for all of its threads. When another process takes a core, one of those threads is
-descheduled and each region waits for it: the waits add up to a six- to hundredfold
+descheduled and each region waits for it: the waits add up to a 6- to 150-fold
 slowdown (issue 13; measurements in ``benchmarks/contention.py``). With one intra-op
 thread there are no regions and no waits, and the slowdown is what the lost CPU share
 explains.
@@ -43,8 +43,8 @@ T = TypeVar("T")
 
 #: Inputs with fewer pixels than this per call (B·H·W) run on one intra-op thread under
 #: the default policy: torch's element-wise kernels split work only above 32768 elements
-#: (its grain size), so below it nearly every op runs on one thread anyway, and the few
-#: that do not cannot repay a wait for a descheduled thread.
+#: (its grain size), so below it nearly every op runs on one thread anyway and a second
+#: thread has little to split.
 SMALL_INPUT_PIXELS = 1 << 15
 
 #: Where Linux publishes the number of runnable tasks (4th field "running/total").

@@ -204,7 +204,7 @@ def test_tokens_do_not_depend_on_the_thread_count(two_threads, max_tokens):
 def test_photograph_tokens_do_not_depend_on_the_thread_count(shared_dir, two_threads):
     from PIL import Image
 
-    photo = np.asarray(Image.open(shared_dir / "data" / "images" / "bedcat.jpg")
+    photo = np.array(Image.open(shared_dir / "data" / "images" / "bedcat.jpg")
                        .convert("RGB").resize((224, 224), Image.BICUBIC))
     images = torch.from_numpy(photo).permute(2, 0, 1).float().div(255)
     one = _tokenize(images, 1, max_tokens=400)
