@@ -28,6 +28,10 @@ from .tokenize import tokenize
 
 __all__ += ["tokenize", "DHTTokenizer", "DHTConfig", "Tokens", "imagenet_normalize",
             "explained_variation"]
+# --- inputs ---
+from .graph.pixel import ImageRangeWarning
+
+__all__ += ["ImageRangeWarning"]
 # --- export ---
 from .export import SVGConfig, to_svg, vectorize
 

@@ -57,7 +57,9 @@ def _clear_cache() -> None:
 
 
 def tokenize(image: Any, max_tokens: Optional[int] = None, *,
-             generator: Optional[torch.Generator] = None, **options: Any) -> Tokens:
+             generator: Optional[torch.Generator] = None, channels_last: Optional[bool] = None,
+             alpha: str = "premultiplied", num_threads: Optional[int] = None,
+             **options: Any) -> Tokens:
     """Tokenize an image (or a batch) with the recommended configuration.
 
     Parameters
@@ -69,6 +71,15 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
         Token budget per image (exact; spec §6).
     generator : torch.Generator, optional
         Seeded random choice of the tokens kept by the budget (default deterministic).
+    channels_last : bool, optional
+        Layout of a 3-dimensional input (see :func:`dhtgraph.graph.pixel.as_image_tensor`):
+        None reads it by the usual convention for its type and refuses an ambiguous one.
+    alpha : {'premultiplied', 'straight'}, default 'premultiplied'
+        What a 2- or 4-channel image's alpha means (see
+        :func:`dhtgraph.graph.pixel.as_image_tensor`).
+    num_threads : int, optional
+        Intra-op threads for this call; None applies :func:`dhtgraph.threads.choose_num_threads`
+        (torch's count, lowered when other processes keep CPUs busy). Tokens do not depend on it.
     **options
         Any :class:`dhtgraph.nn.DHTConfig` field overriding :data:`RECOMMENDED_CONFIG`
         (e.g. ``iota=20`` for more tokens, ``criterion='bic'``), except those that need
@@ -110,8 +121,8 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
                 f"{options[name]!r}, which needs trained weights; tokenize would run it "
                 "untrained, with random weights): use dhtgraph.nn.DHTTokenizer(...) with "
                 "trained weights or DHTTokenizer.from_dht_checkpoint(path) instead")
-    images = as_image_tensor(image)
+    images = as_image_tensor(image, channels_last=channels_last, alpha=alpha)
     config = DHTConfig.preset("recommended", in_channels=int(images.shape[1]), **options)
     tokenizer = _tokenizer(config, images.device)
     with torch.no_grad():
-        return tokenizer(images, max_tokens, generator=generator)
+        return tokenizer(images, max_tokens, generator=generator, num_threads=num_threads)

@@ -161,3 +161,25 @@ def test_no_module_is_shared_between_threads_or_moved():
 def test_meta_images_are_refused():
     with pytest.raises(ValueError, match="meta"):
         dhtgraph.tokenize(torch.empty(1, 3, 8, 8, device="meta"))
+
+
+# --- options wired from the input and threading stages (issues 8 and 13) ---
+def test_num_threads_option_gives_the_same_tokens_and_restores_torch():
+    image = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(3))
+    before = torch.get_num_threads()
+    one = dhtgraph.tokenize(image, max_tokens=30, num_threads=1)
+    assert torch.get_num_threads() == before
+    default = dhtgraph.tokenize(image, max_tokens=30)
+    assert torch.equal(one.partition.labels, default.partition.labels)
+    with pytest.raises(ValueError, match="'num_threads'"):
+        dhtgraph.tokenize(image, num_threads=0)
+
+
+def test_channels_last_option_reaches_the_image_reader():
+    hwc = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(4))
+    with pytest.raises(ValueError, match="channels_last=True"):
+        dhtgraph.tokenize(hwc)
+    assert torch.equal(dhtgraph.tokenize(hwc, channels_last=True).labels(),
+                       dhtgraph.tokenize(hwc.permute(2, 0, 1)).labels())
+    with pytest.raises(ValueError, match="'alpha'"):
+        dhtgraph.tokenize(hwc, channels_last=True, alpha="x")

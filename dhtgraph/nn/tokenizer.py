@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from ..hierarchy.build import PixelGrid, build_hierarchy
 from ..selection.budget import check_max_tokens
 from ..selection.select import ic_stopping, select_partition
+from ..threads import run_with_policy
 from .config import (CONFIG_FIELDS, ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig,
                      EncoderKind, HierarchyConfig, SelectionConfig, check_config_options,
                      preset_options)
@@ -267,7 +268,8 @@ class DHTTokenizer(nn.Module):
         return feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
 
     def forward(self, images: Tensor, max_tokens: Optional[int] = None, *,
-                generator: Optional[torch.Generator] = None) -> Tokens:
+                generator: Optional[torch.Generator] = None,
+                num_threads: Optional[int] = None) -> Tokens:
         """Tokenize a batch.
 
         Parameters
@@ -278,6 +280,9 @@ class DHTTokenizer(nn.Module):
             Budget per image (spec §6): exactly ``min(K_b, max_tokens)`` tokens.
         generator : torch.Generator, optional
             Sample the kept tokens of the budget (training); deterministic otherwise.
+        num_threads : int, optional
+            Intra-op threads for the forward pass (restored afterwards); None applies
+            :func:`dhtgraph.threads.choose_num_threads`. Tokens do not depend on it.
 
         Returns
         -------
@@ -291,6 +296,11 @@ class DHTTokenizer(nn.Module):
         """
         images = self._check_images(images)
         max_tokens = check_max_tokens(max_tokens)
+        return run_with_policy(lambda x: self._forward(x, max_tokens, generator), images,
+                               num_threads)
+
+    def _forward(self, images: Tensor, max_tokens: Optional[int],
+                 generator: Optional[torch.Generator]) -> Tokens:
         cfg = self.config
         b, _, h, w = images.shape
         x = self.encode(images)
