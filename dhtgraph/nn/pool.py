@@ -64,10 +64,13 @@ POOL_REDUCTIONS = ("weighted", "mean", "sum", "max")
 #: nodes; raise it for finer clusters.
 DEFAULT_POOL_IOTA = 5.0
 
-#: Loop-potential bias at initialisation: sigmoid(0) = 1/2, so a block merges into a
-#: neighbour whose Gaussian potential exp(−‖Δh‖²) beats 1/2 (‖Δh‖² < ln 2) and otherwise
-#: stays alone, until training moves it.
+#: Loop potential at initialisation: ``sigmoid(−mean_c σ²_c + 0)``. The bias 0 makes a
+#: homogeneous block (σ² = 0) stay alone unless a neighbour's Gaussian potential
+#: exp(−‖Δh‖²) beats 1/2; the weight −1/H lets heterogeneous blocks merge more readily.
+#: The weight must not start at 0: then every loop potential is 1/2, no block chosen by
+#: another ever takes its own loop, and the loop parameters never receive a gradient.
 _LOOP_BIAS_INIT = 0.0
+_LOOP_WEIGHT_INIT = -1.0
 
 
 def _check_x(x) -> None:
@@ -132,7 +135,8 @@ class DHTSelect(Select):
         ι > 0 of the criterion (higher: more, smaller clusters).
     max_clusters : int, optional
         Exact budget: every graph ends with ``min(K_b, max_clusters)`` clusters (Ward
-        merge of adjacent clusters on μ*).
+        merge of adjacent clusters on μ*). A graph with more connected components than
+        ``max_clusters`` is an error (clusters are connected).
     min_clusters : int, default 6
         A graph stops contracting once it has at most this many blocks
         (:data:`dhtgraph.hierarchy.build.MIN_BLOCKS_PER_IMAGE`).
@@ -160,14 +164,14 @@ class DHTSelect(Select):
 
     def reset_parameters(self) -> None:
         """Projection: identity when H = F (else PyTorch's default init), zero bias; loop
-        potential: weight 0, bias :data:`_LOOP_BIAS_INIT`."""
+        potential: weight −1/H per channel, bias 0 (see :data:`_LOOP_WEIGHT_INIT`)."""
         if self.hidden_channels == self.in_channels:
             with torch.no_grad():
                 self.projection.weight.copy_(torch.eye(self.in_channels))
         else:
             self.projection.reset_parameters()
         nn.init.zeros_(self.projection.bias)
-        nn.init.zeros_(self.var_projection.weight)
+        nn.init.constant_(self.var_projection.weight, _LOOP_WEIGHT_INIT / self.hidden_channels)
         nn.init.constant_(self.var_projection.bias, _LOOP_BIAS_INIT)
 
     def select(self, x: Tensor, edge_index: Tensor, batch: Optional[Tensor] = None, *,
@@ -196,6 +200,16 @@ class DHTSelect(Select):
         sel = select_partition(built, self.criterion, self.iota)
         partition, mean, cluster_batch = sel.partition, sel.mean, sel.batch
         if self.max_clusters is not None:
+            # The top level has one block per connected part of every graph: parts of
+            # different components never merge, so a budget below their count is unmet.
+            parts = torch.bincount(built.top.batch, minlength=built.num_graphs)
+            worst = int(parts.argmax())
+            if int(parts[worst]) > self.max_clusters:
+                raise ValueError(
+                    f"Expected every graph to have at most max_clusters={self.max_clusters} "
+                    f"connected components (got graph {worst} with {int(parts[worst])}): "
+                    "clusters are connected, so components cannot share one; raise "
+                    "'max_clusters' or connect the graph")
             merged = merge_to_budget(partition, mean.detach(), cluster_batch, built.edge_index,
                                      self.max_clusters)
             step = merged.merge
@@ -284,7 +298,8 @@ class DHTPooling(nn.Module):
     criterion : {'aicc', 'aic', 'bic', 'cic'}, default 'aicc'
     iota : float, default :data:`DEFAULT_POOL_IOTA`
     max_clusters : int, optional
-        Exact per-graph budget of clusters.
+        Exact per-graph budget of clusters, ``min(K_b, max_clusters)``; a graph with more
+        connected components than that raises ValueError.
     pool : {'weighted', 'mean', 'sum', 'max'}, default 'weighted'
         The pooled ``x``: μ* of the projected features (K, H), differentiable in the
         layer's parameters; or the mean / sum / max of the input ``x`` (K, F).
