@@ -20,7 +20,9 @@ EdgePooling, ClusterPooling, TopKPooling, SAGPooling, ASAPooling, graclus + avg_
    graphs with the same counts; two vs three planted communities), mean ± std over
    seeds (5, quick mode 2), trained the same number of epochs.
 
-graclus needs torch-cluster; it is skipped with the reason when that is not installed
+graclus needs a backend: PyG 2.8's ``torch_geometric.nn.graclus`` calls pyg-lib ≥ 0.6; without
+it the script calls torch-cluster's ``graclus_cluster`` (the same algorithm) and records
+which in the JSON; with neither it is skipped with the reason
 (``pip install --no-index --find-links ../shared/wheels torch-cluster``).
 
 Usage: ``python benchmarks/pooling.py [--quick]``; writes ``benchmarks/results/pooling.json``.
@@ -29,19 +31,21 @@ Quick mode: grids 64², 224²; random geometric graphs 10k, 100k; 1 repeat; 2 se
 
 from __future__ import annotations
 
-import argparse
-import itertools
-import math
-import statistics
+import os
 import sys
-import time
-from pathlib import Path
 
-import torch
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# benchmarks/tokenize.py would shadow the standard library's tokenize: the script's
+# folder goes last on the path.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
 
+import torch  # noqa: E402
 from _common import median_time, peak_extra_memory, write_json  # noqa: E402
 
 from dhtgraph import grid_edge_index  # noqa: E402
@@ -85,14 +89,36 @@ def _graclus_available():
         return f"torch-cluster not importable ({type(error).__name__}: {error})"
 
 
+def graclus_backend():
+    """'torch_geometric' when PyG's graclus runs (it needs pyg-lib ≥ 0.6 in PyG 2.8),
+    else 'torch_cluster' (its graclus_cluster, the same algorithm PyG used to call)."""
+    from torch_geometric.nn import graclus
+
+    try:
+        graclus(torch.tensor([[0, 1], [1, 0]]), num_nodes=2)
+        return "torch_geometric"
+    except ImportError:
+        return "torch_cluster"
+
+
+def graclus_cluster(edge_index, weight, num_nodes):
+    if graclus_backend() == "torch_geometric":
+        from torch_geometric.nn import graclus
+
+        return graclus(edge_index, weight, num_nodes)
+    import torch_cluster
+
+    return torch_cluster.graclus_cluster(edge_index[0], edge_index[1], weight, num_nodes)
+
+
 class Graclus(torch.nn.Module):
     """graclus clustering (edge weight: feature similarity) + avg_pool_x."""
 
     def forward(self, x, edge_index, batch):
-        from torch_geometric.nn import avg_pool_x, graclus
+        from torch_geometric.nn import avg_pool_x
 
         weight = torch.exp(-(x[edge_index[0]] - x[edge_index[1]]).pow(2).sum(-1)).detach()
-        cluster = graclus(edge_index, weight, x.shape[0])
+        cluster = graclus_cluster(edge_index, weight, x.shape[0])
         out, b = avg_pool_x(cluster, x, batch)
         return out, b
 
@@ -292,11 +318,10 @@ class Net(torch.nn.Module):
 
         h = self.conv1(data.x, data.edge_index).relu()
         if isinstance(self.pool, Graclus):
-            from torch_geometric.nn import graclus
             from torch_geometric.nn.pool import avg_pool
 
             weight = torch.exp(-(h[data.edge_index[0]] - h[data.edge_index[1]]).pow(2).sum(-1))
-            cluster = graclus(data.edge_index, weight.detach(), h.shape[0])
+            cluster = graclus_cluster(data.edge_index, weight.detach(), h.shape[0])
             from torch_geometric.data import Batch
             pooled = avg_pool(cluster, Batch(x=h, edge_index=data.edge_index, batch=data.batch))
             h, e, b = pooled.x, pooled.edge_index, pooled.batch
@@ -369,7 +394,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else 3
     payload = {"quick": args.quick, "threads": torch.get_num_threads(),
-               "torch": torch.__version__}
+               "torch": torch.__version__,
+               "graclus": _graclus_available() or f"backend {graclus_backend()}"}
     if not args.no_timing:
         rows = time_graphs(args.quick, repeats, args.skip_after)
         payload["timing"] = rows
