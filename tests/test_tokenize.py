@@ -183,3 +183,8 @@ def test_channels_last_option_reaches_the_image_reader():
                        dhtgraph.tokenize(hwc.permute(2, 0, 1)).labels())
     with pytest.raises(ValueError, match="'alpha'"):
         dhtgraph.tokenize(hwc, channels_last=True, alpha="x")
+
+
+def test_a_bad_generator_is_refused_also_without_a_budget():
+    with pytest.raises(TypeError, match="'generator'"):
+        dhtgraph.tokenize(torch.rand(3, 8, 8), generator="x")

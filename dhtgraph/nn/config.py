@@ -190,8 +190,9 @@ class BudgetConfig:
     Attributes
     ----------
     budget_priority : {'cost', 'size'} = 'cost'
-        Which tokens survive a budget: 'cost' (highest Ward merge cost) gave the best
-        explained variation in our measurements.
+        Deprecated and ignored since the budget became a least-Ward-cost agglomerative
+        merge (:func:`dhtgraph.selection.merge_to_budget`), which keeps no fixed set of
+        tokens; 'size' warns (FutureWarning). Kept so that 0.1.0 configurations load.
     """
 
     budget_priority: BudgetPriority = "cost"

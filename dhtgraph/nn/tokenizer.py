@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..hierarchy.build import PixelGrid, build_hierarchy
-from ..selection.budget import check_max_tokens
+from ..selection.budget import check_generator, check_max_tokens
 from ..selection.select import ic_stopping, select_partition
 from ..threads import run_with_policy
 from .config import (CONFIG_FIELDS, ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig,
@@ -296,6 +296,7 @@ class DHTTokenizer(nn.Module):
         """
         images = self._check_images(images)
         max_tokens = check_max_tokens(max_tokens)
+        check_generator(generator)
         return run_with_policy(lambda x: self._forward(x, max_tokens, generator), images,
                                num_threads)
 
