@@ -33,8 +33,16 @@ __all__ = [
     "Contraction",
     "PoolWeights",
     "POOL_WEIGHTS",
+    "TieBreak",
+    "TIE_BREAKS",
     "QUANTIZATION_BITS",
+    "TIE_HASH_BITS",
     "quantize_potential",
+    "check_tie_break",
+    "local_index",
+    "tie_hash",
+    "tie_keys",
+    "flat_blocks",
     "argmax_choice",
     "chosen_potential",
     "pool_blocks",
@@ -48,6 +56,29 @@ POOL_WEIGHTS = ("argmax_edge", "size")
 #: 47 index bits into one int64 and takes a scatter-max; ties go to the larger index).
 QUANTIZATION_BITS = 16
 _INDEX_BITS = 63 - QUANTIZATION_BITS
+
+TieBreak = Literal["reference", "hashed"]
+#: How the argmax breaks exact ties (equal 16-bit potentials).
+#:
+#: * ``'reference'``: the larger neighbour index wins — the reference implementation,
+#:   bit-identical to it (the official checkpoint's preset). On a smooth image every
+#:   pixel of a tied region points the same way, so one level chains the whole region
+#:   into one block (a 512² float gradient: one token; uint8: one per 2×2 step).
+#: * ``'hashed'``: the larger :func:`tie_hash` of the two blocks' indices within their
+#:   graph wins, then the larger index. Tied regions contract like a graph with a random
+#:   edge order (trees around mutually chosen edges, about a third of the blocks per
+#:   level) instead of chaining. A block *inside a flat region* — every neighbour has
+#:   exactly its mean — keeps the reference rule, so a flat region still merges whole
+#:   (a constant image is one token).
+TIE_BREAKS = ("reference", "hashed")
+#: Bits of :func:`tie_hash`: potential (16) and hash (15) share one int32 in the grid
+#: fast path.
+TIE_HASH_BITS = 15
+# Bits of a block's index within its graph in the hashed key (16 + 15 + 31 = 62).
+_LOCAL_INDEX_BITS = 31
+_MASK32 = 0xFFFFFFFF
+# Edges per chunk of the flat-block test (bounds the (E, d) temporaries).
+_EQUAL_CHUNK = 1 << 21
 
 
 @dataclass
@@ -159,9 +190,84 @@ def quantize_potential(potential: Tensor, dtype: torch.dtype = torch.long) -> Te
     return potential.detach().nan_to_num(nan=0.0).clamp(0, 1).mul(scale).to(dtype)
 
 
+def check_tie_break(tie_break) -> str:
+    """``tie_break`` itself if it is one of :data:`TIE_BREAKS`, else a ValueError naming it."""
+    if not isinstance(tie_break, str) or tie_break not in TIE_BREAKS:
+        raise ValueError(f"Expected 'tie_break' to be one of {TIE_BREAKS} (got {tie_break!r})")
+    return tie_break
+
+
+def local_index(batch: Tensor) -> Tensor:
+    """Index of every block within its graph: ``i − (first index of its graph's run)``.
+
+    Blocks of one graph are contiguous and graphs are in order at every level of
+    :func:`dhtgraph.hierarchy.build_hierarchy` (sorted node batches, canonical labels
+    numbered by first occurrence), so this is the index the block would have if its
+    graph were alone: the same whatever else is in the batch.
+
+    Parameters
+    ----------
+    batch : LongTensor of shape (K,)
+        Graph of every block (contiguous runs).
+
+    Returns
+    -------
+    LongTensor of shape (K,)
+    """
+    k = batch.numel()
+    index = torch.arange(k, device=batch.device)
+    if k == 0:
+        return index
+    start = torch.ones(k, dtype=torch.bool, device=batch.device)
+    start[1:] = batch[1:] != batch[:-1]
+    first = torch.where(start, index, index.new_zeros(())).cummax(0).values
+    return index - first
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    # (x·c) mod 2³² for 0 ≤ x < 2³² in int64, without overflow (c split in 16-bit halves).
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _MASK32
+
+
+def _mix32(x: Tensor) -> Tensor:
+    # A 32-bit integer finaliser (xor-shift / multiply rounds, "lowbias32" constants):
+    # every input bit changes about half the output bits, so hashes of neighbouring
+    # indices are unrelated (a linear hash would order a row's edges monotonically and
+    # chain it again).
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def tie_hash(a: Tensor, b: Tensor) -> Tensor:
+    """A fixed symmetric integer hash of index pairs, in ``[0, 2^TIE_HASH_BITS)``.
+
+    ``tie_hash(a, b) == tie_hash(b, a)``: both directions of an edge get the same value,
+    so among exactly tied edges every block picks its locally largest one and the choices
+    form trees around mutually chosen edges (no long chains). Pure integer arithmetic in
+    int64 (no overflow): the same on every device and thread count.
+
+    Parameters
+    ----------
+    a, b : LongTensor (same shape)
+        Indices in ``[0, 2³¹)`` (blocks' indices within their graph).
+
+    Returns
+    -------
+    LongTensor (same shape)
+    """
+    low = torch.minimum(a, b)
+    high = torch.maximum(a, b)
+    h = _mix32((_mix32(low) + high) & _MASK32)
+    return h >> (32 - TIE_HASH_BITS)
+
+
 def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
-                  movable: Optional[Tensor] = None) -> Tensor:
-    """Every block's best incident edge, with the reference's quantisation and tie rule.
+                  movable: Optional[Tensor] = None, *, tie_break: TieBreak = "reference",
+                  batch: Optional[Tensor] = None, mean: Optional[Tensor] = None) -> Tensor:
+    """Every block's best incident edge, with the reference's quantisation and a tie rule.
 
     Parameters
     ----------
@@ -176,13 +282,27 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
         block chooses itself and is no candidate for the others: a movable block picks
         its best edge among its movable neighbours and its own loop (itself when it has
         none), so no block ever merges with a frozen one.
+    tie_break : {'reference', 'hashed'}, default 'reference'
+        Among equal quantised potentials: ``'reference'``, the larger neighbour index
+        wins; ``'hashed'``, the larger ``tie_hash(i_v, i_u)`` of the blocks' indices
+        within their graph (:func:`local_index`), then the larger index — except for
+        blocks inside a flat region (:func:`flat_blocks`, when ``mean`` is given), which
+        keep the reference rule. See :data:`TIE_BREAKS`.
+    batch : LongTensor of shape (K,), optional
+        Graph of every block (contiguous runs), read by ``'hashed'`` (default: one graph).
+    mean : Tensor of shape (K, d), optional
+        Block means, read by ``'hashed'`` for the flat-region rule (without it the hash
+        breaks every tie).
 
     Returns
     -------
     LongTensor of shape (K,)
-        ``a(v)``. Potentials are compared after quantisation to 16 bits; among equal
-        values the larger neighbour index wins. A block without edges chooses itself.
+        ``a(v)``. Potentials are compared after quantisation to 16 bits, ties broken by
+        ``tie_break``. A block without edges chooses itself.
     """
+    check_tie_break(tie_break)
+    if tie_break == "hashed":
+        return _hashed_choice(potential, edge_index, num_nodes, movable, batch, mean)
     src, dst = edge_index[0], edge_index[1]
     key = (quantize_potential(potential) << _INDEX_BITS) | dst
     if movable is not None:
@@ -193,6 +313,71 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     best.scatter_reduce_(0, src, key, reduce="amax", include_self=True)
     own = torch.arange(num_nodes, device=key.device)
     choice = torch.where(best >= 0, best & ((1 << _INDEX_BITS) - 1), own)
+    if movable is not None:
+        choice = torch.where(movable, choice, own)
+    return choice
+
+
+def flat_blocks(mean: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
+    """BoolTensor (K,): every neighbour of the block has exactly its mean (loops ignored).
+
+    A block without neighbours is flat. Chunked over edges (bounded (E, d) temporaries).
+    """
+    src, dst = edge_index[0], edge_index[1]
+    items = mean.detach()
+    differing = torch.zeros(num_nodes, dtype=torch.int32, device=mean.device)
+    for start in range(0, src.numel(), _EQUAL_CHUNK):
+        s, d = src[start:start + _EQUAL_CHUNK], dst[start:start + _EQUAL_CHUNK]
+        differ = (items.index_select(0, s) != items.index_select(0, d)).any(-1)
+        differing.index_add_(0, s, differ.to(torch.int32))
+    return differing == 0
+
+
+def tie_keys(quantized: Tensor, hashed: Tensor, flat: Optional[Tensor] = None) -> Tensor:
+    """The hashed rule's order of edges: ``q·2^15 + hash`` (``q·2^15`` where ``flat``).
+
+    ``flat`` (broadcast to ``quantized``) marks the edges whose source block lies inside a
+    flat region: their hash is dropped, so the index decides their ties (the reference
+    rule). Same dtype as ``quantized``.
+    """
+    hashed = hashed.to(quantized.dtype)
+    if flat is not None:
+        hashed = torch.where(flat, hashed.new_zeros(()), hashed)
+    return (quantized << TIE_HASH_BITS) | hashed
+
+
+def _hashed_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                   movable: Optional[Tensor], batch: Optional[Tensor],
+                   mean: Optional[Tensor]) -> Tensor:
+    # Key (16 | 15 | 31 bits): potential, tie hash, neighbour's index within its graph.
+    # Every candidate of v lies in v's graph, so the last field orders them as the global
+    # index does and a(v) = v − local(v) + field.
+    src, dst = edge_index[0], edge_index[1]
+    device = potential.device
+    if batch is None:
+        local = torch.arange(num_nodes, device=device)
+    else:
+        local = local_index(batch)
+    if num_nodes > (1 << _LOCAL_INDEX_BITS):
+        largest = int(local.max())
+        if largest >= (1 << _LOCAL_INDEX_BITS):
+            raise ValueError(f"Expected graphs of fewer than 2**{_LOCAL_INDEX_BITS} blocks with "
+                             f"tie_break='hashed' (got {largest + 1})")
+    local_src = local.index_select(0, src)
+    local_dst = local.index_select(0, dst)
+    flat = None
+    if mean is not None:
+        flat = flat_blocks(mean, edge_index, num_nodes).index_select(0, src)
+    key = tie_keys(quantize_potential(potential), tie_hash(local_src, local_dst), flat)
+    key = (key << _LOCAL_INDEX_BITS) | local_dst
+    del local_src, local_dst, flat
+    if movable is not None:
+        key = torch.where(movable.index_select(0, dst), key, key.new_full((), -1))
+    best = torch.full((num_nodes,), -1, dtype=torch.long, device=device)
+    best.scatter_reduce_(0, src, key, reduce="amax", include_self=True)
+    own = torch.arange(num_nodes, device=device)
+    found = best & ((1 << _LOCAL_INDEX_BITS) - 1)
+    choice = torch.where(best >= 0, own - local + found, own)
     if movable is not None:
         choice = torch.where(movable, choice, own)
     return choice
@@ -382,7 +567,8 @@ def pool_weights(state: BlockState, chosen: Tensor, weights: PoolWeights) -> Ten
 
 
 def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "argmax_edge",
-             movable: Optional[Tensor] = None) -> Contraction:
+             movable: Optional[Tensor] = None,
+             tie_break: TieBreak = "reference") -> Contraction:
     """One contraction level: argmax, components of the choices, pooling (spec §3.4–§3.7).
 
     Parameters
@@ -401,6 +587,10 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
         merges into a frozen one (see :func:`argmax_choice`), whatever the mask: every
         block of the result is either one frozen block, unchanged, or a union of
         movable blocks with the pooled statistics of all of them.
+    tie_break : {'reference', 'hashed'}, default 'reference'
+        How the argmax breaks exact ties (:func:`argmax_choice`, :data:`TIE_BREAKS`);
+        ``'hashed'`` reads the graph of every block from ``state.batch`` and the
+        flat-region rule from ``state.mean``.
 
     Returns
     -------
@@ -408,8 +598,10 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     """
     if weights not in POOL_WEIGHTS:
         raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
+    check_tie_break(tie_break)
     k = state.num_blocks
-    choice = argmax_choice(potential, state.edge_index, k, movable)
+    choice = argmax_choice(potential, state.edge_index, k, movable, tie_break=tie_break,
+                           batch=state.batch, mean=state.mean)
     # choice follows edges of the graph (or is the node itself): a valid functional graph.
     partition = Partition(*functional_component_labels(choice), canonical=True)
     if weights == "argmax_edge":

@@ -9,8 +9,10 @@ computes that level with dense shifted-image operations instead of gathers over 
 
 * the Gaussian potentials of the horizontal and vertical edges, each computed once
   (``K(u, v) = K(v, u)``);
-* the argmax with the same 16-bit quantisation and tie rule (the larger neighbour index
-  wins: down > right > left > up);
+* the argmax with the same 16-bit quantisation and tie rule (``'reference'``: the larger
+  neighbour index wins: down > right > left > up; ``'hashed'``: an equal neighbouring
+  pixel, then the larger :func:`~dhtgraph.hierarchy.contraction.tie_hash` of the edge's
+  pixel indices within the image, then the larger index);
 * the components of the choices, pooled statistics, boxes and the level-1 block graph.
 
 The result is bit-for-bit what :func:`dhtgraph.hierarchy.contraction.contract` returns
@@ -28,9 +30,9 @@ from torch import Tensor
 from .._union import functional_component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
-from .contraction import (POOL_WEIGHTS, BlockState, Contraction, PoolWeights, _safe_sqrt,
-                          quantize_potential, snap_constant_blocks,
-                          weighted_moments)
+from .contraction import (POOL_WEIGHTS, TIE_HASH_BITS, BlockState, Contraction, PoolWeights, TieBreak,
+                          _safe_sqrt, check_tie_break, quantize_potential,
+                          snap_constant_blocks, tie_hash, tie_keys, weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
@@ -107,32 +109,71 @@ def _grid_potentials(grid: Tensor, c: float) -> tuple[Tensor, Tensor]:
     return horizontal, vertical
 
 
-def _grid_argmax(horizontal: Tensor, vertical: Tensor) -> Tensor:
+def _grid_tie_candidates(grid: Tensor, qh: Tensor, qv: Tensor) -> tuple[Tensor, ...]:
+    """Hashed-rule keys (int32, :func:`~dhtgraph.hierarchy.contraction.tie_keys`) of every
+    pixel's up, left, right and down candidates.
+
+    The hash reads the pixel indices within the image (``r·W + c``), the level-0 indices
+    :func:`~dhtgraph.hierarchy.contraction.local_index` gives on the general path, and a
+    pixel whose 4 neighbours all equal it (a flat pixel,
+    :func:`~dhtgraph.hierarchy.contraction.flat_blocks`) drops the hash, so the keys
+    order every pixel's candidates as the general path's hashed keys do.
+    """
+    b, h, w = qh.shape[0], qv.shape[1] + 1, qh.shape[2] + 1
+    index = torch.arange(h * w, device=qh.device).view(h, w)
+    key_h = tie_keys(qh, tie_hash(index[:, :-1], index[:, 1:]))
+    key_v = tie_keys(qv, tie_hash(index[:-1], index[1:]))
+    del index
+    items = grid.detach()
+    differ_h = (items[:, :, :-1] != items[:, :, 1:]).any(-1)
+    differ_v = (items[:, :-1] != items[:, 1:]).any(-1)
+    rough = torch.zeros((b, h, w), dtype=torch.bool, device=qh.device)
+    rough[:, :, 1:] |= differ_h
+    rough[:, :, :-1] |= differ_h
+    rough[:, 1:] |= differ_v
+    rough[:, :-1] |= differ_v
+    del differ_h, differ_v
+    plain_h, plain_v = qh << TIE_HASH_BITS, qv << TIE_HASH_BITS
+    return (torch.where(rough[:, 1:], key_v, plain_v), torch.where(rough[:, :, 1:], key_h, plain_h),
+            torch.where(rough[:, :, :-1], key_h, plain_h),
+            torch.where(rough[:, :-1], key_v, plain_v))
+
+
+def _grid_argmax(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak = "reference",
+                 grid: Optional[Tensor] = None) -> Tensor:
     """Direction of every pixel's best neighbour (B, H, W), int8: 0 up, 1 left, 2 right, 3 down.
 
     Candidates are visited in increasing neighbour index (up, left, right, down) and a
-    later candidate wins ties (``>=``): the reference's larger-index tie rule.
+    later candidate wins ties (``>=``): the reference's larger-index tie rule. With
+    ``tie_break='hashed'`` the compared values are the quantised potentials extended by
+    the edges' tie hashes (:func:`_grid_tie_candidates`; ``grid`` (B, H, W, d) is then
+    required), so the index decides only among equal keys.
     """
     qh = quantize_potential(horizontal, torch.int32)
     qv = quantize_potential(vertical, torch.int32)
-    b, hm1, w = qv.shape
+    if tie_break == "hashed":
+        up, left, right, down = _grid_tie_candidates(grid, qh, qv)
+    else:
+        up, left, right, down = qv, qh, qh, qv
+    del qh, qv
+    b, hm1, w = up.shape
     h = hm1 + 1
-    best = torch.full((b, h, w), -1, dtype=torch.int32, device=qh.device)
-    code = torch.zeros((b, h, w), dtype=torch.int8, device=qh.device)
+    best = torch.full((b, h, w), -1, dtype=torch.int32, device=up.device)
+    code = torch.zeros((b, h, w), dtype=torch.int8, device=up.device)
     # up: always taken where it exists (best is −1 there).
-    best[:, 1:].copy_(qv)
+    best[:, 1:].copy_(up)
     # left
     view = best[:, :, 1:]
-    take = qh >= view
+    take = left >= view
     code[:, :, 1:].masked_fill_(take, 1)
-    view.copy_(torch.where(take, qh, view))
+    view.copy_(torch.where(take, left, view))
     # right
     view = best[:, :, :-1]
-    take = qh >= view
+    take = right >= view
     code[:, :, :-1].masked_fill_(take, 2)
-    view.copy_(torch.where(take, qh, view))
+    view.copy_(torch.where(take, right, view))
     # down
-    take = qv >= best[:, :-1]
+    take = down >= best[:, :-1]
     code[:, :-1].masked_fill_(take, 3)
     return code
 
@@ -155,7 +196,8 @@ def _chosen_potential(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Ten
 
 def grid_contraction(state: BlockState, num_images: int, height: int, width: int, *,
                      compactness: float = 0.1,
-                     weights: PoolWeights = "argmax_edge") -> Contraction:
+                     weights: PoolWeights = "argmax_edge",
+                     tie_break: TieBreak = "reference") -> Contraction:
     """Contract the pixel grid once (every pixel movable); see the module docstring.
 
     Parameters
@@ -169,20 +211,25 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         c of the potentials.
     weights : {'argmax_edge', 'size'}
         Pooling weights.
+    tie_break : {'reference', 'hashed'}, default 'reference'
+        How the argmax breaks exact ties (see
+        :data:`dhtgraph.hierarchy.contraction.TIE_BREAKS`).
 
     Returns
     -------
     Contraction
-        Equal to ``contract(full_state, edge_affinity(full_state...), weights=weights)``.
+        Equal to ``contract(full_state, edge_affinity(full_state...), weights=weights,
+        tie_break=tie_break)``.
     """
     if weights not in POOL_WEIGHTS:
         raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
+    check_tie_break(tie_break)
     x = state.mean
     n, d = x.shape
     device = x.device
     grid = x.view(num_images, height, width, d)
     horizontal, vertical = _grid_potentials(grid, float(compactness))
-    code = _grid_argmax(horizontal, vertical)
+    code = _grid_argmax(horizontal, vertical, tie_break, grid)
     if weights == "size":
         del horizontal, vertical
     small = torch.int32 if n < 2**31 - 1 else torch.long

@@ -27,13 +27,14 @@ def _pixels(b, h, w, seed, levels=None):
 @pytest.mark.parametrize("b,h,w,levels", [(1, 7, 9, None), (2, 5, 6, 2), (1, 1, 11, None),
                                           (3, 10, 1, 3), (1, 16, 16, 1)])
 @pytest.mark.parametrize("compactness", [0.0, 0.1])
-def test_grid_contraction_equals_contract(weights, b, h, w, levels, compactness):
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+def test_grid_contraction_equals_contract(weights, b, h, w, levels, compactness, tie_break):
     x, full, batch = _pixels(b, h, w, seed=h * w + b, levels=levels)
     potential = edge_affinity(full.mean, full.var, full.size, full.bbox, full.edge_index,
                               compactness=compactness)
-    expected = contract(full, potential, weights=weights)
+    expected = contract(full, potential, weights=weights, tie_break=tie_break)
     got = grid_contraction(pixel_state(x, b, batch if b > 1 else None), b, h, w,
-                           compactness=compactness, weights=weights)
+                           compactness=compactness, weights=weights, tie_break=tie_break)
     assert got.partition == expected.partition
     assert torch.equal(got.choice, expected.choice)
     for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
