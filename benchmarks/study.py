@@ -78,6 +78,8 @@ SOURCES = ("grid", "dht", "dht_e2e", "slic")
 TASKS = ("classification", "segmentation")
 NUM_SHAPE_CLASSES = 6
 RESULTS = Path(__file__).resolve().parent / "results"
+#: ``generate_shapes`` options of the study (None: the library's defaults).
+SHAPE_OPTIONS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class StudyConfig:
     num_heads: int = 2
     train_images: int = 1536
     test_images: int = 384
-    steps: int = 150
+    steps: int = 250
     batch: int = 32
     lr: float = 2e-3              # from-scratch small ViT; warm-up 10 %, cosine to 0
     weight_decay: float = 0.05
@@ -115,7 +117,7 @@ def make_dataset(name: str, num_images: int, size: int, *, start: int = 0, seed:
     """``{'images' (N,3,H,W) in [0,1], 'labels' (N,), 'masks' (N,H,W)}`` of a study set."""
     if name not in DATASETS:
         raise ValueError(f"Expected dataset one of {DATASETS} (got {name!r})")
-    shapes = generate_shapes(num_images, size=size, seed=seed, start=start)
+    shapes = generate_shapes(num_images, size=size, seed=seed, start=start, **SHAPE_OPTIONS)
     images = shapes.images
     if name == "textured":
         background = generate_mosaics(num_images, kind="voronoi", size=size, regions=(6, 16),
@@ -482,7 +484,8 @@ def main(argv=None) -> int:
     if args.report:
         results = json.loads((out / "study.json").read_text())
     else:
-        results = run_study(config, out, resume=args.resume, cache=args.cache or out / "cache")
+        results = run_study(config, out, resume=args.resume, cache=args.cache or out / "cache",
+                            log=lambda text: print(text, flush=True))
     print(report(results, out))
     return 0
 
