@@ -188,3 +188,32 @@ def test_channels_last_option_reaches_the_image_reader():
 def test_a_bad_generator_is_refused_also_without_a_budget():
     with pytest.raises(TypeError, match="'generator'"):
         dhtgraph.tokenize(torch.rand(3, 8, 8), generator="x")
+
+
+def _ramp(side: int) -> torch.Tensor:
+    # 0..0.25 over 128 px: as uint8, plateaus of 2×2 pixels (steps of 1/255)
+    axis = torch.linspace(0, 0.25, side)
+    return torch.stack([axis.view(1, -1).expand(side, side), axis.view(-1, 1).expand(side, side),
+                        torch.full((side, side), 0.5)])
+
+
+@pytest.mark.parametrize("quantised", [False, True])
+def test_smooth_gradients_give_a_photograph_like_token_count(quantised):
+    # issue 8: the reference's tie rule chained the whole ramp into one block (float32:
+    # 1 token) or kept every 8-bit plateau (uint8: one token per 2×2 step).
+    image = _ramp(128)
+    if quantised:
+        image = (image * 255).round().to(torch.uint8)
+    tokens = dhtgraph.tokenize(image)
+    assert 50 <= int(tokens.num_tokens[0]) <= 1000
+    if not quantised:   # the reference's rule, for contrast: one token
+        assert int(dhtgraph.tokenize(image, tie_break="reference").num_tokens[0]) == 1
+
+
+def test_constant_image_is_one_token_with_hashed_ties():
+    assert int(dhtgraph.tokenize(torch.full((3, 64, 64), 0.3)).num_tokens[0]) == 1
+
+
+def test_unknown_tie_break_is_refused():
+    with pytest.raises(ValueError, match="'tie_break'"):
+        dhtgraph.tokenize(torch.rand(3, 8, 8), tie_break="random")

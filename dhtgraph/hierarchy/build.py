@@ -41,7 +41,8 @@ from ..graph.pixel import grid_coordinates, grid_edge_index
 from ..partition import Partition
 from .affinity import DEFAULT_LOOP_POTENTIAL, edge_affinity
 from .chain import Hierarchy
-from .contraction import POOL_WEIGHTS, BlockState, PoolWeights, contract, pool_blocks, pool_weights
+from .contraction import (POOL_WEIGHTS, BlockState, PoolWeights, TieBreak, check_tie_break, contract,
+                          pool_blocks, pool_weights)
 from .grid import grid_contraction, materialize_pixel_state, pixel_state
 
 __all__ = ["PixelGrid", "HierarchyResult", "LevelObserver", "StoppingRule", "build_hierarchy",
@@ -318,6 +319,7 @@ def build_hierarchy(
     min_blocks: int = MIN_BLOCKS_PER_IMAGE,
     max_levels: Optional[int] = None,
     stop: Optional[StoppingRule] = None,
+    tie_break: TieBreak = "reference",
     observer: Optional[LevelObserver] = None,
     pixel_grid: bool = False,
     keep_states: bool = True,
@@ -350,6 +352,12 @@ def build_hierarchy(
         Loop potential without a projection.
     weights : {'argmax_edge', 'size'}, default 'argmax_edge'
         Pooling weights of the contraction levels (the top always uses sizes).
+    tie_break : {'reference', 'hashed'}, default 'reference'
+        How a block chooses among exactly tied potentials
+        (:func:`dhtgraph.hierarchy.contraction.argmax_choice`): 'reference' — the larger
+        neighbour index, as the reference implementation (needed to reproduce it);
+        'hashed' — a fixed symmetric hash of the pair, so that ties on smooth gradients
+        and plateaus do not chain a whole image into one block in one level.
     min_blocks : int, default 6
         A graph stops once it has at most this many blocks.
     max_levels : int, optional
@@ -382,6 +390,7 @@ def build_hierarchy(
     ``tests/hierarchy/test_syncs.py`` counts them.
     """
     POOL_WEIGHTINGS.check(weights, "weights")
+    tie_break = check_tie_break(tie_break)
     if isinstance(x, BlockState):
         warnings.warn("build_hierarchy(state, num_images, image_size, ...) is deprecated: pass "
                       "build_hierarchy(x, PixelGrid(...) or edge_index, batch, pos=..., stop=...)",
@@ -468,7 +477,8 @@ def build_hierarchy(
             break
         if level == 0 and isinstance(graph, PixelGrid) and all_active and nodes >= 2:
             step = grid_contraction(state, num_graphs, graph.height, graph.width,
-                                    compactness=compactness, weights=weights)
+                                    compactness=compactness, weights=weights,
+                                    tie_break=tie_break)
         else:
             if state.edge_index is None:
                 state = materialize_pixel_state(state, num_graphs, graph.height, graph.width)
@@ -476,7 +486,8 @@ def build_hierarchy(
                                       state.edge_index, compactness=compactness,
                                       var_projection=var_projection, loop_default=loop_default)
             movable = None if all_active else active[state.batch]
-            step = contract(state, potential, weights=weights, movable=movable)
+            step = contract(state, potential, weights=weights, movable=movable,
+                            tie_break=tie_break)
             del potential
         state, relative = step.state, step.partition
         del step

@@ -25,7 +25,7 @@ from typing import Callable, Literal, Optional
 from .._checks import check_count
 from .._registry import Registry
 from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, POOL_WEIGHTINGS
-from ..hierarchy.contraction import PoolWeights
+from ..hierarchy.contraction import PoolWeights, TieBreak, check_tie_break
 from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority
 from ..selection.criteria import Criterion, check_iota
 from ..selection.select import CRITERION_FUNCTIONS, resolve_criterion
@@ -145,6 +145,12 @@ class HierarchyConfig:
         A graph stops contracting at ≤ this many blocks (the reference's value).
     max_levels : int or None = None
         Cap on contraction levels; None → ⌈log₂ √n⌉ for a graph of n nodes (spec §4).
+    tie_break : {'reference', 'hashed'} = 'reference'
+        How a block chooses among exactly tied (16-bit quantised) potentials. 'reference'
+        (larger neighbour index) reproduces the reference implementation, which the
+        official weights are checked against; 'hashed' (a fixed symmetric hash of the
+        pair) keeps ties on smooth gradients and plateaus from chaining a whole image into
+        one block in one level (the 'recommended' preset uses it).
     """
 
     compactness: float = 0.1
@@ -152,6 +158,7 @@ class HierarchyConfig:
     loop_potential: float = 0.0
     min_blocks: int = MIN_BLOCKS_PER_IMAGE
     max_levels: Optional[int] = None
+    tie_break: TieBreak = "reference"
 
     def __post_init__(self):
         _set(self, "compactness", _check_real("compactness", self.compactness, unit=True))
@@ -160,6 +167,7 @@ class HierarchyConfig:
         _set(self, "min_blocks", check_count(self.min_blocks, "min_blocks", minimum=0))
         _set(self, "max_levels", check_count(self.max_levels, "max_levels", minimum=1,
                                              or_none=True))
+        check_tie_break(self.tie_break)
 
 
 @dataclass(frozen=True)
@@ -211,7 +219,7 @@ _STAGE_OF = {f.name: stage for stage, cls in _STAGES for f in fields(cls)}
 #: The flat option names, in 0.1.0's order (also the order of positional arguments).
 CONFIG_FIELDS = ("in_channels", "features", "encoder", "color_scale", "compactness", "iota",
                  "criterion", "weights", "var_projection", "loop_potential", "min_blocks",
-                 "max_levels", "budget_priority", "store_gradient_params")
+                 "max_levels", "budget_priority", "store_gradient_params", "tie_break")
 assert set(CONFIG_FIELDS) == set(_STAGE_OF)  # a developer check, not on user input
 
 
@@ -229,7 +237,7 @@ class DHTConfig:
     encoding : EncoderConfig
         in_channels, features, encoder, color_scale, var_projection, store_gradient_params.
     hierarchy : HierarchyConfig
-        compactness, weights, loop_potential, min_blocks, max_levels.
+        compactness, weights, loop_potential, min_blocks, max_levels, tie_break.
     selection : SelectionConfig
         criterion, iota.
     budget : BudgetConfig
@@ -317,7 +325,10 @@ class DHTConfig:
 #: 0.948): RGB in [0, 1] scaled by 10 so that a colour step of ~0.1 halves the potential;
 #: ι = 10 so that the selection yields more than ~400 tokens at 224² before a budget;
 #: compactness 0.01 (shapes follow colour); exact size-weighted statistics (no weights
-#: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential.
+#: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential;
+#: hashed tie-breaks, so smooth gradients and quantised plateaus give a few hundred to a
+#: thousand tokens at 512² instead of 1 or 65,536 (mean EV at 400 tokens on the
+#: photographs 0.9572 against 0.9574 with the reference's tie rule).
 #:
 #: ``'r2v'`` — the official dHT raster-to-vector tokenizer (the reference's
 #: ``load_dht_ras2vec``), used by :meth:`DHTTokenizer.from_dht_checkpoint`: d = 8,
@@ -326,7 +337,8 @@ class DHTConfig:
 #: the reference's unused gradient parameters are held so its state dict loads strictly.
 PRESETS: dict[str, dict] = {
     "recommended": dict(encoder="rgb", color_scale=10.0, compactness=0.01, iota=10.0,
-                        criterion="aicc", weights="size", var_projection=False),
+                        criterion="aicc", weights="size", var_projection=False,
+                        tie_break="hashed"),
     "r2v": dict(in_channels=3, features=8, encoder="learned", compactness=0.01, iota=5.0,
                 criterion="aicc", weights="size", var_projection=True,
                 store_gradient_params=True),

@@ -308,7 +308,8 @@ class DHTTokenizer(nn.Module):
         built = build_hierarchy(
             x, PixelGrid(b, h, w), compactness=cfg.compactness, var_projection=self.varproj,
             loop_default=cfg.loop_potential, weights=cfg.weights, min_blocks=cfg.min_blocks,
-            max_levels=cfg.max_levels, stop=ic_stopping(cfg.criterion, cfg.iota))
+            max_levels=cfg.max_levels, stop=ic_stopping(cfg.criterion, cfg.iota),
+            tie_break=cfg.tie_break)
         selection = select_partition(built, cfg.criterion, cfg.iota)
         return assemble_tokens(images, x, built, selection, self.linear, max_tokens,
                                priority=cfg.budget_priority, generator=generator)
