@@ -225,7 +225,10 @@ def local_index(batch: Tensor) -> Tensor:
 
 
 def _mul32(x: Tensor, c: int) -> Tensor:
-    # (x·c) mod 2³² for 0 ≤ x < 2³² in int64, without overflow (c split in 16-bit halves).
+    # (x·c) mod 2³² for 0 ≤ x < 2³² in int64, without overflow: one product when
+    # c < 2³¹ (x·c < 2⁶³), else c split in 16-bit halves.
+    if c < 1 << 31:
+        return (x * c) & _MASK32
     return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _MASK32
 
 
@@ -507,19 +510,19 @@ def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, nu
     (Tensor of shape (K', d), Tensor of shape (K', d))
         ``new_mean`` unchanged and the snapped variance.
     """
-    index = labels.unsqueeze(1).expand_as(mean)
+    # A block is constant in a channel iff every item there equals one representative
+    # item (any member: the outcome does not depend on which) and has zero variance. One
+    # 1-d scatter, one gather and one index_add instead of per-channel min/max scatters.
     items = mean.detach()
-    shape = (num_blocks, items.shape[1])
-    low = items.new_empty(shape).scatter_reduce_(0, index, items, reduce="amin",
-                                                 include_self=False)
-    high = items.new_empty(shape).scatter_reduce_(0, index, items, reduce="amax",
-                                                  include_self=False)
-    constant = low == high
-    del low, high
+    rep = torch.empty(num_blocks, dtype=torch.long, device=items.device).scatter_(
+        0, labels, torch.arange(labels.numel(), device=items.device))
+    differs = items != items.index_select(0, rep.index_select(0, labels))
     if var is not None:
-        spread = var.detach().new_zeros(shape).scatter_reduce_(0, index, var.detach(),
-                                                               reduce="amax", include_self=True)
-        constant &= spread == 0
+        differs |= var.detach() != 0
+    count = items.new_zeros((num_blocks, items.shape[1])).index_add_(0, labels,
+                                                                    differs.to(items.dtype))
+    constant = count == 0
+    del differs, count
     zero = new_var.new_zeros(())
     if torch.is_grad_enabled() and new_var.requires_grad:
         # Value 0, gradient of the pooled formula.
