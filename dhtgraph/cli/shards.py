@@ -25,7 +25,8 @@ def add_parser(subparsers) -> None:
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image_dir", metavar="IMAGE_DIR",
                         help="class folders, images/ + masks/, or plain images")
-    parser.add_argument("--out", required=True, help="shard directory (created if missing)")
+    parser.add_argument("-o", "--output", "--out", dest="out", required=True,
+                        help="shard directory (created if missing)")
     parser.add_argument("--layout", choices=("auto", "classification", "segmentation", "images"),
                         default="auto", help="folder layout (default: detected; ambiguous is an error)")
     parser.add_argument("--shard-size", type=positive_int, default=256,

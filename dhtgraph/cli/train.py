@@ -32,8 +32,8 @@ def add_parser(subparsers) -> None:
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", metavar="DATA", help="image folder or shard directory")
     parser.add_argument("--task", required=True, choices=("classification", "segmentation"))
-    parser.add_argument("--out", required=True, help="output directory: checkpoints/, log.jsonl, "
-                                                     "metrics.json")
+    parser.add_argument("-o", "--output", "--out", dest="out", required=True,
+                        help="output directory: checkpoints/, log.jsonl, metrics.json")
     source = parser.add_argument_group("model (one of)")
     source.add_argument("--from-timm", metavar="WEIGHTS",
                         help="timm VisionTransformer weights (.safetensors or .pth)")
