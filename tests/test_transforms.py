@@ -10,7 +10,9 @@ from dhtgraph import Partition, ToDHT, grid_edge_index, tokenize
 
 
 def two_colour_image():
-    # Left half red, right half blue: 2 tokens, adjacent.
+    # Left half red, right half blue. With max_tokens=2 the budget's Ward merges join the
+    # pieces of each flat half first (cost 0) and never across the colour edge (cost > 0):
+    # exactly the two halves, whatever pieces the selection made.
     img = torch.zeros(3, 8, 8)
     img[0, :, :4] = 1.0
     img[2, :, 4:] = 1.0
@@ -18,7 +20,7 @@ def two_colour_image():
 
 
 def test_two_colour_image_by_hand():
-    data = ToDHT(add_seg=True, add_img=True)(two_colour_image())
+    data = ToDHT(2, add_seg=True, add_img=True)(two_colour_image())
     assert isinstance(ToDHT(), BaseTransform)
     assert data.num_nodes == 2
     assert data.x.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
@@ -46,7 +48,8 @@ def test_agrees_with_tokenize_and_the_quotient():
 
 
 def test_more_node_features():
-    data = ToDHT(node_features=("color", "std", "size", "centroid", "bbox"))(two_colour_image())
+    data = ToDHT(2, node_features=("color", "std", "size", "centroid", "bbox"))(
+        two_colour_image())
     assert data.x.shape == (2, 3 + 3 + 1 + 2 + 4)
     left = data.x[0].tolist()
     assert left[3:6] == [0.0, 0.0, 0.0]            # std of a flat token
@@ -64,7 +67,7 @@ def test_data_input_keeps_other_attributes():
 
 def test_uint8_image_is_scaled():
     img = (two_colour_image() * 255).to(torch.uint8)
-    assert ToDHT()(img).x.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    assert ToDHT(2)(img).x.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
 
 
 class Images(Dataset):
