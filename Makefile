@@ -30,12 +30,19 @@ test: $(VENV)/.installed
 scatter: $(VENV)/.installed
 	$(PY) -m pip install -q --no-index --find-links $(SHARED_WHEELS) torch-scatter torch-cluster
 
+# Every benchmark, in its quick mode where it has one (the full runs: drop --quick).
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[bench]" "$(TORCH)"
 	$(PY) benchmarks/components.py
 	$(PY) benchmarks/tokenize.py
-	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/quality.py --quick
+	$(PY) benchmarks/budget.py --seeds 2
 	$(PY) benchmarks/vectorize.py
+	$(PY) benchmarks/contention.py --quick
+	$(PY) benchmarks/model.py
+	$(PY) benchmarks/pooling.py --quick
+	$(PY) benchmarks/shards.py
+	$(PY) benchmarks/study.py --quick
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -260,7 +260,7 @@ def main() -> None:
             v = results["time"][name]
             print(f"{name:8s} tokenize {v['tokenize_ms']:.1f} ms, budget stage {v['budget_ms']:.2f} ms")
         print(f"tokenize after/before: {results['time']['tokenize_ratio']:.3f}")
-    write_json("budget.json", results)
+    write_json("budget", results)
 
 
 if __name__ == "__main__":
