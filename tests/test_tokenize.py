@@ -198,20 +198,21 @@ def _ramp(side: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("quantised", [False, True])
-def test_smooth_gradients_give_a_photograph_like_token_count(quantised):
+def test_hashed_ties_give_smooth_gradients_a_photograph_like_token_count(quantised):
     # issue 8: the reference's tie rule chained the whole ramp into one block (float32:
     # 1 token) or kept every 8-bit plateau (uint8: one token per 2×2 step).
     image = _ramp(128)
     if quantised:
         image = (image * 255).round().to(torch.uint8)
-    tokens = dhtgraph.tokenize(image)
+    tokens = dhtgraph.tokenize(image, tie_break="hashed")
     assert 50 <= int(tokens.num_tokens[0]) <= 1000
-    if not quantised:   # the reference's rule, for contrast: one token
-        assert int(dhtgraph.tokenize(image, tie_break="reference").num_tokens[0]) == 1
+    if not quantised:   # the reference's rule (the default), for contrast: one token
+        assert int(dhtgraph.tokenize(image).num_tokens[0]) == 1
 
 
 def test_constant_image_is_one_token_with_hashed_ties():
-    assert int(dhtgraph.tokenize(torch.full((3, 64, 64), 0.3)).num_tokens[0]) == 1
+    image = torch.full((3, 64, 64), 0.3)
+    assert int(dhtgraph.tokenize(image, tie_break="hashed").num_tokens[0]) == 1
 
 
 def test_unknown_tie_break_is_refused():

@@ -150,7 +150,8 @@ class HierarchyConfig:
         (larger neighbour index) reproduces the reference implementation, which the
         official weights are checked against; 'hashed' (a fixed symmetric hash of the
         pair) keeps ties on smooth gradients and plateaus from chaining a whole image into
-        one block in one level (the 'recommended' preset uses it).
+        one block in one level (use it for smooth or synthetic images; it costs 1.6–2× the
+        time on photographs and splits flat areas into several tokens).
     """
 
     compactness: float = 0.1
@@ -325,10 +326,10 @@ class DHTConfig:
 #: 0.948): RGB in [0, 1] scaled by 10 so that a colour step of ~0.1 halves the potential;
 #: ι = 10 so that the selection yields more than ~400 tokens at 224² before a budget;
 #: compactness 0.01 (shapes follow colour); exact size-weighted statistics (no weights
-#: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential;
-#: hashed tie-breaks, so smooth gradients and quantised plateaus give a few hundred to a
-#: thousand tokens at 512² instead of 1 or 65,536 (mean EV at 400 tokens on the
-#: photographs 0.9572 against 0.9574 with the reference's tie rule).
+#: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential. The reference's tie
+#: rule stays: ``tie_break='hashed'`` fixes smooth gradients (a 512² float gradient: 940
+#: tokens instead of 1) but costs 1.6–2× the time on photographs and splits flat areas
+#: (a transparent region) into several tokens, so it is an option, not the default.
 #:
 #: ``'r2v'`` — the official dHT raster-to-vector tokenizer (the reference's
 #: ``load_dht_ras2vec``), used by :meth:`DHTTokenizer.from_dht_checkpoint`: d = 8,
@@ -337,8 +338,7 @@ class DHTConfig:
 #: the reference's unused gradient parameters are held so its state dict loads strictly.
 PRESETS: dict[str, dict] = {
     "recommended": dict(encoder="rgb", color_scale=10.0, compactness=0.01, iota=10.0,
-                        criterion="aicc", weights="size", var_projection=False,
-                        tie_break="hashed"),
+                        criterion="aicc", weights="size", var_projection=False),
     "r2v": dict(in_channels=3, features=8, encoder="learned", compactness=0.01, iota=5.0,
                 criterion="aicc", weights="size", var_projection=True,
                 store_gradient_params=True),
