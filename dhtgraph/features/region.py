@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import check_count
+from ..graph.pixel import grid_coordinates
 from ..partition import Partition
+from .pooling import region_boxes
 
 __all__ = ["RegionDescriptors", "bounding_boxes", "token_batch", "sample_regions",
            "positional_histogram", "gradient_histogram", "mix_background", "region_features",
@@ -117,35 +119,29 @@ def token_batch(partition: Partition, batch_size: int, pixels_per_image: int) ->
 
     One host sync (the check).
     """
-    labels = partition.labels
-    pixel_image = torch.arange(labels.numel(), device=labels.device) // pixels_per_image
-    lo = labels.new_full((partition.num_blocks,), batch_size)
-    hi = labels.new_full((partition.num_blocks,), -1)
-    lo.scatter_reduce_(0, labels, pixel_image, reduce="amin")
-    hi.scatter_reduce_(0, labels, pixel_image, reduce="amax")
+    pixel_image = torch.arange(partition.num_items, device=partition.device) // pixels_per_image
+    lo = partition.reduce(pixel_image, "min")
+    hi = partition.reduce(pixel_image, "max")
     if not bool(torch.equal(lo, hi)):
         raise ValueError("Expected every block of 'partition' to lie inside one image "
                          "(a block holds pixels of two images)")
     return lo
 
 
+def _pixel_coordinates(partition: Partition, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Row and column of the B·H·W row-major pixels (:func:`dhtgraph.graph.pixel.grid_coordinates`)."""
+    return grid_coordinates(height, width, partition.num_items // (height * width),
+                            device=partition.device)
+
+
 def bounding_boxes(partition: Partition, height: int, width: int) -> Tensor:
     """Inclusive bounding box of every block, (K, 4) as (ymin, xmin, ymax, xmax).
 
-    Scatter min/max over the pixel coordinates of the B·H·W row-major pixels.
+    :func:`dhtgraph.features.pooling.region_boxes` of the (row, col) coordinates of the
+    B·H·W row-major pixels.
     """
-    labels = partition.labels
-    node = torch.arange(labels.numel(), device=labels.device)
-    col = node % width
-    row = (node // width) % height
-    k = partition.num_blocks
-    lo = labels.new_full((k, 2), max(height, width))
-    hi = labels.new_full((k, 2), -1)
-    coords = torch.stack([row, col], 1)
-    index = labels[:, None].expand(-1, 2)
-    lo.scatter_reduce_(0, index, coords, reduce="amin")
-    hi.scatter_reduce_(0, index, coords, reduce="amax")
-    return torch.cat([lo, hi], 1)
+    row, col = _pixel_coordinates(partition, height, width)
+    return region_boxes(partition, torch.stack([row, col], 1))
 
 
 def _sample_axis(low: Tensor, high: Tensor, patch_size: int, side: int, dtype):
@@ -194,9 +190,7 @@ def sample_regions(image: Tensor, partition: Partition, patch_size: int,
     y0, y1, wy = _sample_axis(boxes[:, 0], boxes[:, 2], p, h, dtype)  # (K, P)
     x0, x1, wx = _sample_axis(boxes[:, 1], boxes[:, 3], p, w, dtype)
     # Pixel offset of every token's image: tokens never span images (token_batch checks).
-    first_pixel = labels.new_full((k,), labels.numel())
-    first_pixel.scatter_reduce_(0, labels, torch.arange(labels.numel(), device=labels.device),
-                                reduce="amin")
+    first_pixel = partition.reduce(torch.arange(labels.numel(), device=labels.device), "min")
     start = (first_pixel // (h * w)) * (h * w)
     pixels = image.permute(0, 2, 3, 1).reshape(b * h * w, c)
     own = torch.arange(k, device=labels.device)[:, None, None]
@@ -223,9 +217,7 @@ def positional_histogram(partition: Partition, height: int, width: int,
     """
     gh, gw = grid_size
     labels = partition.labels
-    node = torch.arange(labels.numel(), device=labels.device)
-    col = node % width
-    row = (node // width) % height
+    row, col = _pixel_coordinates(partition, height, width)
     cell = (gh * row) // height * gw + (gw * col) // width
     k = partition.num_blocks
     counts = torch.zeros(k * gh * gw, device=labels.device)
@@ -251,9 +243,7 @@ def gradient_histogram(image: Tensor, partition: Partition, patch_size: int,
         grad = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)
         magnitude = grad.pow(2).sum(1).sqrt().reshape(-1)  # (B·H·W,)
         labels = partition.labels
-        node = torch.arange(labels.numel(), device=labels.device)
-        col = node % w
-        row = (node // w) % h
+        row, col = _pixel_coordinates(partition, h, w)
         box = boxes[labels]
         span_y = (box[:, 2] - box[:, 0] + 1)
         span_x = (box[:, 3] - box[:, 1] + 1)
