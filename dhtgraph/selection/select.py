@@ -440,10 +440,10 @@ def select_partition(result: HierarchyResult, criterion: Criterion = "aicc",
     criterion = resolve_criterion(criterion)[0]
     iota = check_iota(iota)
     rule = result.stopping
+    grid = result.grid
     if isinstance(rule, ICStopping) and rule.matches(criterion, iota):
         selector = rule.selector
     else:
-        grid = result.grid
         nodes = grid.nodes_per_image if grid is not None else result.nodes_per_graph
         selector = InformationSelector(result.levels[0], result.num_graphs, nodes, criterion,
                                        iota)
@@ -453,7 +453,6 @@ def select_partition(result: HierarchyResult, criterion: Criterion = "aicc",
             active = (torch.ones_like(result.num_levels, dtype=torch.bool) if t > last
                       else result.num_levels >= t)
             selector.update(step, state, active)
-    grid = result.grid
     if grid is not None:
         return selector.finish(image_size=(grid.height, grid.width))
     return selector.finish(result.graph)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dhtgraph import Hierarchy, Partition, choice_components, connected_components
 from dhtgraph.hierarchy.contraction import BlockState, contract
+from dhtgraph.selection.select import connected_split as library_connected_split
 from dhtgraph.testing import (
     Graph,
     assignments,
@@ -334,9 +335,8 @@ def test_contraction_chain_without_loops_halves_every_level(gh):
 
 
 def connected_split(p: Partition, edge_index: torch.Tensor) -> Partition:
-    """σ^G: split every block of p into the connected components of its induced subgraph."""
-    inside = p.labels[edge_index[0]] == p.labels[edge_index[1]]
-    return connected_components(edge_index[:, inside], p.num_items)
+    """σ^G by the library (:func:`dhtgraph.selection.select.connected_split`), not a copy."""
+    return library_connected_split(p.labels, edge_index)
 
 
 def _top(grid) -> Partition:
