@@ -92,8 +92,7 @@ def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = Non
     if x.dim() != 2 or x.shape[0] != n:
         raise ValueError(f"Expected 'x' of shape ({n}, d) (got {tuple(x.shape)})")
     labels, k = partition.labels, partition.num_blocks
-    sizes = torch.zeros(k, dtype=torch.long, device=labels.device).index_add_(
-        0, labels, torch.ones_like(labels))
+    sizes = partition.sizes
     count = sizes.to(x.dtype).unsqueeze(1)
     features = x.new_zeros(k, x.shape[1]).index_add(0, labels, x) / count
     bbox = centroids = None

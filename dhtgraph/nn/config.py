@@ -26,7 +26,7 @@ from .._checks import check_count
 from .._registry import Registry
 from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, POOL_WEIGHTINGS
 from ..hierarchy.contraction import PoolWeights, TieBreak, check_tie_break
-from ..selection.budget import BUDGET_PRIORITIES, BudgetPriority
+from ..selection.budget import BudgetPriority, check_budget_priority
 from ..selection.criteria import Criterion, check_iota
 from ..selection.select import CRITERION_FUNCTIONS, resolve_criterion
 
@@ -207,10 +207,7 @@ class BudgetConfig:
     budget_priority: BudgetPriority = "cost"
 
     def __post_init__(self):
-        if not isinstance(self.budget_priority, str) or \
-                self.budget_priority not in BUDGET_PRIORITIES:
-            raise ValueError(f"Expected 'budget_priority' to be one of {BUDGET_PRIORITIES} "
-                             f"(got {self.budget_priority!r})")
+        check_budget_priority(self.budget_priority)
 
 
 _STAGES = (("encoding", EncoderConfig), ("hierarchy", HierarchyConfig),

@@ -36,9 +36,8 @@ from ..hierarchy.build import PixelGrid, build_hierarchy
 from ..selection.budget import check_generator, check_max_tokens
 from ..selection.select import ic_stopping, select_partition
 from ..threads import run_with_policy
-from .config import (CONFIG_FIELDS, ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig,
-                     EncoderKind, HierarchyConfig, SelectionConfig, check_config_options,
-                     preset_options)
+from .config import (ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig, EncoderKind,
+                     HierarchyConfig, SelectionConfig, check_config_options)
 from .tokens import Tokens, assemble_tokens
 
 __all__ = ["DHTConfig", "DHTTokenizer", "Tokens", "imagenet_normalize", "IMAGENET_MEAN",

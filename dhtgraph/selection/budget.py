@@ -59,7 +59,8 @@ from ..partition import Partition
 
 
 __all__ = ["BudgetPriority", "BUDGET_PRIORITIES", "BudgetMerge", "keep_mask", "merge_to_budget",
-           "check_max_tokens", "check_generator", "ward_costs", "DEFAULT_BUDGET_NOISE"]
+           "check_max_tokens", "check_generator", "check_budget_priority", "ward_costs",
+           "DEFAULT_BUDGET_NOISE"]
 
 BudgetPriority = Literal["cost", "size"]
 BUDGET_PRIORITIES = ("cost", "size")
@@ -73,12 +74,12 @@ BUDGET_PRIORITIES = ("cost", "size")
 #: budget (0.942). 0 keeps the deterministic costs and only breaks ties at random.
 DEFAULT_BUDGET_NOISE = 2.0
 
-# 32-bit mixing constants of the tie-break hash (an integer hash with good avalanche;
-# all products stay below 2^63, so int64 arithmetic is exact on every device).
 #: Matching passes per round: a second pass merges ~1.8× as many pairs per round
 #: (rounds 14 → 8 on the shared photographs at 196 tokens) at the same explained
 #: variation (±0.0003); a third adds almost nothing.
 _MATCHING_PASSES = 2
+# 32-bit mixing constants of the tie-break hash (an integer hash with good avalanche;
+# all products stay below 2^63, so int64 arithmetic is exact on every device).
 _HASH_MASK = 0xFFFFFFFF
 _HASH_SEED = 0x9E3779B1
 _HASH_MIX = 0x045D9F3B
@@ -96,6 +97,14 @@ def check_generator(generator, name: str = "generator") -> Optional[torch.Genera
         raise TypeError(f"Expected '{name}' to be a torch.Generator or None (got "
                         f"{type(generator).__name__} {generator!r})")
     return generator
+
+
+def check_budget_priority(priority, name: str = "budget_priority") -> str:
+    """``priority`` itself if it is one of :data:`BUDGET_PRIORITIES`, else a ValueError
+    naming ``name``."""
+    if not isinstance(priority, str) or priority not in BUDGET_PRIORITIES:
+        raise ValueError(f"Expected '{name}' to be one of {BUDGET_PRIORITIES} (got {priority!r})")
+    return priority
 
 
 @dataclass
@@ -317,9 +326,7 @@ def merge_to_budget(
     """
     max_tokens = check_max_tokens(max_tokens)
     generator = check_generator(generator)
-    if priority is not None and priority not in BUDGET_PRIORITIES:
-        raise ValueError(f"Expected 'priority' to be one of {BUDGET_PRIORITIES} or None (got {priority!r})")
-    if priority == "size":
+    if priority is not None and check_budget_priority(priority, "priority") == "size":
         warnings.warn("merge_to_budget(priority='size') is deprecated and ignored: the budget "
                       "now merges by least Ward cost", FutureWarning, stacklevel=2)
     noise = float(noise)
