@@ -118,6 +118,19 @@ def add_output_argument(parser, help: str, metavar: str = "OUT") -> None:
                         help=help)
 
 
+def add_device_argument(parser) -> None:
+    """``--device`` and ``--no-progress`` (the commands that run under ``torchrun``)."""
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def selection_options(args) -> dict:
+    """The tokenizer options ``--criterion`` and ``--iota`` give (the ones passed)."""
+    return {name: getattr(args, name) for name in ("criterion", "iota")
+            if getattr(args, name) is not None}
+
+
 def usage_error(command: str, message: str) -> int:
     """Print ``dhtgraph COMMAND: error: MESSAGE`` to stderr; return the usage status 2."""
     print(f"dhtgraph {command}: error: {message}", file=sys.stderr)

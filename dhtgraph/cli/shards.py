@@ -16,7 +16,8 @@ import argparse
 import sys
 
 from ..selection.criteria import CRITERIA
-from ._files import positive_float, positive_int
+from ._files import (add_device_argument, add_output_argument, positive_float, positive_int,
+                     selection_options, usage_error)
 
 
 def add_parser(subparsers) -> None:
@@ -25,8 +26,7 @@ def add_parser(subparsers) -> None:
         description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image_dir", metavar="IMAGE_DIR",
                         help="class folders, images/ + masks/, or plain images")
-    parser.add_argument("-o", "--output", "--out", dest="out", required=True,
-                        help="shard directory (created if missing)")
+    add_output_argument(parser, "shard directory (created if missing)")
     parser.add_argument("--layout", choices=("auto", "classification", "segmentation", "images"),
                         default="auto", help="folder layout (default: detected; ambiguous is an error)")
     parser.add_argument("--shard-size", type=positive_int, default=256,
@@ -39,9 +39,7 @@ def add_parser(subparsers) -> None:
                         help="information criterion (default: the library's, aicc)")
     parser.add_argument("--iota", type=positive_float, default=None,
                         help="granularity constant ι (default: the recommended configuration's)")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -51,16 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from ..training.distributed import setup, teardown
     from ..training.shards import plan_shards, write_index, write_shards
 
-    options = {}
-    if args.criterion is not None:
-        options["criterion"] = args.criterion
-    if args.iota is not None:
-        options["iota"] = args.iota
+    options = selection_options(args)
     try:
         context = setup(args.device)
     except ValueError as exc:
-        print(f"dhtgraph tokenize-shards: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error("tokenize-shards", str(exc))
     try:
         try:
             plan = plan_shards(args.image_dir, shard_size=args.shard_size, layout=args.layout,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..selection.criteria import CRITERIA
 from ._files import (FILE_ERRORS, IOTA_RANGE, add_output_argument, collect_images, iota,
-                     output_directory_problem, positive_int, progress, report, usage_error)
+                     output_directory_problem, positive_int, progress, report, selection_options,
+                     usage_error)
 
 
 _WRITES = """files written for every image NAME (under DIR, sub-folders of a directory input
@@ -46,15 +47,6 @@ def add_parser(subparsers) -> None:
                              "(default: the recommended configuration's)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
-
-
-def _options(args: argparse.Namespace) -> dict:
-    options = {}
-    if args.criterion is not None:
-        options["criterion"] = args.criterion
-    if args.iota is not None:
-        options["iota"] = args.iota
-    return options
 
 
 def tokenize_file(path: Path, out: Path, name: str | Path, max_tokens: int | None, options: dict) -> dict:
@@ -103,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     items, problems = collect_images(args.inputs)
     for message in problems:
         report(message, error=True)
-    options = _options(args)
+    options = selection_options(args)
     failed = len(problems)
     for path, name in progress(items, len(items), "tokenize", disable=args.no_progress):
         try:

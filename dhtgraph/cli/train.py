@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._files import non_negative_float, positive_float, positive_int
+from ._files import add_device_argument, non_negative_float, positive_float, positive_int
 
 #: TrainConfig fields settable by a flag of the same name (dashes for underscores).
 _FLAGS = ("epochs", "steps", "batch_size", "lr", "weight_decay", "warmup_fraction", "image_size",
@@ -69,9 +69,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (0)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=None,
                         help="steps between checkpoints (default: every epoch)")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_argument(parser)
     parser.set_defaults(run=run)
 
 

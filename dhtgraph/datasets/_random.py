@@ -15,6 +15,14 @@ def image_generator(seed: int, index: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
+def check_non_negative(config, names) -> None:
+    """Raise ValueError unless every field ``names`` of ``config`` is a number ≥ 0 (not a bool)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"Expected '{name}' to be a non-negative number (got {value!r})")
+
+
 def uniform(g: torch.Generator, shape, lo: float = 0.0, hi: float = 1.0) -> Tensor:
     return torch.rand(shape, generator=g) * (hi - lo) + lo
 

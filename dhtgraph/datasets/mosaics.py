@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_count
-from ._random import compact_labels, gaussian_blur, image_generator, uniform
+from ._random import check_non_negative, compact_labels, gaussian_blur, image_generator, uniform
 
 __all__ = ["MosaicConfig", "Mosaics", "generate_mosaics", "MosaicDataset"]
 
@@ -85,10 +85,7 @@ class MosaicConfig:
         if lo > hi:
             raise ValueError(f"Expected 'regions' lo <= hi (got {self.regions!r})")
         object.__setattr__(self, "regions", (lo, hi))
-        for name in ("texture", "gradient", "blur", "noise"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0):
-                raise ValueError(f"Expected '{name}' to be a non-negative number (got {value!r})")
+        check_non_negative(self, ("texture", "gradient", "blur", "noise"))
 
 
 @dataclass(frozen=True)

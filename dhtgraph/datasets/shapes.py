@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_count
-from ._random import gaussian_blur, image_generator, uniform
+from ._random import check_non_negative, gaussian_blur, image_generator, uniform
 
 __all__ = ["SHAPE_CLASSES", "ShapesConfig", "Shapes", "generate_shapes", "ShapesDataset"]
 
@@ -59,10 +59,7 @@ class ShapesConfig:
     def __post_init__(self) -> None:
         check_count(self.size, "size", 8)
         check_count(self.distractors, "distractors")
-        for name in ("noise", "blur"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"Expected '{name}' to be a non-negative number (got {value!r})")
+        check_non_negative(self, ("noise", "blur"))
         lo, hi = self.contrast
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"Expected 'contrast' as 0 < lo <= hi <= 1 (got {self.contrast!r})")

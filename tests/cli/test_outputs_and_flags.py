@@ -2,24 +2,16 @@
 for every command, bounded ι, CLI-worded hints, a line per written file, directories for
 ``graph``, ``--help`` lists the files written."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from dhtgraph.cli import main
+
+from cli_helpers import write_step_images
 
 
 @pytest.fixture()
 def image_dir(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        arr = np.zeros((12, 10, 3), dtype=np.uint8)
-        arr[:, 5:] = 200
-        arr += rng.integers(0, 20, arr.shape, dtype=np.uint8)
-        Image.fromarray(arr).save(folder / f"{name}.png")
-    return folder
+    return write_step_images(tmp_path / "in", 12, 10)
 
 
 def _bad_places(tmp_path):

@@ -2,24 +2,18 @@
 
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import dhtgraph
 from dhtgraph.cli import main
 
+from cli_helpers import write_step_images
+
 
 @pytest.fixture()
 def images(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        arr = np.zeros((24, 20, 3), dtype=np.uint8)
-        arr[:, 10:] = 200
-        arr += rng.integers(0, 20, arr.shape, dtype=np.uint8)
-        Image.fromarray(arr).save(folder / f"{name}.png")
+    folder = write_step_images(tmp_path / "in", 24, 20)
     (folder / "broken.png").write_text("not an image")
     return folder
 
