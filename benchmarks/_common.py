@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: medians after warm-up, peak extra memory."""
+"""Shared helpers for the benchmark scripts: medians after warm-up, peak extra memory, the photograph."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import json
 import os
 import resource
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+PHOTO = "bedcat.jpg"
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -63,3 +66,21 @@ def write_json(name: str, payload: dict) -> Path:
 
 def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def load_image(side: int):
+    """The benchmark photograph resized to side×side, uint8 (H, W, 3)."""
+    import numpy as np
+    from PIL import Image
+
+    path = SHARED_IMAGES / PHOTO
+    if path.exists():
+        pil = Image.open(path).convert("RGB")
+    else:
+        from skimage import data
+
+        print(f"note: {path} is absent; using skimage.data.astronaut instead", file=sys.stderr)
+        pil = Image.fromarray(data.astronaut())
+    if pil.size != (side, side):
+        pil = pil.resize((side, side), Image.BICUBIC)
+    return np.asarray(pil)

@@ -42,10 +42,8 @@ import time
 import numpy as np
 
 sys.path.append(str(_HERE))
-from _common import write_json  # noqa: E402
+from _common import PHOTO, load_image, write_json  # noqa: E402
 
-SHARED_IMAGES = _HERE.parents[1] / "shared" / "data" / "images"
-PHOTO = "bedcat.jpg"
 MAX_TOKENS = 400
 #: Competing torch load: element-wise ops on tensors of this many elements (above torch's
 #: 32768-element grain size, so the competitor opens parallel regions on all its threads).
@@ -66,21 +64,6 @@ while time.monotonic() < end and os.getppid() == parent:
     for _ in range(100000):
         pass
 """
-
-
-def load_image(side: int) -> np.ndarray:
-    """The benchmark photograph resized to side×side, uint8 (H, W, 3)."""
-    from PIL import Image
-
-    path = SHARED_IMAGES / PHOTO
-    if path.exists():
-        pil = Image.open(path).convert("RGB")
-    else:
-        from skimage import data
-
-        print(f"note: {path} is absent; using skimage.data.astronaut instead", file=sys.stderr)
-        pil = Image.fromarray(data.astronaut())
-    return np.asarray(pil.resize((side, side), Image.BICUBIC))
 
 
 def case_images(name: str) -> np.ndarray:

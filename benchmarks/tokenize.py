@@ -31,27 +31,7 @@ import numpy as np
 import torch
 
 sys.path.append(str(_HERE))
-from _common import median_time, write_json  # noqa: E402
-
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-PHOTO = "bedcat.jpg"
-
-
-def load_image(side: int) -> np.ndarray:
-    """The benchmark photograph resized to side×side, uint8 (H, W, 3)."""
-    from PIL import Image
-
-    path = SHARED_IMAGES / PHOTO
-    if path.exists():
-        pil = Image.open(path).convert("RGB")
-    else:
-        from skimage import data
-
-        print(f"note: {path} is absent; using skimage.data.astronaut instead", file=sys.stderr)
-        pil = Image.fromarray(data.astronaut())
-    if pil.size != (side, side):
-        pil = pil.resize((side, side), Image.BICUBIC)
-    return np.asarray(pil)
+from _common import PHOTO, load_image, median_time, write_json  # noqa: E402
 
 
 def run_dhtgraph(image: np.ndarray, **kw) -> int:
