@@ -150,7 +150,7 @@ class HierarchyConfig:
         (larger neighbour index) reproduces the reference implementation, which the
         official weights are checked against; 'hashed' (a fixed symmetric hash of the
         pair) keeps ties on smooth gradients and plateaus from chaining a whole image into
-        one block in one level (use it for smooth or synthetic images; it costs 1.6–2× the
+        one block in one level (use it for smooth or synthetic images; it costs 1.3–2.1× the
         time on photographs and splits flat areas into several tokens).
     """
 
@@ -325,7 +325,7 @@ class DHTConfig:
 #: compactness 0.01 (shapes follow colour); exact size-weighted statistics (no weights
 #: to train, so the 'argmax_edge' gradient path buys nothing); constant loop potential. The reference's tie
 #: rule stays: ``tie_break='hashed'`` fixes smooth gradients (a 512² float gradient: 940
-#: tokens instead of 1) but costs 1.6–2× the time on photographs and splits flat areas
+#: tokens instead of 1) but costs 1.3–2.1× the time on photographs and splits flat areas
 #: (a transparent region) into several tokens, so it is an option, not the default.
 #:
 #: ``'r2v'`` — the official dHT raster-to-vector tokenizer (the reference's
