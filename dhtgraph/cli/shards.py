@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from ..selection.criteria import CRITERIA
-from ._files import (add_device_argument, add_output_argument, positive_float, positive_int,
+from ._files import (IOTA_RANGE, add_device_argument, add_output_argument, iota, positive_int,
                      selection_options, usage_error)
 
 
@@ -37,8 +37,9 @@ def add_parser(subparsers) -> None:
                         help="resize to this square size before tokenizing (default: keep)")
     parser.add_argument("--criterion", choices=CRITERIA, default=None,
                         help="information criterion (default: the library's, aicc)")
-    parser.add_argument("--iota", type=positive_float, default=None,
-                        help="granularity constant ι (default: the recommended configuration's)")
+    parser.add_argument("--iota", type=iota, default=None,
+                        help=f"granularity constant ι in [{IOTA_RANGE[0]:g}, {IOTA_RANGE[1]:g}] "
+                             "(default: the recommended configuration's)")
     add_device_argument(parser)
     parser.set_defaults(run=run)
 

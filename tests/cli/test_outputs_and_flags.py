@@ -77,7 +77,7 @@ def test_demo_accepts_every_output_flag_spelling():
         assert build_parser().parse_args(["demo", flag, "x"]).out == "x"
 
 
-@pytest.mark.parametrize("command", ["tokenize", "vectorize"])
+@pytest.mark.parametrize("command", ["tokenize", "vectorize", "tokenize-shards"])
 @pytest.mark.parametrize("value", ["1e300", "1e7", "1e-7"])
 def test_iota_outside_its_range_is_a_usage_error(command, value, image_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
