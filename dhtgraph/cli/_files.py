@@ -6,12 +6,13 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+# IMAGE_SUFFIXES: the file suffixes taken from a directory (files named directly are always
+# tried), the same list as the training folders read.
+from ..training.data import IMAGE_SUFFIXES
+
 #: Errors that fail one input file and let the others go on (anything else is a bug and
 #: stops the run with a traceback).
 FILE_ERRORS = (OSError, ValueError, TypeError, RuntimeError)
-
-#: File suffixes taken from a directory (files named directly are always tried).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
 
 def collect_images(inputs: Sequence[str]) -> tuple[list[tuple[Path, Path]], list[str]]:

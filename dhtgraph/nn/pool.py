@@ -203,11 +203,11 @@ class DHTSelect(Select):
             # The top level has one block per connected part of every graph: parts of
             # different components never merge, so a budget below their count is unmet.
             parts = torch.bincount(built.top.batch, minlength=built.num_graphs)
-            worst = int(parts.argmax())
-            if int(parts[worst]) > self.max_clusters:
+            worst, most = torch.stack([parts.argmax(), parts.max()]).tolist()  # one sync
+            if most > self.max_clusters:
                 raise ValueError(
                     f"Expected every graph to have at most max_clusters={self.max_clusters} "
-                    f"connected components (got graph {worst} with {int(parts[worst])}): "
+                    f"connected components (got graph {worst} with {most}): "
                     "clusters are connected, so components cannot share one; raise "
                     "'max_clusters' or connect the graph")
             merged = merge_to_budget(partition, mean.detach(), cluster_batch, built.edge_index,
