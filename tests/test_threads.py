@@ -8,8 +8,11 @@ import torch
 
 import dhtgraph
 from dhtgraph import threads
-from dhtgraph.threads import (SMALL_INPUT_PIXELS, busy_cpus, choose_num_threads, limit,
-                              run_with_policy)
+from dhtgraph.nn import DHTTokenizer
+from dhtgraph.nn import tokenizer as tokenizer_module
+from dhtgraph.nn.tokenizer import concat_tokens
+from dhtgraph.threads import (SMALL_INPUT_PIXELS, batch_workers, busy_cpus, choose_num_threads,
+                              limit, map_chunks, per_thread_control, run_with_policy)
 
 #: Pixels above torch's element-wise grain size (32768) so 2 threads open parallel regions.
 SIDE = 200
@@ -34,8 +37,7 @@ def _image(side: int = SIDE, seed: int = 0) -> torch.Tensor:
 
 
 def _tokenize(images, num_threads=None, **kw):
-    """How the tokenizer calls the policy (see the issue-13 note)."""
-    return run_with_policy(lambda x: dhtgraph.tokenize(x, **kw), images, num_threads)
+    return dhtgraph.tokenize(images, num_threads=num_threads, **kw)
 
 
 # ------------------------------------------------------------------------ limit
@@ -235,3 +237,185 @@ def test_omp_num_threads_sets_what_the_policy_uses():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+# ------------------------------------------------------- threads across the images of a batch
+needs_control = pytest.mark.skipif(not per_thread_control(),
+                                   reason="torch's OpenMP runtime not found: no batch pool")
+
+
+def _mixed_batch() -> torch.Tensor:
+    """Four 200² images that stop after different numbers of levels (6, 1, 6, 8)."""
+    tiled = _image(64, 2).repeat(1, 1, 4, 4)[..., :SIDE, :SIDE]
+    return torch.cat([_image(seed=0), torch.full((1, 3, SIDE, SIDE), 0.5), _image(seed=1),
+                      tiled])
+
+
+def _assert_identical(a, b) -> None:
+    """Every field of two Tokens equal, bit for bit (the hierarchy level by level)."""
+    assert a.image_size == b.image_size
+    assert a.partition.num_blocks == b.partition.num_blocks
+    assert torch.equal(a.partition.labels, b.partition.labels)
+    assert a.hierarchy.num_items == b.hierarchy.num_items
+    assert a.hierarchy.num_blocks == b.hierarchy.num_blocks
+    for p, q in zip(a.hierarchy.steps, b.hierarchy.steps):
+        assert torch.equal(p.labels, q.labels)
+    for name in ("features", "projected", "batch", "num_tokens", "injected", "num_levels",
+                 "selected_mean", "sizes", "bbox", "centroids", "edge_index"):
+        u, v = getattr(a, name), getattr(b, name)
+        assert u.dtype == v.dtype and torch.equal(u, v), name
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the worker counts the tokenizer hands to map_chunks."""
+    calls = []
+
+    def recording(fn, images, workers):
+        calls.append(workers)
+        return map_chunks(fn, images, workers)
+
+    monkeypatch.setattr(tokenizer_module, "map_chunks", recording)
+    return calls
+
+
+@needs_control
+@pytest.mark.parametrize("max_tokens", [None, 60])
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_batch_pool_is_bit_identical_to_one_call(two_threads, spy, monkeypatch, max_tokens,
+                                                 cpus):
+    monkeypatch.setattr(threads, "available_cpus", lambda: cpus)
+    images = _mixed_batch()
+    one = _tokenize(images, 1, max_tokens=max_tokens)             # one call, one thread
+    assert spy == [] and sorted(set(one.num_levels.tolist())) == [1, 6, 8]
+    pooled = _tokenize(images, cpus, max_tokens=max_tokens)
+    assert spy == [cpus]                                          # chunks of 4 // cpus images
+    _assert_identical(pooled, one)
+    _assert_identical(_tokenize(images, max_tokens=max_tokens), one)   # the default policy
+    assert spy == [cpus, 2]
+    assert torch.get_num_threads() == 2
+
+
+@needs_control
+def test_module_pool_in_inference_mode_and_no_grad(two_threads, spy):
+    model = DHTTokenizer(encoder="lab").eval()
+    images = _mixed_batch()
+    with torch.no_grad():
+        one = model(images, 50, num_threads=1)
+        _assert_identical(model(images, 50, num_threads=2), one)
+    with torch.inference_mode():
+        pooled = model(images, 50, num_threads=2)
+    assert spy == [2, 2] and pooled.features.is_inference()
+    _assert_identical(pooled, one)
+
+
+@needs_control
+def test_checkpoint_encoder_pool_is_bit_identical(two_threads, spy):
+    # The learned (convolutional) encoder in eval mode: batch independent, so pooled.
+    model = DHTTokenizer(encoder="learned").eval()
+    images = torch.cat([_image(seed=3), _image(seed=4)])
+    with torch.no_grad():
+        _assert_identical(model(images, num_threads=2), model(images, num_threads=1))
+    assert spy == [2]
+
+
+@needs_control
+def test_batch_pool_is_not_used_where_batch_matters(two_threads, spy):
+    images = torch.cat([_image(seed=0), _image(seed=1)])
+    model = DHTTokenizer(encoder="lab").eval()
+    out = model(images, 40, num_threads=2)                  # gradients wanted: one call
+    assert out.projected.requires_grad and spy == []
+    out.projected.sum().backward()
+    assert model.linear.weight.grad is not None
+    with torch.no_grad():
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        a = model(images, 40, generator=g1, num_threads=2)   # the draws span the batch
+        _assert_identical(a, model(images, 40, generator=g2, num_threads=1))
+        learned = DHTTokenizer(encoder="learned").train()    # BatchNorm couples images
+        learned(images, num_threads=2)
+        model(images[:1], num_threads=2)                     # one image
+        with torch.autocast("cpu", enabled=True):            # per-thread: workers miss it
+            model(images, num_threads=2)
+    assert spy == []
+    with torch.no_grad():
+        model(images, num_threads=2)
+    assert spy == [2]
+
+
+@needs_control
+def test_workers_run_one_intra_op_thread_and_change_nothing_else(two_threads):
+    seen = []
+
+    def record(chunk):
+        seen.append((chunk.shape[0], torch.get_num_threads(), torch.is_grad_enabled()))
+        return chunk.shape[0]
+
+    assert map_chunks(record, torch.zeros(5, 3, 4, 4), 2) == [3, 2]
+    assert sorted(seen) == [(2, 1, False), (3, 1, False)]
+    assert torch.get_num_threads() == 2                       # this thread's count
+    fresh = []                                                # a new thread: torch's count
+    import threading as _threading
+    t = _threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert fresh == [2]
+    # The pool's threads get their own count back after each chunk.
+    assert map_chunks(lambda c: threads._openmp["lib"].omp_get_max_threads(),
+                      torch.zeros(2, 1, 1, 1), 2) == [1, 1]
+
+
+@needs_control
+def test_map_chunks_raises_the_workers_error_and_refuses_bad_counts(two_threads):
+    def fail(chunk):
+        if chunk[0, 0, 0, 0] == 1:
+            raise KeyError("chunk 1")
+        return "ok"
+
+    images = torch.stack([torch.zeros(1, 1, 1), torch.ones(1, 1, 1)])
+    with pytest.raises(KeyError, match="chunk 1"):
+        map_chunks(fail, images, 2)
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match=r"Expected 'workers' to be at most the batch size 2 "
+                                         r"\(got 3\)"):
+        map_chunks(fail, images, 3)
+    with pytest.raises(ValueError, match=r"Expected 'workers' to be a positive int"):
+        map_chunks(fail, images, 0)
+
+
+def test_batch_workers_choices(two_threads, monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 4)
+    monkeypatch.setattr(threads, "per_thread_control", lambda: True)
+    big = SMALL_INPUT_PIXELS
+    assert batch_workers(16, 16 * big) == 2                  # torch's count
+    assert batch_workers(16, 16 * big, 3) == 3               # as asked
+    assert batch_workers(16, 16 * big, 8) == 4               # at most the CPUs
+    assert batch_workers(3, 3 * big, 8) == 3                 # at most the images
+    assert batch_workers(1, big, 2) == 1                     # one image: one call
+    assert batch_workers(4, big - 1) == 1                    # tiny input: one call
+    assert batch_workers(16, 16 * big, 1) == 1
+    with limit(1):                                           # DataLoader workers, torchrun
+        assert batch_workers(16, 16 * big) == 1
+    with pytest.raises(ValueError, match=r"Expected 'num_threads' to be a positive int or None"):
+        batch_workers(16, big, 0)
+    monkeypatch.setattr(threads, "per_thread_control", lambda: False)
+    assert batch_workers(16, 16 * big, 2) == 1               # no OpenMP runtime: one call
+
+
+def test_pool_is_made_again_after_fork(monkeypatch):
+    first = threads._pool()
+    assert threads._pool() is first
+    monkeypatch.setitem(threads._executor, "pid", -1)        # as in a forked child
+    assert threads._pool() is not first
+
+
+def test_concat_tokens_refuses_bad_parts():
+    a = dhtgraph.tokenize(torch.rand(3, 8, 8))
+    b = dhtgraph.tokenize(torch.rand(3, 8, 9))
+    assert concat_tokens([a]) is a
+    with pytest.raises(ValueError, match="Expected 'parts' to hold at least one Tokens"):
+        concat_tokens([])
+    with pytest.raises(ValueError, match=r"Expected 'parts' of one image size \(got \[\(8, 8\), "
+                                         r"\(8, 9\)\]\)"):
+        concat_tokens([a, b])
+    with pytest.raises(TypeError, match=r"Expected 'parts' to hold Tokens \(got Tensor, Tokens\)"):
+        concat_tokens([a, torch.zeros(1)])
