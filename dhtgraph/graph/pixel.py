@@ -415,27 +415,41 @@ def from_image(image: Any, *, connectivity: Connectivity = 4, channels_last: boo
     return data
 
 
-def _grid_pairs(labels: Tensor, num_images: int, height: int, width: int, *,
-                equal: bool) -> tuple[Tensor, Tensor]:
-    """Label pairs of the 4-neighbour pixel edges, one direction each (internal helper).
+def _pair_keys(labels: Tensor, num_images: int, height: int, width: int, k: int,
+               key_dtype: torch.dtype) -> Tensor:
+    """Keys ``lo·k + hi`` of the label pairs of the 4-neighbour pixel edges whose labels
+    differ, one direction each, with the repeats a grid scan gives for free removed.
 
-    ``labels`` (B·H·W,) in node order. Returns ``(a, b)``: the labels of the left/upper
-    and right/lower pixel of every horizontal, then vertical, edge whose labels differ
-    (``equal=False``) — without building the pixel edge list.
+    A horizontal edge repeats the pair of the edge above it on a vertical boundary, a
+    vertical edge the pair of the edge to its left on a horizontal one: those are
+    dropped before the sort (more than half of the pairs at the first level). The
+    remaining keys still hold repeats; the caller's ``unique`` removes them.
     """
-    grid = labels.view(num_images, height, width)
-    pieces_a, pieces_b = [], []
-    for first, second in ((grid[:, :, :-1], grid[:, :, 1:]), (grid[:, :-1, :], grid[:, 1:, :])):
+    grid = labels.view(num_images, height, width).to(key_dtype)
+    pieces = []
+    for first, second, along in ((grid[:, :, :-1], grid[:, :, 1:], 1),
+                                 (grid[:, :-1, :], grid[:, 1:, :], 2)):
         if first.numel() == 0:
             continue
-        mask = first != second if not equal else first == second
-        pieces_a.append(first[mask])
-        pieces_b.append(second[mask])
-        del mask
-    if not pieces_a:
-        empty = labels.new_empty(0)
-        return empty, empty
-    return torch.cat(pieces_a), torch.cat(pieces_b)
+        keep = first != second
+        lo = torch.minimum(first, second)
+        key = lo.mul_(k).add_(torch.maximum(first, second))
+        # The same pair as the previous edge along the boundary: a repeat.
+        repeat = key.narrow(along, 1, key.shape[along] - 1) == key.narrow(along, 0, key.shape[along] - 1)
+        keep.narrow(along, 1, key.shape[along] - 1).logical_and_(repeat.logical_not_())
+        del repeat
+        pieces.append(key[keep])
+        del keep, key
+    if not pieces:
+        return labels.new_empty(0, dtype=key_dtype)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _counts(index: Tensor, size: int) -> Tensor:
+    """``bincount(index, minlength=size)`` as int64 without a host sync (CUDA's bincount reads
+    the maximum)."""
+    return torch.zeros(size, dtype=torch.long, device=index.device).index_add_(
+        0, index, torch.ones((), dtype=torch.long, device=index.device).expand(index.numel()))
 
 
 def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
@@ -447,22 +461,61 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     building the pixel edge list. With ``loops=True`` a self-loop ``(v, v)`` is added for
     **every** block (correct when every block holds a grid edge, e.g. after a full
     contraction of the pixels).
+
+    Notes
+    -----
+    One ``unique`` (a sort) of the block pairs found on the grid (32-bit keys when
+    ``num_blocks² < 2³¹``) gives the undirected edges ``lo < hi`` sorted by
+    ``(lo, hi)``; the directed list is then laid out in closed form: a block ``v``'s
+    row holds its lower neighbours (sorted: one stable 32-bit sort of the ``hi`` ends),
+    its loop, then its higher neighbours, at offsets from the degree counts — no sort
+    of the directed list.
     """
     k = max(int(num_blocks), 1)
-    a, b = _grid_pairs(labels, num_images, height, width, equal=False)
-    lo = torch.minimum(a, b)
-    hi = torch.maximum(a, b)
-    del a, b
-    undirected = torch.unique(lo.long() * k + hi)
-    del lo, hi
+    device = labels.device
+    key_dtype = torch.int32 if k * k < 2**31 else torch.long
+    index_dtype = torch.int32 if k < 2**31 - 1 else torch.long
+    undirected = torch.unique(_pair_keys(labels, num_images, height, width, k, key_dtype))
     lo = torch.div(undirected, k, rounding_mode="floor")
-    hi = undirected - lo * k
-    keys = [undirected, hi * k + lo]
+    hi = undirected.sub_(lo * k)
     del undirected
+    lo, hi = lo.to(index_dtype), hi.to(index_dtype)
+    num_loops = int(num_blocks) if loops else 0
+    num_edges = lo.numel()
+    count_up = _counts(lo, k)  # higher neighbours of each block
+    count_down = _counts(hi, k)  # lower neighbours
+    row = count_up + count_down
     if loops:
-        keys.append(torch.arange(int(num_blocks), device=labels.device) * (k + 1))
-    key = torch.sort(torch.cat(keys)).values
-    del keys, lo, hi
-    src = torch.div(key, k, rounding_mode="floor")
-    key -= src * k
-    return torch.stack([src, key])
+        row += 1
+    # Exclusive prefix sums: where each block's row starts, and where each block's
+    # higher neighbours start in the (lo, hi)-sorted undirected list.
+    start = torch.cumsum(row, 0).sub_(row)
+    del row
+    first_up = torch.cumsum(count_up, 0).sub_(count_up)
+    del count_up
+    rank = torch.arange(num_edges, device=device, dtype=index_dtype)
+    out = torch.empty((2, 2 * num_edges + num_loops), dtype=torch.long, device=device)
+    # Higher neighbours: after the lower ones and the loop, in (lo, hi) order.
+    base = start + count_down
+    if loops:
+        base += 1
+    position = base.index_select(0, lo).add_(rank).sub_(first_up.index_select(0, lo))
+    del base, first_up
+    out[0].index_copy_(0, position, lo.long())
+    out[1].index_copy_(0, position, hi.long())
+    # Lower neighbours: the edges grouped by hi, lo ascending within (a stable sort).
+    hi_sorted, order = torch.sort(hi, stable=True)
+    lo_sorted = lo.index_select(0, order)
+    del order, lo, hi
+    first_down = torch.cumsum(count_down, 0).sub_(count_down)
+    position = start.index_select(0, hi_sorted).add_(rank).sub_(first_down.index_select(0, hi_sorted))
+    del rank, first_down
+    out[0].index_copy_(0, position, hi_sorted.long())
+    out[1].index_copy_(0, position, lo_sorted.long())
+    del position, hi_sorted, lo_sorted
+    if loops:
+        block = torch.arange(num_loops, device=device)
+        position = start[:num_loops].long().add_(count_down[:num_loops])
+        out[0].index_copy_(0, position, block)
+        out[1].index_copy_(0, position, block)
+    return out

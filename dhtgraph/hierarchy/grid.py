@@ -32,7 +32,7 @@ from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
 from .contraction import (POOL_WEIGHTS, TIE_HASH_BITS, BlockState, Contraction, PoolWeights, TieBreak,
                           _safe_sqrt, check_tie_break, quantize_potential,
-                          snap_constant_blocks, tie_hash, tie_keys, weighted_moments)
+                          tie_hash, tie_keys, weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
@@ -151,10 +151,9 @@ def _grid_argmax(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak = "re
     """
     qh = quantize_potential(horizontal, torch.int32)
     qv = quantize_potential(vertical, torch.int32)
-    if tie_break == "hashed":
-        up, left, right, down = _grid_tie_candidates(grid, qh, qv)
-    else:
-        up, left, right, down = qv, qh, qh, qv
+    if tie_break == "reference":
+        return _reference_argmax(qh, qv)
+    up, left, right, down = _grid_tie_candidates(grid, qh, qv)
     del qh, qv
     b, hm1, w = up.shape
     h = hm1 + 1
@@ -176,6 +175,68 @@ def _grid_argmax(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak = "re
     take = down >= best[:, :-1]
     code[:, :-1].masked_fill_(take, 3)
     return code
+
+
+def _reference_argmax(qh: Tensor, qv: Tensor) -> Tensor:
+    """The ``'reference'`` argmax of :func:`_grid_argmax` from the quantised potentials.
+
+    Each candidate's key is ``q·4 + direction`` (16 + 2 bits, int32): the largest key
+    is the largest potential and, among equal ones, the largest direction, i.e. the
+    larger neighbour index — the ``>=`` visiting order of the general path. Missing
+    neighbours (image borders) keep the key −1. ``qh`` and ``qv`` are overwritten.
+    """
+    b, h, w = qv.shape[0], qv.shape[1] + 1, qh.shape[2] + 1
+    best = torch.full((b, h, w), -1, dtype=torch.int32, device=qh.device)
+    up = qv.mul_(4)  # keys of the up candidates (direction 0) of rows 1..H−1
+    best[:, 1:].copy_(up)
+    left = qh.mul_(4).add_(1)  # direction 1, columns 1..W−1
+    view = best[:, :, 1:]
+    torch.maximum(view, left, out=view)
+    right = left.add_(1)  # direction 2, columns 0..W−2
+    view = best[:, :, :-1]
+    torch.maximum(view, right, out=view)
+    down = up.add_(3)  # direction 3, rows 0..H−2
+    view = best[:, :-1]
+    torch.maximum(view, down, out=view)
+    return best.bitwise_and_(3).to(torch.int8)
+
+
+def _choice_differs(x: Tensor, code: Tensor) -> Tensor:
+    """(d, B·H·W) bool: where a pixel's feature differs from the neighbour it chose.
+
+    Every block of the level is connected by its pixels' choice edges, so a block is
+    constant in a channel iff no choice edge inside it differs there: the test of
+    :func:`~dhtgraph.hierarchy.contraction.snap_constant_blocks` (every item equals a
+    representative) from shifted-grid comparisons, without gathering pixel rows.
+    Channel-first planes: the direction masks broadcast over the leading channel axis
+    (and an image's (N, d) features are usually channel-first in memory already).
+    """
+    b, h, w = code.shape
+    d = x.shape[1]
+    items = x.detach().t().reshape(d, b, h, w)
+    differs = torch.zeros((d, b, h, w), dtype=torch.bool, device=x.device)
+    if h > 1:
+        ne = items[:, :, :-1] != items[:, :, 1:]
+        differs[:, :, 1:] |= ne & (code[:, 1:] == 0)
+        differs[:, :, :-1] |= ne & (code[:, :-1] == 3)
+        del ne
+    if w > 1:
+        ne = items[..., :-1] != items[..., 1:]
+        differs[..., 1:] |= ne & (code[:, :, 1:] == 1)
+        differs[..., :-1] |= ne & (code[:, :, :-1] == 2)
+    return differs.view(d, b * h * w)
+
+
+def _snap_on_choice(differs: Tensor, labels: Tensor, k: int, new_var: Tensor) -> Tensor:
+    """``snap_constant_blocks``'s variance for pixel items, from :func:`_choice_differs`."""
+    count = torch.zeros((differs.shape[0], k), dtype=torch.int32,
+                        device=differs.device).index_add_(1, labels, differs.to(torch.int32))
+    constant = (count == 0).t()
+    del count
+    if torch.is_grad_enabled() and new_var.requires_grad:
+        # Value 0, gradient of the pooled formula (as snap_constant_blocks).
+        return torch.where(constant, (new_var - new_var.detach()).nan_to_num(0.0), new_var)
+    return torch.where(constant, new_var.new_zeros(()), new_var)
 
 
 def _chosen_potential(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
@@ -236,6 +297,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     offsets = torch.tensor([-width, -1, 1, width], dtype=small, device=device)
     offset = offsets.index_select(0, code.view(-1).to(small))
     if weights == "size":
+        differs = _choice_differs(x, code)
         del code
     choice = torch.arange(n, device=device).add_(offset)
     del offset
@@ -257,7 +319,8 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
             torch.sub(x, spread, out=spread).pow_(2)
         new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
         del spread
-        new_mean, new_var = snap_constant_blocks(x, None, labels, k, new_mean, new_var)
+        new_var = _snap_on_choice(differs, labels, k, new_var)
+        del differs
     else:
         ones = torch.ones((), dtype=dtype, device=device)
         weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
