@@ -1,4 +1,4 @@
-"""Tokenizer speed under CPU contention: idle vs loaded, 1 / 2 threads / the policy (issue 13).
+"""Tokenizer speed under CPU contention: idle vs loaded, 1 / 2 threads / pool / policy (issue 13).
 
 For each condition — *idle* (no load of ours; whatever else runs on the machine is
 reported as the load average and run-queue length) and *loaded* (this script starts a
@@ -6,17 +6,25 @@ torch process with torch's default thread count doing element-wise ops on 2¹⁷
 tensors, and a plain Python busy loop; both stop after ``--load-seconds`` at the latest,
 and are killed when the condition ends, also on Ctrl-C / SIGTERM) — and each case (one
 224² image, one 1024² image, a batch of 16 224² images; ``--quick``: 224² and a batch of
-4), the script times, interleaved call by call so every method sees the same background:
+4, one round of one call each), the script times, interleaved call by call so every
+method sees the same background, with ``max_tokens=400``:
 
-* ``dhtgraph.tokenize(..., max_tokens=400)`` with 1 and with 2 intra-op threads
-  (``dhtgraph.threads.limit``) and with the policy (``run_with_policy(..., None)``);
-* optionally (``--wait-policy``) the 2-thread call in a child process started with
+* ``dht 1 thread``: ``dhtgraph.tokenize(..., num_threads=1)`` (one call, one thread);
+* ``dht 2 threads``: the whole batch as ONE call with 2 intra-op threads (the tokenizer's
+  internal one-call path under ``dhtgraph.threads.limit(2)``: what 0.2.0 did by default);
+* ``dht pool 2``: ``dhtgraph.tokenize(..., num_threads=2)``: for a batch, 2 worker
+  threads with one intra-op thread each over 2 halves of the batch
+  (``dhtgraph.threads.map_chunks``); for one image the same as ``dht 2 threads``;
+* ``dht policy``: ``dhtgraph.tokenize(...)`` (the default: the pool for batches, the
+  load-aware intra-op count for single images);
+* optionally (``--wait-policy``) ``dht 2 threads`` in a child process started with
   ``OMP_WAIT_POLICY=PASSIVE`` (the OpenMP runtime reads it only at start-up);
 * scikit-image Felzenszwalb (scale 200, sigma 0.5, min_size 10) and SLIC (400 segments)
-  on the same images (one call per image of a batch).
+  on the same images (one call per image of a batch, one thread: they are single-threaded).
 
 Medians over ``--rounds`` × ``--repeats`` calls after one warm-up; prints a table with
-loaded/idle ratios and writes ``benchmarks/results/contention.json``.
+loaded/idle ratios and writes ``benchmarks/results/contention.json`` (``--quick``:
+``contention_quick.json``).
 
 Run: ``python benchmarks/contention.py [--quick] [--repeats 3] [--rounds 2] [--wait-policy]``
 """
@@ -127,16 +135,29 @@ class PassiveWorker:
         self.proc.wait()
 
 
-def dht_call(images: np.ndarray, num_threads):
+def dht_call(images: np.ndarray, how):
+    """One tokenize call: ``how`` is 1, 2 (one call, 2 intra-op threads), 'pool' or 'policy'."""
+    import torch
+
     import dhtgraph
     from dhtgraph.graph.pixel import as_image_tensor
-    from dhtgraph.threads import limit, run_with_policy
+    from dhtgraph.threads import limit
 
     tensor = as_image_tensor(images)
-    if num_threads == "policy":
-        return run_with_policy(lambda x: dhtgraph.tokenize(x, MAX_TOKENS), tensor, None)
-    with limit(num_threads):
+    if how == "policy":
         return dhtgraph.tokenize(tensor, MAX_TOKENS)
+    if how == "pool":
+        return dhtgraph.tokenize(tensor, MAX_TOKENS, num_threads=2)
+    if how == 1:
+        return dhtgraph.tokenize(tensor, MAX_TOKENS, num_threads=1)
+    # The one-call path with 2 intra-op threads (no pool), as dhtgraph.tokenize builds it.
+    from dhtgraph.nn.config import DHTConfig
+    from dhtgraph.tokenize import _tokenizer
+
+    module = _tokenizer(DHTConfig.preset("recommended", in_channels=int(tensor.shape[1])),
+                        tensor.device)
+    with limit(how), torch.no_grad():
+        return module._forward(tensor, MAX_TOKENS, None)
 
 
 def skimage_call(images: np.ndarray, method: str):
@@ -173,10 +194,13 @@ def _stop_on_sigterm(*_):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="224² and a batch of 4 only")
+    parser.add_argument("--quick", action="store_true",
+                        help="224² and a batch of 4, one round of one call (default counts)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES))
-    parser.add_argument("--repeats", type=int, default=3, help="calls per round and method")
-    parser.add_argument("--rounds", type=int, default=2, help="idle/loaded alternations")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="calls per round and method (default 3; --quick 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="idle/loaded alternations (default 2; --quick 1)")
     parser.add_argument("--load-seconds", type=float, default=900.0,
                         help="upper bound on each competing process's life")
     parser.add_argument("--wait-policy", action="store_true",
@@ -187,12 +211,17 @@ def main() -> None:
         worker()
         return
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
 
     import torch
 
     torch.set_num_threads(2)
     cases = args.cases or (["224", "4x224"] if args.quick else ["224", "1024", "16x224"])
-    methods = ["dht 1 thread", "dht 2 threads", "dht policy", "felzenszwalb", "slic"]
+    methods = ["dht 1 thread", "dht 2 threads", "dht pool 2", "dht policy", "felzenszwalb",
+               "slic"]
     passive = PassiveWorker() if args.wait_policy else None
     if passive:
         methods.insert(3, "dht 2 threads PASSIVE")
@@ -203,7 +232,8 @@ def main() -> None:
             return passive.time(case)
         start = time.perf_counter()
         if method.startswith("dht"):
-            dht_call(images[case], {"dht 1 thread": 1, "dht 2 threads": 2}.get(method, "policy"))
+            dht_call(images[case], {"dht 1 thread": 1, "dht 2 threads": 2,
+                                    "dht pool 2": "pool"}.get(method, "policy"))
         else:
             skimage_call(images[case], method)
         return time.perf_counter() - start
@@ -246,9 +276,10 @@ def main() -> None:
         print(f"{case:8s} " + " ".join(f"{c:>24s}" for c in cells))
     print("background (load average, runnable tasks) idle:", states["idle"], "loaded:",
           states["loaded"])
-    path = write_json("contention", {
+    path = write_json("contention_quick" if args.quick else "contention", {
         "photo": PHOTO, "max_tokens": MAX_TOKENS, "repeats": args.repeats,
-        "rounds": args.rounds, "cpus": os.cpu_count(), "rows": rows, "machine_load": states})
+        "rounds": args.rounds, "quick": args.quick, "cpus": os.cpu_count(), "rows": rows,
+        "machine_load": states})
     print("written", path)
 
 
