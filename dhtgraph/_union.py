@@ -1,38 +1,98 @@
-"""Connected components by repeated min-neighbour hooking and contraction.
+"""Connected components by min-neighbour hooking and pointer jumping (few host syncs).
 
 This is the foundation's only graph algorithm: :class:`dhtgraph.Partition` uses it for
 ``join`` and ``is_connected``, and :mod:`dhtgraph.graph.components` wraps it into
-partitions. It is pure tensor code in the style of Borůvka's algorithm:
+partitions. It is pure tensor code in the style of Shiloach–Vishkin:
 
-1. every node points at its smallest neighbour (or itself, when that is smaller), a
-   forest whose roots are the local minima;
-2. pointer jumping (``p ← p[p]``) sends every node to its tree's root, in
-   O(log depth) gathers over the nodes;
-3. the roots become the nodes of the quotient graph; edges inside a tree disappear, the
-   rest are relabelled; repeat until no edge is left.
+1. every node points at its smallest neighbour (or itself, when that is smaller): a
+   forest ``parent[v] <= v`` whose pointers stay inside the node's component;
+2. pointer jumping (``p ← p[p]``) moves every node towards its tree's root;
+3. every edge whose two ends reach different roots hooks the larger root under the
+   smaller one (a scatter-min; only roots are re-pointed, so no pointer — possibly the
+   only record of a link — is lost); repeat 2–3 until every node points at a root and
+   no edge joins two roots.
 
-Every node with an edge joins at least one other node in step 1, so each round at least
-halves the number of non-isolated nodes, and edges inside merged groups vanish: on grid
-graphs the work is a small constant times E (two or three rounds). Roots are the
-smallest node of their group and are ranked in node order, so the final labels number
-the components by their first node: canonical labels, no sort.
+Pointers only ever decrease and stay in the component, so the smallest node of every
+component is a root throughout and, at the end, the only one: roots ranked in node order
+number the components by their first node (canonical labels, no sort).
+
+Host syncs: the edges are never compacted (an edge inside a tree is a no-op hook), and
+the jumps run :data:`JUMPS_PER_READ` at a time between reads, so one round costs one host
+read (``moving``, ``crossing`` and the component count together). Typical contraction
+levels take one or two rounds.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-__all__ = ["component_labels", "forest_labels", "functional_component_labels"]
+__all__ = ["component_labels", "forest_labels", "forest_components", "finish_components",
+           "functional_component_labels", "JUMPS_PER_READ"]
+
+#: Pointer-jumping steps (doublings) between two host reads: a round resolves trees of
+#: depth ≤ 2**JUMPS_PER_READ without a second read (contraction levels of photographs
+#: have depth ≤ 32 at level 0 and ≤ 16 after); deeper trees take another round.
+JUMPS_PER_READ = 4
 
 
-def _root_of_min_forest(parent: Tensor) -> Tensor:
-    """Pointer jumping to the root of the forest ``parent`` (``parent[v] <= v``)."""
+def _index_dtype(n: int) -> torch.dtype:
+    # int32 halves memory and bandwidth of the node-sized arrays; labels stay exact.
+    return torch.int32 if n < 2**31 - 1 else torch.long
+
+
+def forest_components(parent: Tensor, low: Tensor | None = None,
+                      high: Tensor | None = None) -> tuple[Tensor, int]:
+    """Canonical components of the graph made of the pointers ``v → parent[v]`` and the
+    edges ``(low, high)``.
+
+    Parameters
+    ----------
+    parent : IntTensor or LongTensor of shape (n,)
+        ``parent[v] <= v`` and ``parent[v]`` in v's component (roots point at themselves).
+    low, high : Tensor of shape (E,), optional
+        Further edges (any order of the two ends; ``low == high`` is allowed and ignored).
+
+    Returns
+    -------
+    labels : Tensor of shape (n,), the dtype of ``parent``
+        Component of every node, numbered by its smallest node in node order.
+    num_components : int
+
+    Notes
+    -----
+    One host read per round (see the module notes); no edge compaction.
+    """
+    n = parent.numel()
+    if n == 0:
+        return parent.clone(), 0
+    device, dtype = parent.device, parent.dtype
+    node = torch.arange(n, device=device, dtype=dtype)
+    jumps = min(JUMPS_PER_READ, max(1, math.ceil(math.log2(n))))
+    has_edges = low is not None and low.numel() > 0
     while True:
-        jumped = parent.index_select(0, parent)  # 1-D index_select: cheaper than parent[parent]
-        if torch.equal(jumped, parent):
-            return parent
-        parent = jumped
+        for _ in range(jumps):
+            parent = parent.index_select(0, parent)
+        after = parent.index_select(0, parent)
+        flags = [(after != parent).any()]
+        if has_edges:
+            a, b = after.index_select(0, low), after.index_select(0, high)
+            flags.append((a != b).any())
+        rank = torch.cumsum(after == node, 0, dtype=dtype)
+        flags.append(rank[-1])
+        read = torch.stack([f.to(torch.long) for f in flags]).tolist()  # the round's one sync
+        parent = after
+        moving, crossing = read[0], (read[1] if has_edges else 0)
+        if not moving and not crossing:
+            return rank.sub_(1).index_select(0, parent), read[-1]
+        if crossing:
+            # Hook roots only (a non-root's pointer may be the only record of its link).
+            hi, lo = torch.maximum(a, b), torch.minimum(a, b)
+            if moving:
+                lo = torch.where(parent.index_select(0, hi) == hi, lo, hi)
+            parent.scatter_reduce_(0, hi.long(), lo, reduce="amin")
 
 
 def component_labels(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, int]:
@@ -55,38 +115,22 @@ def component_labels(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, 
 
     Notes
     -----
-    Each edge is stored once as (low, high) end; a node's smallest neighbour is always
-    the low end of one of its edges, so one scatter-min per round builds the min-forest.
-    Node-sized arrays are 32-bit below 2³¹ nodes (half the memory traffic of the
-    gathers). Host syncs: one per pointer-jumping step and one per round. The result
-    does not depend on the order of the edges (only minima are taken), so it is the
-    same under any thread count.
+    The first forest: every node's smallest neighbour is the low end of one of its
+    edges (one scatter-min). Node-sized arrays are 32-bit below 2³¹ nodes (half the
+    memory traffic of the gathers). Host syncs: one per round
+    (:func:`forest_components`). The result does not depend on the order of the edges
+    (only minima are taken), so it is the same under any thread count.
     """
     device = src.device
     dtype = _index_dtype(num_nodes)
-    labels = None
-    k = num_nodes
+    if src.numel() == 0:
+        return torch.arange(num_nodes, device=device), num_nodes
     low, high = torch.minimum(src, dst), torch.maximum(src, dst)
-    keep = low != high
-    low, high = low[keep], high[keep].long()
-    while low.numel():
-        parent = torch.arange(k, device=device, dtype=dtype)
-        parent.scatter_reduce_(0, high, low.to(dtype), reduce="amin")
-        group, k = forest_labels(parent)
-        del parent
-        labels = group if labels is None else group.index_select(0, labels)
-        a, b = group.index_select(0, low), group.index_select(0, high)
-        low, high = torch.minimum(a, b), torch.maximum(a, b)
-        keep = low != high
-        low, high = low[keep], high[keep].long()
-    if labels is None:
-        return torch.arange(num_nodes, device=device), k
+    low, high = low.to(dtype), high.to(dtype)
+    parent = torch.arange(num_nodes, device=device, dtype=dtype)
+    parent.scatter_reduce_(0, high.long(), low, reduce="amin")
+    labels, k = forest_components(parent, low, high)
     return labels.long(), k
-
-
-def _index_dtype(n: int) -> torch.dtype:
-    # int32 halves memory and bandwidth of the node-sized arrays; labels stay exact.
-    return torch.int32 if n < 2**31 - 1 else torch.long
 
 
 def forest_labels(parent: Tensor) -> tuple[Tensor, int]:
@@ -104,43 +148,35 @@ def forest_labels(parent: Tensor) -> tuple[Tensor, int]:
         order, i.e. canonically.
     num_trees : int
     """
-    n = parent.numel()
-    if n == 0:
-        return parent.clone(), 0
-    root = _root_of_min_forest(parent)
-    is_root = root == torch.arange(n, device=parent.device, dtype=parent.dtype)
-    rank = torch.cumsum(is_root, 0, dtype=parent.dtype).sub_(1)
-    return rank.index_select(0, root), int(rank[-1]) + 1
+    return forest_components(parent)
 
 
 def finish_components(group: Tensor, k: int, src: Tensor, dst: Tensor) -> tuple[Tensor, int]:
     """Components of a graph whose nodes were already grouped into connected groups.
 
     ``group`` (n,) holds canonical labels ``0..k−1`` of connected groups; ``src``/``dst``
-    are the group ids of the remaining edges (any direction). Returns the canonical
-    component labels (n,) as LongTensor and their number.
+    are the group ids of the remaining edges (any direction; equal ends are ignored).
+    Returns the canonical component labels (n,) as LongTensor and their number (one host
+    read per round, none to test whether any edge is left).
     """
-    keep = src != dst
-    if bool(keep.any()):
-        sub, k = component_labels(src[keep].long(), dst[keep].long(), k)
-        return sub.index_select(0, group), k
-    return group.long(), k
+    sub, k = component_labels(src, dst, k)
+    return sub.index_select(0, group.long()), k
 
 
 def functional_component_labels(choice: Tensor) -> tuple[Tensor, int]:
     """:func:`component_labels` of the functional graph ``v → choice[v]``.
 
-    Same result as ``component_labels(arange(n), choice, n)``; the first hooking round is
-    done without edge arrays (each node's smallest neighbour is the smallest of itself, its
-    choice and the nodes that chose it) and in 32-bit indices.
+    Same result as ``component_labels(arange(n), choice, n)``; the first forest is built
+    without edge arrays (each node's smallest neighbour is the smallest of itself, its
+    choice and the nodes that chose it), in 32-bit indices, and the edges ``(v, a(v))``
+    are the node ids and ``choice`` themselves. Typically one or two host reads.
     """
     n = choice.numel()
     device = choice.device
     dtype = _index_dtype(n)
     node = torch.arange(n, device=device, dtype=dtype)
-    parent = torch.minimum(node, choice.to(dtype))
+    target = choice.to(dtype)
+    parent = torch.minimum(node, target)
     parent.scatter_reduce_(0, choice.long(), node, reduce="amin")
-    del node
-    group, k = forest_labels(parent)
-    del parent
-    return finish_components(group, k, group, group.index_select(0, choice))
+    labels, k = forest_components(parent, node, target)
+    return labels.long(), k

@@ -32,8 +32,7 @@ import torch
 from torch import Tensor
 
 from .._registry import Registry
-from .._union import finish_components, forest_labels
-from ..graph import connected_components
+from .._union import component_labels, forest_components
 from ..hierarchy.build import HierarchyResult, PixelGrid
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
@@ -153,6 +152,15 @@ class InformationSelector:
     Call :meth:`update` after every level (the top included) with the level's relative
     partition and statistics; it returns which graphs improved somewhere (the §4 stopping
     rule). :meth:`finish` splits the stored blocks into connected pieces.
+
+    The state is kept per *slot*, not per stored block: the slots are the blocks of
+    level 1 (the nodes, when not every node moved to level 1), and a slot holds the IC of
+    its stored block, the row of that block's statistics (level and index) and the block
+    of the current level that contains it. Stored blocks that move into the same new
+    block are not merged: their slots simply become equal, and they take the same
+    decisions from then on. An update is a handful of gathers over the slots — no
+    renumbering, no host sync, nothing of node size — and the stored blocks
+    (``pixel_block``, ``mean``, ... as attributes) are only put together when read.
     """
 
     def __init__(self, level0: BlockState, num_images: int,
@@ -169,54 +177,102 @@ class InformationSelector:
                                  f"(got {tuple(pixels_per_image.shape)})")
             self.pixels_per_image = pixels_per_image.to(device)
             start = (-self.pixels_per_image.double().sqrt()).float()
-            self.ic = start.index_select(0, level0.batch)
+            slot_ic = start.index_select(0, level0.batch)
         else:
             self.pixels_per_image = int(pixels_per_image)
             # A zero-stride view: the pixels' IC costs no memory until the first update.
-            self.ic = torch.full((), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
+            slot_ic = torch.full((), -math.sqrt(self.pixels_per_image), dtype=torch.float32,
                                  device=device).expand(n)
-        self.mean = level0.mean
-        self.var = level0.var
-        self.batch = level0.batch
-        # Block of the current level that contains each stored block, and the stored
-        # block of every node: both the identity until the first update (None = not
-        # built; see the properties).
-        self._current = None
-        self._pixel_block = None
         self._device = device
-        self.num_stored = n
+        # Statistics tables (mean, var, batch) — level 0, then one per update — and the
+        # first row of each in the concatenated row numbering.
+        self._tables: list[tuple[Tensor, Tensor, Tensor]] = [(level0.mean, level0.var,
+                                                              level0.batch)]
+        self._offsets = [0]
+        self._rows = n
+        self._first_table = 0  # no slot refers to an earlier table
+        # Per slot: IC, statistics row, graph, containing block of the current level
+        # (None: the identity) and the slot of every node (None: the identity).
+        self._slot_ic = slot_ic
+        self._slot_row: Optional[Tensor] = None  # None: arange (level-0 rows)
+        self._slot_batch = level0.batch
+        self._slot_current: Optional[Tensor] = None
+        self._node_slot: Optional[Tensor] = None
+        self._num_slots = n
+        self._stored: Optional[dict] = None  # the assembled stored blocks (cache)
+        self._explicit = False  # the stored blocks were assigned: they are the state
         # True until the first update.
         self._initial = True
 
-    @property
-    def current(self) -> Tensor:
-        """Block of the current level that contains each stored block (S,)."""
-        if self._current is None:
-            return torch.arange(self.num_stored, device=self._device)
-        return self._current
+    # ------------------------------------------------------------ stored-block view
+    def _arange(self, n: int) -> Tensor:
+        return torch.arange(n, device=self._device)
 
-    @current.setter
-    def current(self, value: Tensor) -> None:
-        self._current = value
+    def _rows_of_slots(self) -> Tensor:
+        return self._arange(self._num_slots) if self._slot_row is None else self._slot_row
 
-    @property
-    def pixel_block(self) -> Tensor:
-        """Stored block of every node (N,)."""
-        if self._pixel_block is None:
-            return torch.arange(self.num_stored, device=self._device)
-        return self._pixel_block
+    def _gather_rows(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # mean, var, batch of the given statistics rows (differentiable in the means).
+        tables = self._tables[self._first_table:]
+        base = self._offsets[self._first_table]
+        if base:
+            rows = rows - base
+        if len(tables) == 1:
+            mean, var, batch = tables[0]
+        else:
+            mean = torch.cat([t[0] for t in tables])
+            var = torch.cat([t[1] for t in tables])
+            batch = torch.cat([t[2] for t in tables])
+        return mean.index_select(0, rows), var.index_select(0, rows), batch.index_select(0, rows)
 
-    @pixel_block.setter
-    def pixel_block(self, value: Tensor) -> None:
-        self._pixel_block = value
+    def _view(self) -> dict:
+        # The stored blocks, numbered by their first slot (one host sync).
+        if self._stored is None:
+            rows = self._rows_of_slots()
+            labels, first, k = _first_occurrence_groups(rows, self._rows)
+            mean, var, batch = self._gather_rows(rows.index_select(0, first))
+            current = (first if self._slot_current is None
+                       else self._slot_current.index_select(0, first))
+            self._stored = {
+                "pixel_block": labels if self._node_slot is None
+                else labels.index_select(0, self._node_slot),
+                "ic": self._slot_ic.index_select(0, first), "mean": mean, "var": var,
+                "batch": batch, "current": current, "num_stored": k,
+            }
+        return self._stored
 
-    def _materialize(self) -> None:
-        # Zero-stride level-0 views (dhtgraph.hierarchy.grid.pixel_state and the initial
-        # IC) become real tensors before the general update.
-        if self.batch.dim() == 1 and self.batch.stride(0) == 0:
-            self.batch = self.batch.contiguous()
-        if self.ic.dim() == 1 and self.ic.stride(0) == 0:
-            self.ic = self.ic.contiguous()
+    def _assign(self, name: str, value) -> None:
+        self._view()[name] = value
+        self._explicit = True
+
+    def _adopt_stored(self) -> None:
+        # Assigned stored blocks become the slots (one slot per stored block).
+        view = self._view()
+        self._tables = [(view["mean"], view["var"], view["batch"])]
+        self._offsets, self._rows, self._first_table = [0], int(view["num_stored"]), 0
+        self._slot_ic, self._slot_row = view["ic"], None
+        self._slot_batch, self._slot_current = view["batch"], view["current"]
+        self._node_slot, self._num_slots = view["pixel_block"], int(view["num_stored"])
+        self._explicit = False
+
+    pixel_block = property(lambda self: self._view()["pixel_block"],
+                           lambda self, v: self._assign("pixel_block", v),
+                           doc="Stored block of every node (N,).")
+    ic = property(lambda self: self._view()["ic"], lambda self, v: self._assign("ic", v),
+                  doc="IC of every stored block (S,).")
+    mean = property(lambda self: self._view()["mean"], lambda self, v: self._assign("mean", v),
+                    doc="Mean of every stored block (S, d).")
+    var = property(lambda self: self._view()["var"], lambda self, v: self._assign("var", v),
+                   doc="Variance of every stored block (S, d).")
+    batch = property(lambda self: self._view()["batch"],
+                     lambda self, v: self._assign("batch", v),
+                     doc="Graph of every stored block (S,).")
+    current = property(lambda self: self._view()["current"],
+                       lambda self, v: self._assign("current", v),
+                       doc="Block of the current level that contains each stored block (S,).")
+    num_stored = property(lambda self: self._view()["num_stored"],
+                          lambda self, v: self._assign("num_stored", int(v)),
+                          doc="S, the number of stored blocks (one host sync to count).")
 
     def block_ic(self, state: BlockState) -> Tensor:
         """The IC (K,) of the blocks of ``state`` under this selector's criterion and ι."""
@@ -242,46 +298,48 @@ class InformationSelector:
         -------
         BoolTensor of shape (B,)
             Graphs where at least one stored block moved (``IC(c) ≥ IC(o)``).
+
+        Notes
+        -----
+        No host sync, except one at the first update (whether every node moved).
         """
+        if self._explicit:
+            self._adopt_stored()
+        self._stored = None
         ic_new = self.block_ic(state)
+        table, offset = len(self._tables), self._rows
+        self._tables.append((state.mean, state.var, state.batch))
+        self._offsets.append(offset)
+        self._rows += state.num_blocks
+        labels = partition.labels
+        device = labels.device
         if self._initial:
             self._initial = False
-            # Stored blocks are still the nodes (current = identity): when every node
-            # moves, the stored blocks become the new blocks as they are (the general
-            # regrouping below gives exactly this, at the cost of a few sorts over nodes).
-            c = partition.labels
-            move = ic_new.index_select(0, c) >= self.ic
+            # The slots are still the nodes: when every node moves, the slots become the
+            # new blocks as they are (one slot per block instead of one per node).
+            move = ic_new.index_select(0, labels) >= self._slot_ic
             every = move.all() if active is None else move.all() & active.all()
             if bool(every):
-                del move
-                improved = torch.zeros(self.num_images, dtype=torch.bool, device=c.device)
+                improved = torch.zeros(self.num_images, dtype=torch.bool, device=device)
                 improved.index_fill_(0, state.batch, True)
-                self.ic, self.mean, self.var = ic_new, state.mean, state.var
-                self.batch = state.batch
-                self.current = torch.arange(state.num_blocks, device=c.device)
-                self.pixel_block = c
-                self.num_stored = state.num_blocks
+                k = state.num_blocks
+                self._slot_ic, self._slot_batch = ic_new, state.batch
+                self._slot_row = self._arange(k).add_(offset)
+                self._slot_current, self._node_slot = None, labels
+                self._num_slots, self._first_table = k, table
                 return improved
-        self._materialize()
-        c = partition.labels[self.current]
-        move = ic_new[c] >= self.ic
+        c = labels if self._slot_current is None else labels.index_select(0, self._slot_current)
+        ic_c = ic_new.index_select(0, c)
+        move = ic_c >= self._slot_ic
         if active is not None:
-            move = move & active[self.batch]
+            move = move & active.index_select(0, self._slot_batch)
         # Graphs with a moved block; a scatter instead of a mask compaction (no host sync).
-        improved = torch.zeros(self.num_images, dtype=torch.uint8, device=move.device)
-        improved = improved.scatter_reduce_(0, self.batch, move.to(torch.uint8), "amax").bool()
-        s = self.num_stored
-        key = torch.where(move, c, state.num_blocks + torch.arange(s, device=c.device))
-        labels, first, k = _first_occurrence_groups(key, state.num_blocks + s)
-        rep_moved = move[first]
-        rep_c = c[first]
-        self.ic = torch.where(rep_moved, ic_new[rep_c], self.ic[first])
-        self.mean = torch.where(rep_moved.unsqueeze(1), state.mean[rep_c], self.mean[first])
-        self.var = torch.where(rep_moved.unsqueeze(1), state.var[rep_c], self.var[first])
-        self.batch = self.batch[first]
-        self.current = rep_c
-        self.pixel_block = labels[self.pixel_block]
-        self.num_stored = k
+        improved = torch.zeros(self.num_images, dtype=torch.uint8, device=device)
+        improved = improved.scatter_reduce_(0, self._slot_batch, move.to(torch.uint8),
+                                            "amax").bool()
+        self._slot_ic = torch.where(move, ic_c, self._slot_ic)
+        self._slot_row = torch.where(move, c + offset, self._rows_of_slots())
+        self._slot_current = c
         return improved
 
     def finish(self, pixel_edge_index: Optional[Tensor] = None, *,
@@ -302,17 +360,25 @@ class InformationSelector:
         """
         if pixel_edge_index is None and image_size is None:
             raise ValueError("Expected 'pixel_edge_index' or 'image_size' (got neither)")
-        pieces = connected_split(self.pixel_block, pixel_edge_index, image_size=image_size)
-        device = self.pixel_block.device
-        stored = torch.empty(pieces.num_blocks, dtype=torch.long, device=device)
-        stored.scatter_(0, pieces.labels, self.pixel_block)
-        return Selection(
-            partition=pieces,
-            mean=self.mean[stored],
-            var=self.var[stored],
-            ic=self.ic[stored],
-            batch=self.batch[stored],
-        )
+        if self._explicit:
+            view = self._view()
+            block_of = view["pixel_block"]
+            pieces = connected_split(block_of, pixel_edge_index, image_size=image_size)
+            stored = torch.empty(pieces.num_blocks, dtype=torch.long, device=block_of.device)
+            stored.scatter_(0, pieces.labels, block_of)
+            return Selection(partition=pieces, mean=view["mean"][stored],
+                             var=view["var"][stored], ic=view["ic"][stored],
+                             batch=view["batch"][stored])
+        rows = self._rows_of_slots()
+        # A stored block is a statistics row: nodes with the same row share one.
+        node_row = rows if self._node_slot is None else rows.index_select(0, self._node_slot)
+        pieces = connected_split(node_row, pixel_edge_index, image_size=image_size)
+        slot = torch.empty(pieces.num_blocks, dtype=torch.long, device=node_row.device)
+        slot.scatter_(0, pieces.labels, self._arange(node_row.numel()) if self._node_slot is None
+                      else self._node_slot)
+        mean, var, batch = self._gather_rows(rows.index_select(0, slot))
+        return Selection(partition=pieces, mean=mean, var=var,
+                         ic=self._slot_ic.index_select(0, slot), batch=batch)
 
 
 def connected_split(labels: Tensor, edge_index: Optional[Tensor] = None, *,
@@ -339,14 +405,20 @@ def connected_split(labels: Tensor, edge_index: Optional[Tensor] = None, *,
         return _grid_pieces(labels, *image_size)
     if edge_index is None:
         raise ValueError("Expected 'edge_index' or 'image_size' (got neither)")
-    inside = labels[edge_index[0]] == labels[edge_index[1]]
-    return connected_components(edge_index[:, inside], labels.numel())
+    src, dst = edge_index[0], edge_index[1]
+    inside = labels.index_select(0, src) == labels.index_select(0, dst)
+    # Edges between blocks become loops (ignored): no compaction, no host sync for it.
+    k_labels, k = component_labels(src, torch.where(inside, dst, src), labels.numel())
+    return Partition(k_labels, k, canonical=True)
 
 
 def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
-    # Connected pieces of the stored blocks on the 4-neighbour grid. First hooking
-    # round done densely (a pixel's smallest same-block neighbour is the one above,
-    # else the one to the left), then the general algorithm on what is left.
+    # Connected pieces of the stored blocks on the 4-neighbour grid. The first forest is
+    # built densely (a pixel's smallest same-block neighbour is the one above, else the
+    # one to the left); every vertical same-block pair and every horizontal one whose
+    # right pixel had no upper partner is then a pointer, so the only edges left are the
+    # horizontal pairs whose right pixel hooked upwards — passed as (left, right) on the
+    # pixels, loops elsewhere (no compaction: one host read per round).
     n = block_of.numel()
     b = n // (height * width)
     blocks = block_of.view(b, height, width)
@@ -357,19 +429,14 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     parent[:, :, 1:] = torch.where(same_left, node[:, :, :-1], parent[:, :, 1:])
     same_up = blocks[:, 1:] == blocks[:, :-1]
     parent[:, 1:] = torch.where(same_up, node[:, :-1], parent[:, 1:])
-    del node
-    group, k = forest_labels(parent.view(-1))
-    del parent
-    grid = group.view(b, height, width)
-    rest = []
-    for same, first, second in ((same_left, grid[:, :, :-1], grid[:, :, 1:]),
-                                (same_up, grid[:, :-1], grid[:, 1:])):
-        mask = same & (first != second)
-        rest.append((first[mask], second[mask]))
-    del same_left, same_up
-    labels, k = finish_components(group, k, torch.cat([r[0] for r in rest]),
-                                  torch.cat([r[1] for r in rest]))
-    return Partition(labels, k, canonical=True)
+    hooked_up = torch.zeros_like(blocks, dtype=torch.bool)
+    hooked_up[:, 1:] = same_up
+    missed = same_left & hooked_up[:, :, 1:]
+    del same_left, same_up, hooked_up
+    low = node.clone()
+    low[:, :, 1:] = torch.where(missed, node[:, :, :-1], low[:, :, 1:])
+    labels, k = forest_components(parent.view(-1), low.view(-1), node.view(-1))
+    return Partition(labels.long(), k, canonical=True)
 
 
 class ICStopping:

@@ -59,3 +59,41 @@ def test_choice_components_mutual_choices_and_loops():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------ the union-find itself
+from dhtgraph._union import (JUMPS_PER_READ, component_labels, forest_components,  # noqa: E402
+                             functional_component_labels)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_forest_with_deep_trees_and_extra_edges_agrees_with_networkx(seed):
+    # Trees far deeper than 2**JUMPS_PER_READ (several rounds with nodes still moving
+    # while edges hook): a pointer must never be dropped (it can be a link's only record).
+    g = torch.Generator().manual_seed(seed)
+    n = 3000
+    parent = torch.arange(n)
+    chain = torch.rand(n, generator=g) < 0.97  # long runs v → v − 1
+    parent[1:] = torch.where(chain[1:], torch.arange(n - 1), parent[1:])
+    low = torch.randint(0, n, (40,), generator=g)
+    high = torch.randint(0, n, (40,), generator=g)
+    labels, k = forest_components(parent.clone(), low, high)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(zip(range(n), parent.tolist()))
+    graph.add_edges_from(zip(low.tolist(), high.tolist()))
+    expected = torch.empty(n, dtype=torch.long)
+    for i, component in enumerate(sorted(nx.connected_components(graph), key=min)):
+        expected[list(component)] = i
+    assert 2 ** JUMPS_PER_READ < 500  # the runs are deeper than one round resolves
+    assert k == int(expected.max()) + 1 and torch.equal(labels.long(), expected)
+
+
+def test_functional_components_of_a_long_chain_and_its_reverse():
+    n = 5000
+    forward = torch.cat([torch.arange(1, n), torch.tensor([n - 1])])  # v → v + 1
+    backward = torch.cat([torch.tensor([0]), torch.arange(n - 1)])  # v → v − 1
+    for choice in (forward, backward):
+        labels, k = functional_component_labels(choice)
+        assert k == 1 and not labels.any()
+        assert torch.equal(labels, component_labels(torch.arange(n), choice, n)[0])

@@ -1,8 +1,9 @@
 """Host–device syncs of one tokenizer call, counted by op dispatch (architecture §7).
 
 A sync is an op whose result size or value the host must read before going on:
-``.item()``/``int()``/``bool()``/``.tolist()`` (all ``aten::_local_scalar_dense``) and the
-ops with data-dependent output sizes (``nonzero``, ``unique``, boolean-mask indexing,
+``.item()``/``int()``/``bool()`` (``aten::_local_scalar_dense``), ``torch.equal``,
+``.tolist()`` (which does not dispatch: counted by a function mode) and the ops with
+data-dependent output sizes (``nonzero``, ``unique``, boolean-mask indexing,
 ``masked_select``, ``repeat_interleave`` without ``output_size``). Free on CPU, a stall
 each on a GPU; counted here on CPU, where the same ops run.
 """
@@ -12,22 +13,46 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
 from dhtgraph.nn import DHTConfig, DHTTokenizer
 from dhtgraph.selection import ic_stopping, select_partition
 
-_SYNC_OPS = ("_local_scalar_dense", "nonzero", "_unique2", "unique_dim", "unique_consecutive",
+_SYNC_OPS = ("_local_scalar_dense", "equal", "nonzero", "_unique2", "unique_dim", "unique_consecutive",
              "masked_select", "repeat_interleave", "index.Tensor_bool")
 
 
+class _CountToList(TorchFunctionMode):
+    # ``Tensor.tolist`` reads the data without dispatching an op.
+    def __init__(self, counts: Counter):
+        super().__init__()
+        self.counts = counts
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", None) == "tolist":
+            self.counts["tolist"] += 1
+        return func(*args, **(kwargs or {}))
+
+
 class CountSyncs(TorchDispatchMode):
-    """Counts the dispatched ops that read device data on the host."""
+    """Counts the dispatched ops (and ``.tolist()`` calls) that read device data on the host."""
 
     def __init__(self):
         super().__init__()
         self.counts: Counter = Counter()
+        self._tolist = _CountToList(self.counts)
+
+    def __enter__(self):
+        self._tolist.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self._tolist.__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
