@@ -7,7 +7,9 @@ count) then run on the same image. Time is the median of several runs after a wa
 with 2 threads; peak extra memory is measured in a fresh subprocess per method and size
 (the kernel's peak resident size VmHWM, reset just before the call, minus the
 resident size before it). A batch of 8 224²
-images is timed against 8 single calls. Prints a table and writes
+images is timed against 8 single calls (``dhtgraph.tokenize``'s default policy: the batch
+runs in 2 worker threads of one intra-op thread each, see ``dhtgraph.threads``; single
+images with the load-aware intra-op count). Prints a table and writes
 ``benchmarks/results/tokenize.json``.
 
 Run: ``python benchmarks/tokenize.py [--sizes 224 512 ...] [--repeats 5]``
