@@ -78,8 +78,13 @@ def tokenize(image: Any, max_tokens: Optional[int] = None, *,
         What a 2- or 4-channel image's alpha means (see
         :func:`dhtgraph.graph.pixel.as_image_tensor`).
     num_threads : int, optional
-        Intra-op threads for this call; None applies :func:`dhtgraph.threads.choose_num_threads`
-        (torch's count, lowered when other processes keep CPUs busy). Tokens do not depend on it.
+        CPU threads for this call; None: torch's count (one for tiny inputs). A CPU batch
+        of B ≥ 2 images runs in ``min(num_threads, B, CPUs)`` worker threads with one
+        intra-op thread each, over contiguous chunks of the batch
+        (:func:`dhtgraph.threads.map_chunks`; not with a ``generator``); a single image
+        runs with that many intra-op threads, lowered under load when None
+        (:func:`dhtgraph.threads.choose_num_threads`). See
+        :meth:`dhtgraph.nn.DHTTokenizer.forward`. Tokens do not depend on it (bit for bit).
     **options
         Any :class:`dhtgraph.nn.DHTConfig` field overriding :data:`RECOMMENDED_CONFIG`
         (e.g. ``iota=20`` for more tokens, ``criterion='bic'``), except those that need
