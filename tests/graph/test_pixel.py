@@ -308,3 +308,62 @@ def test_tensors_that_require_grad_keep_their_graph():
     assert out.requires_grad
     out.sum().backward()
     assert torch.equal(image.grad, torch.ones(3, 4, 4))
+
+
+# --- grid_quotient: the closed-form directed layout equals the sorted, coalesced quotient ---
+
+_QUOTIENT_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _quotient_by_sorting(labels, k, b, h, w, loops):
+    """The quotient the slow way: relabel every pixel edge, drop loops, sort, unique."""
+    from dhtgraph.partition import Partition
+
+    edges = Partition(labels, k, canonical=True).quotient(grid_edge_index(h, w, b, device=labels.device))
+    if loops:
+        block = torch.arange(k, device=labels.device)
+        key = torch.cat([edges[0] * k + edges[1], block * (k + 1)]).sort().values
+        edges = torch.stack([key // k, key % k])
+    return edges
+
+
+@pytest.mark.parametrize("device", _QUOTIENT_DEVICES)
+@pytest.mark.parametrize("b,h,w", [(1, 7, 9), (3, 5, 6), (1, 1, 11), (1, 11, 1), (2, 1, 5),
+                                   (4, 6, 1), (1, 13, 17), (5, 3, 3)])
+@pytest.mark.parametrize("colours", [2, 5, 40])
+@pytest.mark.parametrize("loops", [False, True])
+def test_grid_quotient_equals_sorted_quotient(device, b, h, w, colours, loops):
+    from dhtgraph.graph.pixel import grid_quotient
+    from dhtgraph.partition import Partition
+
+    g = torch.Generator().manual_seed(b * 1000 + h * 31 + w + colours)
+    # Few colours in runs along rows: repeated boundary pairs (the pre-sort deduplication)
+    # and blocks that are not connected.
+    raw = torch.randint(0, colours, (b, h, (w + 1) // 2), generator=g).repeat_interleave(2, dim=2)
+    p = Partition(raw[:, :, :w].reshape(-1).to(device))
+    got = grid_quotient(p.labels, p.num_blocks, b, h, w, loops=loops)
+    expected = _quotient_by_sorting(p.labels, p.num_blocks, b, h, w, loops)
+    assert got.dtype == torch.long and got.device == p.labels.device
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("device", _QUOTIENT_DEVICES)
+@pytest.mark.parametrize("b,h,w", [(1, 1, 1), (1, 4, 3), (2, 9, 1), (1, 230, 210)])
+def test_grid_quotient_of_single_pixels_is_the_grid(device, b, h, w):
+    # One block per pixel: the quotient is the pixel grid itself; 230·210 blocks exceed the
+    # 32-bit key range (k² ≥ 2³¹), so this also covers the 64-bit keys.
+    from dhtgraph.graph.pixel import grid_quotient
+
+    n = b * h * w
+    labels = torch.arange(n, device=device)
+    assert torch.equal(grid_quotient(labels, n, b, h, w), grid_edge_index(h, w, b, device=device))
+    looped = grid_quotient(labels, n, b, h, w, loops=True)
+    assert torch.equal(looped, _quotient_by_sorting(labels, n, b, h, w, True))
+
+
+def test_grid_quotient_one_block_and_empty_rows():
+    from dhtgraph.graph.pixel import grid_quotient
+
+    labels = torch.zeros(12, dtype=torch.long)
+    assert grid_quotient(labels, 1, 1, 3, 4).shape == (2, 0)
+    assert torch.equal(grid_quotient(labels, 1, 1, 3, 4, loops=True), torch.tensor([[0], [0]]))

@@ -67,3 +67,51 @@ def test_compactness_out_of_range_is_refused():
         edge_affinity(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, dtype=torch.long),
                       torch.zeros(1, 4, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long),
                       compactness=1.5)
+
+
+def _random_block_graph(k=40, e=300, d=3, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.rand(k, d, generator=g, dtype=dtype) * 2
+    var = torch.rand(k, d, generator=g, dtype=dtype)
+    size = torch.randint(1, 50, (k,), generator=g)
+    low = torch.randint(0, 20, (k, 2), generator=g)
+    bbox = torch.cat([low, low + torch.randint(0, 6, (k, 2), generator=g)], 1)
+    edges = torch.randint(0, k, (2, e), generator=g)
+    edges[:, :k] = torch.arange(k)  # loops too
+    return mean, var, size, bbox, edges
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("projection", [False, True])
+def test_edge_affinity_chunks_are_bit_identical(monkeypatch, grad, projection):
+    import dhtgraph.hierarchy.affinity as affinity
+
+    mean, var, size, bbox, edges = _random_block_graph()
+    proj = torch.nn.Linear(3, 1) if projection else None
+    if proj is not None:
+        proj.requires_grad_(grad)
+
+    def run():
+        m = mean.clone().requires_grad_(grad)
+        out = edge_affinity(m, var, size, bbox, edges, compactness=0.3, var_projection=proj)
+        if grad:
+            out.pow(2).sum().backward()
+            return out.detach(), m.grad
+        return out, None
+
+    whole, whole_grad = run()
+    monkeypatch.setattr(affinity, "_EDGE_CHUNK", 7)  # 300 edges: 43 chunks, a ragged last one
+    chunked, chunked_grad = run()
+    assert torch.equal(whole, chunked)
+    if grad:
+        assert torch.equal(whole_grad, chunked_grad)
+
+
+def test_edge_affinity_chunked_gradcheck(monkeypatch):
+    import dhtgraph.hierarchy.affinity as affinity
+
+    monkeypatch.setattr(affinity, "_EDGE_CHUNK", 5)
+    mean, var, size, bbox, edges = _random_block_graph(k=8, e=30, d=2, seed=4, dtype=torch.float64)
+    mean.requires_grad_()
+    torch.autograd.gradcheck(
+        lambda m: edge_affinity(m, var, size, bbox, edges, compactness=0.2), (mean,))

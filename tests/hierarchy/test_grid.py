@@ -193,3 +193,28 @@ def test_official_checkpoint_trains_with_gradients_on(shared_dir, mode):
     out.injected.pow(2).mean().backward()
     assert model.conv.parameters().__next__().grad is not None
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("b,h,w", [(1, 6, 7), (3, 4, 5), (1, 1, 9), (2, 8, 1)])
+def test_grid_contraction_size_weights_with_gradient_match(b, h, w):
+    # Half-flat images: constant blocks (variance snapped to 0, gradient straight through)
+    # beside textured ones, with gradients on as a user's training step has them.
+    x, full, batch = _pixels(b, h, w, seed=b + h * w, levels=2)
+    x[: x.shape[0] // 2] = 0.1229  # pools with rounding error: snapping matters
+    full.mean = x
+    grads = []
+    for fast in (False, True):
+        leaf = x.clone().requires_grad_()
+        if fast:
+            got = grid_contraction(pixel_state(leaf, b, batch if b > 1 else None), b, h, w,
+                                   compactness=0.1, weights="size")
+        else:
+            full.mean = leaf
+            pot = edge_affinity(leaf, full.var, full.size, full.bbox, full.edge_index,
+                                compactness=0.1)
+            got = contract(full, pot, weights="size")
+        (got.state.mean.pow(2).sum() + got.state.var.sum()).backward()
+        grads.append((got.state.mean.detach(), got.state.var.detach(), leaf.grad))
+    for slow, fast in zip(*grads):
+        assert torch.equal(slow, fast)
+    assert bool((grads[1][1] == 0).any())  # some block is constant
