@@ -28,21 +28,19 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable, Optional, Protocol, Union
 
 import torch
 from torch import Tensor
 
 from .._checks import check_count
-from .._registry import Registry
-from ..graph import connected_components
+from .._union import component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index
 from ..partition import Partition
 from .affinity import DEFAULT_LOOP_POTENTIAL, edge_affinity
 from .chain import Hierarchy
-from .contraction import (POOL_WEIGHTS, BlockState, PoolWeights, TieBreak, check_tie_break, contract,
-                          pool_blocks, pool_weights)
+from .contraction import (POOL_WEIGHTINGS, BlockState, PoolWeights, TieBreak, check_tie_break,
+                          contract, pool_blocks)
 from .grid import grid_contraction, materialize_pixel_state, pixel_state
 
 __all__ = ["PixelGrid", "HierarchyResult", "LevelObserver", "StoppingRule", "build_hierarchy",
@@ -59,12 +57,8 @@ MIN_BLOCKS_PER_IMAGE = 6
 #: nothing is a fixed point, so stopping there changes no token.
 MIN_MERGED_FRACTION = 1.0 / 256
 
-#: Pooling weightings by name: ``weighting(state, chosen_potential) -> w (K,)`` (the
-#: contraction, :func:`dhtgraph.hierarchy.contraction.contract`, takes the name).
-POOL_WEIGHTINGS: Registry[Callable] = Registry("weights")
-for _name in POOL_WEIGHTS:
-    POOL_WEIGHTINGS.register(_name, partial(pool_weights, weights=_name))
-del _name
+# Pooling weightings by name (re-exported): defined with the contraction,
+# :data:`dhtgraph.hierarchy.contraction.POOL_WEIGHTINGS`.
 
 
 @dataclass(frozen=True)
@@ -511,7 +505,9 @@ def build_hierarchy(
     # The top: everything connected in a graph becomes one block, size-weighted.
     if state.edge_index is None:
         state = materialize_pixel_state(state, num_graphs, graph.height, graph.width)
-    top = connected_components(state.edge_index, state.num_blocks)
+    # (The block graph is built here and valid: no input check, no sync for it.)
+    top = Partition(*component_labels(state.edge_index[0], state.edge_index[1],
+                                      state.num_blocks), canonical=True)
     top_state = pool_blocks(state, top, state.size.to(state.mean.dtype))
     steps.append(top)
     levels_kept.append(_stats(top_state))

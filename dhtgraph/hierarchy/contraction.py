@@ -25,6 +25,7 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor
 
+from .._registry import Registry
 from .._union import functional_component_labels
 from ..partition import Partition
 
@@ -33,6 +34,7 @@ __all__ = [
     "Contraction",
     "PoolWeights",
     "POOL_WEIGHTS",
+    "POOL_WEIGHTINGS",
     "TieBreak",
     "TIE_BREAKS",
     "QUANTIZATION_BITS",
@@ -306,8 +308,15 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     check_tie_break(tie_break)
     if tie_break == "hashed":
         return _hashed_choice(potential, edge_index, num_nodes, movable, batch, mean)
+    key = (quantize_potential(potential) << _INDEX_BITS) | edge_index[1]
+    return _best_key_choice(key, edge_index, num_nodes, movable, _INDEX_BITS)
+
+
+def _best_key_choice(key: Tensor, edge_index: Tensor, num_nodes: int, movable: Optional[Tensor],
+                     index_bits: int, local: Optional[Tensor] = None) -> Tensor:
+    # Every block's largest key (one scatter-max); the low ``index_bits`` of the key name
+    # the candidate: its index (local None) or its index within the graph.
     src, dst = edge_index[0], edge_index[1]
-    key = (quantize_potential(potential) << _INDEX_BITS) | dst
     if movable is not None:
         # Edges into frozen blocks are no candidates (a loop is one only for a movable
         # block, whose loop is an edge into a movable block).
@@ -315,7 +324,10 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     best = torch.full((num_nodes,), -1, dtype=torch.long, device=key.device)
     best.scatter_reduce_(0, src, key, reduce="amax", include_self=True)
     own = torch.arange(num_nodes, device=key.device)
-    choice = torch.where(best >= 0, best & ((1 << _INDEX_BITS) - 1), own)
+    found = best & ((1 << index_bits) - 1)
+    if local is not None:
+        found = own - local + found
+    choice = torch.where(best >= 0, found, own)
     if movable is not None:
         choice = torch.where(movable, choice, own)
     return choice
@@ -374,16 +386,7 @@ def _hashed_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     key = tie_keys(quantize_potential(potential), tie_hash(local_src, local_dst), flat)
     key = (key << _LOCAL_INDEX_BITS) | local_dst
     del local_src, local_dst, flat
-    if movable is not None:
-        key = torch.where(movable.index_select(0, dst), key, key.new_full((), -1))
-    best = torch.full((num_nodes,), -1, dtype=torch.long, device=device)
-    best.scatter_reduce_(0, src, key, reduce="amax", include_self=True)
-    own = torch.arange(num_nodes, device=device)
-    found = best & ((1 << _LOCAL_INDEX_BITS) - 1)
-    choice = torch.where(best >= 0, own - local + found, own)
-    if movable is not None:
-        choice = torch.where(movable, choice, own)
-    return choice
+    return _best_key_choice(key, edge_index, num_nodes, movable, _LOCAL_INDEX_BITS, local)
 
 
 def chosen_potential(potential: Tensor, edge_index: Tensor, choice: Tensor) -> Tensor:
@@ -392,9 +395,10 @@ def chosen_potential(potential: Tensor, edge_index: Tensor, choice: Tensor) -> T
     Differentiable in ``potential``. ``edge_index`` must hold no duplicate edges.
     """
     src, dst = edge_index[0], edge_index[1]
-    hit = dst == choice[src]
+    hit = dst == choice.index_select(0, src)
+    # Other edges add an exact 0 (no mask compaction, no host sync).
     out = potential.new_zeros(choice.shape[0])
-    return out.index_add(0, src[hit], potential[hit])
+    return out.index_add(0, src, torch.where(hit, potential, potential.new_zeros(())))
 
 
 def _safe_sqrt(x: Tensor) -> Tensor:
@@ -406,13 +410,17 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
     """The quotient graph with self-loops, coalesced (same result as
     ``partition.quotient(edge_index, self_loops=True)``)."""
-    labels = partition.labels
+    # Keys src·K' + dst, sorted and deduplicated (the sort is most of the cost: 32-bit
+    # keys, when K'² fits, sort in about half the time of 64-bit ones).
     k = max(partition.num_blocks, 1)
+    labels = partition.labels
+    if k * k < 2**31:
+        labels = labels.to(torch.int32)
     key = labels.index_select(0, edge_index[0]).mul_(k).add_(labels.index_select(0, edge_index[1]))
     key = torch.unique(key)
     src = torch.div(key, k, rounding_mode="floor")
     key -= src * k
-    return torch.stack([src, key])
+    return torch.stack([src, key]).long()
 
 
 def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> BlockState:
@@ -559,14 +567,36 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
     )
 
 
-def pool_weights(state: BlockState, chosen: Tensor, weights: PoolWeights) -> Tensor:
-    """The pooling weights ``w`` (K,) for ``weights`` in ``{'argmax_edge', 'size'}``."""
+#: Pooling weightings by name: ``weighting(state, chosen) -> w (K,)``, where ``chosen`` is
+#: ``K̃(v, a(v))`` (K,) — or None for a weighting whose attribute ``reads_choice`` is
+#: False. A weighting with ``positive = True`` promises every weight > 0 (the
+#: contraction then skips the zero-weight guard). Registering one more function here is
+#: all a new weighting needs (``contract``, ``build_hierarchy`` and the configs resolve
+#: names through this registry).
+POOL_WEIGHTINGS: Registry = Registry("weights")
+
+
+@POOL_WEIGHTINGS.register("argmax_edge")
+def argmax_edge_weights(state: BlockState, chosen: Tensor) -> Tensor:
+    """``w = m·√K̃(v, a(v))``: the paper's weights, differentiable in the potentials."""
     size = state.size.to(state.mean.dtype)
-    if weights == "argmax_edge":
-        return size * _safe_sqrt(chosen.to(state.mean.dtype))
-    if weights == "size":
-        return size
-    raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
+    return size * _safe_sqrt(chosen.to(state.mean.dtype))
+
+
+@POOL_WEIGHTINGS.register("size")
+def size_weights(state: BlockState, chosen: Optional[Tensor] = None) -> Tensor:
+    """``w = m``: exact size-weighted statistics (sizes are ≥ 1)."""
+    return state.size.to(state.mean.dtype)
+
+
+argmax_edge_weights.reads_choice, argmax_edge_weights.positive = True, False
+size_weights.reads_choice, size_weights.positive = False, True
+
+
+def pool_weights(state: BlockState, chosen: Optional[Tensor], weights: PoolWeights) -> Tensor:
+    """The pooling weights ``w`` (K,) of the weighting named ``weights``
+    (:data:`POOL_WEIGHTINGS`: ``'argmax_edge'``, ``'size'``)."""
+    return POOL_WEIGHTINGS.resolve(weights, "weights")(state, chosen)
 
 
 def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "argmax_edge",
@@ -599,27 +629,28 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     -------
     Contraction
     """
-    if weights not in POOL_WEIGHTS:
-        raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
+    weighting = POOL_WEIGHTINGS.resolve(weights, "weights")
     check_tie_break(tie_break)
     k = state.num_blocks
     choice = argmax_choice(potential, state.edge_index, k, movable, tie_break=tie_break,
                            batch=state.batch, mean=state.mean)
     # choice follows edges of the graph (or is the node itself): a valid functional graph.
     partition = Partition(*functional_component_labels(choice), canonical=True)
-    if weights == "argmax_edge":
-        w = pool_weights(state, chosen_potential(potential, state.edge_index, choice), weights)
-        new = _pool_blocks(state, partition, w, positive=False)
-    else:
-        # Sizes are ≥ 1: no zero-weight guard needed.
-        new = _pool_blocks(state, partition, pool_weights(state, potential, weights),
-                           positive=True)
+    chosen = (chosen_potential(potential, state.edge_index, choice)
+              if getattr(weighting, "reads_choice", True) else None)
+    new = _pool_blocks(state, partition, weighting(state, chosen),
+                       positive=bool(getattr(weighting, "positive", False)))
     if movable is not None:
-        frozen = (~movable).nonzero().squeeze(1)
-        target = partition.labels[frozen]
+        # A frozen block is alone in its new block (it chose itself, nobody chose it):
+        # that block keeps the frozen block's statistics exactly (no mask compaction).
+        labels, k_new = partition.labels, partition.num_blocks
+        frozen = torch.zeros(k_new, dtype=torch.bool, device=labels.device).scatter_(
+            0, labels, ~movable).unsqueeze(1)
+        item = torch.empty(k_new, dtype=torch.long, device=labels.device).scatter_(
+            0, labels, torch.arange(k, device=labels.device))
         new = replace(
             new,
-            mean=new.mean.index_put((target,), state.mean[frozen]),
-            var=new.var.index_put((target,), state.var[frozen]),
+            mean=torch.where(frozen, state.mean.index_select(0, item), new.mean),
+            var=torch.where(frozen, state.var.index_select(0, item), new.var),
         )
     return Contraction(partition=partition, state=new, choice=choice)
