@@ -83,6 +83,9 @@ _MATCHING_PASSES = 2
 _HASH_MASK = 0xFFFFFFFF
 _HASH_SEED = 0x9E3779B1
 _HASH_MIX = 0x045D9F3B
+# The bits of a float32 without its sign: for costs ≥ 0 they order like the costs (NaN,
+# of either sign, last), so (image, cost) packs into one int64 sort key.
+_FLOAT32_MAGNITUDE = 0x7FFFFFFF
 
 
 def check_max_tokens(max_tokens, name: str = "max_tokens") -> Optional[int]:
@@ -205,9 +208,10 @@ def keep_mask(score: Tensor, batch: Tensor, max_tokens: int, *,
 
 
 def _tie_hash(a_local: Tensor, b_local: Tensor) -> Tensor:
-    """Fixed pseudo-random order of the pairs (a, b), a < b, of positions in an image."""
-    x = ((a_local & _HASH_MASK) * _HASH_SEED) & _HASH_MASK
-    x = x ^ (b_local & _HASH_MASK)
+    """Fixed pseudo-random order of the pairs (a, b), a < b, of positions in an image.
+
+    Positions are below 2^32 (an image has fewer tokens), so they need no masking."""
+    x = ((a_local * _HASH_SEED) & _HASH_MASK) ^ b_local
     x = ((x ^ (x >> 16)) * _HASH_MIX) & _HASH_MASK
     x = ((x ^ (x >> 16)) * _HASH_MIX) & _HASH_MASK
     return x ^ (x >> 16)
@@ -221,16 +225,6 @@ def _undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
     n = max(num_nodes, 1)
     key = torch.unique(a[keep] * n + b[keep])
     return torch.stack([key // n, key % n])
-
-
-def _local_index(unit_batch: Tensor, num_images: int) -> Tensor:
-    """Position of every unit among its image's units (in index order)."""
-    order = torch.argsort(unit_batch, stable=True)
-    counts = torch.bincount(unit_batch, minlength=num_images)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.empty_like(order)
-    local[order] = torch.arange(order.numel(), device=order.device)
-    return local - start[unit_batch]
 
 
 def _raise_disconnected(image: int, tokens: int, parts: int, max_tokens: int) -> None:
@@ -265,6 +259,7 @@ def merge_to_budget(
     generator: Optional[torch.Generator] = None,
     token_edge_index: Optional[Tensor] = None,
     noise: float = DEFAULT_BUDGET_NOISE,
+    sizes: Optional[Tensor] = None,
 ) -> BudgetMerge:
     """Merge adjacent tokens, cheapest Ward cost first, until no image has more than
     ``max_tokens`` (spec §6; the method is in the module docstring).
@@ -297,6 +292,9 @@ def merge_to_budget(
         direction, order, duplicates or self-loops.
     noise : float, default :data:`DEFAULT_BUDGET_NOISE`
         Scale of the log-normal cost noise with a ``generator`` (ignored without one).
+    sizes : LongTensor of shape (K,), optional
+        ``partition.sizes`` when the caller has counted them already (saves a pass over
+        the N pixels); any positive weights give the Ward costs of weighted tokens.
 
     Returns
     -------
@@ -340,13 +338,24 @@ def merge_to_budget(
         return BudgetMerge(Partition(labels, 0, canonical=True),
                            torch.zeros(0, dtype=torch.bool, device=device),
                            torch.zeros(0, dtype=torch.float64, device=device), 0)
-    num_images = int(batch.max()) + 1
-    counts = torch.bincount(batch, minlength=num_images)
-    size0 = partition.sizes.to(device)
-    # The budget as a Python int no larger than K: huge budgets never reach a tensor.
+    if sizes is None:
+        size0 = partition.sizes.to(device)
+    else:
+        if not isinstance(sizes, Tensor) or sizes.shape != (k,):
+            got = tuple(sizes.shape) if isinstance(sizes, Tensor) else type(sizes).__name__
+            raise ValueError(f"Expected 'sizes' to have shape ({k},), the size of every token "
+                             f"(got {got})")
+        size0 = sizes.to(device)
+    # One host read for the image count, the total excess and whether tokens are sorted
+    # by image (the budget as a Python int no larger than K: huge budgets never reach a
+    # tensor).
     budget = min(max_tokens, k)
+    last, unsorted = torch.stack([batch.max(), (batch[1:] < batch[:-1]).sum()]).tolist()
+    num_images = last + 1
+    counts = torch.bincount(batch, minlength=num_images)
     excess = (counts - budget).clamp_min(0)
-    if not bool(excess.any()):
+    remaining = int(excess.sum())
+    if remaining == 0:
         return BudgetMerge(Partition(labels, k, canonical=True),
                            torch.ones(k, dtype=torch.bool, device=device),
                            torch.zeros(num_images, dtype=torch.float64, device=device), 0)
@@ -357,8 +366,7 @@ def merge_to_budget(
         edges = partition.quotient(pixel_edge_index, self_loops=False).to(device)
     # Work on the tokens sorted by image (stable: each image's order is kept), so that
     # every image's units stay contiguous: positions in an image are then plain offsets.
-    sorted_batch = bool((batch[1:] >= batch[:-1]).all())
-    perm = None if sorted_batch else torch.argsort(batch, stable=True)
+    perm = torch.argsort(batch, stable=True) if unsorted else None
     if perm is not None:
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(k, device=device)
@@ -370,83 +378,9 @@ def merge_to_budget(
     unit_batch = batch
     if perm is not None:
         state, unit_batch = state[perm], batch[perm]
-    units = counts.clone()                       # units per image
-    labels = torch.arange(k, device=device)      # unit of every (sorted) token
-    n = k
-    rounds = 0
-    while True:
-        a, b = edges[0], edges[1]
-        edge_image = unit_batch[a]
-        found = torch.bincount(edge_image, minlength=num_images)
-        stuck = (excess > 0) & (found == 0)
-        done, any_stuck = torch.stack([~excess.any(), stuck.any()]).tolist()
-        if done:
-            break
-        if any_stuck:
-            image = int(stuck.nonzero()[0, 0])
-            _raise_disconnected(image, int(counts[image]), int(units[image]), max_tokens)
-        pa, pb = state[a], state[b]
-        sa, sb = pa[:, 0], pb[:, 0]
-        diff = pa[:, 1:] - pb[:, 1:]
-        cost = diff.mul_(diff).sum(-1).mul_(sa * sb / (sa + sb))     # ward_costs, inline
-        if generator is not None:
-            z = torch.randn(cost.shape, generator=generator, dtype=dtype,
-                            device=generator.device).to(device)
-            cost = cost * torch.exp(noise * z)
-            tie = torch.randint(0, _HASH_MASK, cost.shape, generator=generator,
-                                device=generator.device).to(device)
-        else:
-            offset = (torch.cumsum(units, 0) - units)[edge_image]
-            tie = _tie_hash(a - offset, b - offset)
-        # Strict total order of the edges: image, then (cost, union size, tie hash,
-        # position). Sizes are < 2^31 pixels, so (size, hash) packs into one int64 key.
-        order = torch.argsort((sa + sb).long() * (_HASH_MASK + 1) + tie, stable=True)
-        order = order[torch.argsort(cost[order], stable=True)]
-        if num_images > 1:
-            order = order[torch.argsort(edge_image[order], stable=True)]
-        num_edges = order.numel()
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(num_edges, device=device)
-        within = rank - (torch.cumsum(found, 0) - found)[edge_image] if num_images > 1 else rank
-        # Candidates: the `excess` cheapest edges of each image (the merges a sequential
-        # greedy merge would make next). Merged: the mutually best candidates, then —
-        # a second matching pass on the same costs — the mutually best candidates among
-        # the edges of the units still unmatched. The pairs are disjoint, at most
-        # `excess` per image (the count never undershoots), and the image's cheapest
-        # edge always merges (every round makes progress).
-        live = within < excess[edge_image]
-        chosen = torch.zeros_like(live)
-        ends = torch.cat([a, b])
-        for matching_pass in range(_MATCHING_PASSES):
-            if matching_pass:
-                # Edges touching a unit matched by the earlier passes leave the candidates.
-                free = torch.ones(n, dtype=torch.long, device=device).scatter_reduce_(
-                    0, ends, (~chosen).long().repeat(2), reduce="amin")
-                live = live & (free[a] > 0) & (free[b] > 0)
-            key = torch.where(live, rank, num_edges).repeat(2)
-            best = torch.full((n,), num_edges, dtype=torch.long, device=device)
-            best.scatter_reduce_(0, ends, key, reduce="amin")
-            chosen = chosen | (live & (best[a] == rank) & (best[b] == rank))
-        pick = chosen.nonzero().squeeze(1)
-        ca, cb = a[pick], b[pick]
-        # Merge the pairs: the smaller unit index represents the union (canonical order).
-        keep = torch.ones(n, dtype=torch.bool, device=device)
-        keep[cb] = False                           # a < b: the pair's first unit stays
-        step = torch.cumsum(keep, 0) - 1
-        step[cb] = step[ca]
-        qa, qb = state[ca], state[cb]
-        merged_size = qa[:, :1] + qb[:, :1]
-        merged = torch.cat([merged_size, (qa[:, 1:] * qa[:, :1] + qb[:, 1:] * qb[:, :1])
-                            / merged_size], 1)
-        state = state.index_copy(0, ca, merged)[keep]
-        merges = torch.bincount(unit_batch[ca], minlength=num_images)
-        excess = excess - merges
-        units = units - merges
-        unit_batch = unit_batch[keep]
-        labels = step[labels]
-        n = n - pick.numel()
-        edges = _undirected(step[edges], n)
-        rounds += 1
+    labels, state, rounds = _agglomerate(state, edges, unit_batch, counts, excess, remaining,
+                                         max_tokens, generator, noise)
+    n = state.shape[0]
     feats = state[:, 1:]
 
     if perm is not None:
@@ -459,15 +393,145 @@ def merge_to_budget(
     merge = Partition(labels, n, canonical=True) if perm is None else merge
     # Loss: the squared error added, Σ_t m_t ‖f_t − f̄_T‖² per image (float64).
     f64 = features.detach().to(torch.float64)
-    centre = feats.to(torch.float64)[labels]
-    added = (f64 - centre).pow(2).sum(-1) * size0.to(torch.float64)
+    centre = feats.to(torch.float64).index_select(0, labels)
+    added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
     loss = torch.zeros(num_images, dtype=torch.float64, device=device).index_add_(0, batch, added)
     # Representative: the largest input token of every output token (ties: the first).
     largest = torch.zeros(n, dtype=size0.dtype, device=device).scatter_reduce_(
         0, labels, size0, reduce="amax", include_self=False)
-    candidate = torch.where(size0 == largest[labels], torch.arange(k, device=device),
-                            torch.full_like(labels, k))
+    candidate = torch.arange(k, device=device).masked_fill_(size0 != largest.index_select(0, labels), k)
     first = torch.full((n,), k, dtype=torch.long, device=device).scatter_reduce_(
         0, labels, candidate, reduce="amin")
     kept = torch.zeros(k, dtype=torch.bool, device=device).index_fill_(0, first, True)
     return BudgetMerge(merge=merge, kept=kept, loss=loss, rounds=rounds)
+
+
+def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tensor,
+                 excess: Tensor, remaining: int, max_tokens: int,
+                 generator: Optional[torch.Generator], noise: float) -> tuple[Tensor, Tensor, int]:
+    """The parallel merge rounds of :func:`merge_to_budget` (module docstring).
+
+    ``state`` (n, 1 + C): [size, mean features] of the n units, sorted by image;
+    ``edges`` (2, E): the unique unit pairs a < b, sorted; ``excess`` (B,): merges still
+    needed per image, ``remaining`` their sum. Returns the unit of every input unit, the
+    merged state and the number of rounds.
+
+    Every round works on the edges in key order and then only on the *candidates* (the
+    ``excess`` cheapest edges of each image): ranks are positions in that order, so no
+    rank scatter is needed, and the matching passes run on at most ``remaining`` edges.
+    Host reads per round: the candidate and merge counts and the contracted edge count
+    (one more, the candidate count, with several images).
+    """
+    device = state.device
+    n, width = state.shape
+    num_images = counts.numel()
+    batched = num_images > 1
+    # (image, cost) packed into one int64 key for float32 costs: one stable sort fewer.
+    packed = batched and state.dtype == torch.float32
+    labels = torch.arange(n, device=device)
+    units = counts
+    rounds = 0
+    while remaining > 0:
+        e = edges.shape[1]
+        if e == 0 and not batched:
+            _raise_disconnected(0, int(counts[0]), n, max_tokens)
+        a, b = edges[0], edges[1]
+        ends = state.index_select(0, edges.view(-1)).view(2, e, width)
+        sa, sb = ends[0, :, 0], ends[1, :, 0]
+        union = sa + sb
+        diff = ends[0, :, 1:] - ends[1, :, 1:]
+        cost = diff.mul_(diff).sum(-1).mul_(sa * sb / union)          # ward_costs, inline
+        if batched:
+            edge_image = unit_batch.index_select(0, a)
+        if generator is not None:
+            z = torch.randn(cost.shape, generator=generator, dtype=state.dtype,
+                            device=generator.device).to(device)
+            cost = cost * torch.exp(noise * z)
+            tie = torch.randint(0, _HASH_MASK, cost.shape, generator=generator,
+                                device=generator.device).to(device)
+        elif batched:
+            local = edges - (torch.cumsum(units, 0) - units).index_select(0, edge_image)
+            tie = _tie_hash(local[0], local[1])
+        else:
+            tie = _tie_hash(a, b)
+        # Strict total order of the edges: image, then (cost, union size, tie hash,
+        # position). Sizes are < 2^31 pixels, so (size, hash) packs into one int64 key,
+        # and so do (image, cost) for float32 costs (≥ 0: their bits order like them).
+        order = torch.argsort(union.long() * (_HASH_MASK + 1) + tie, stable=True)
+        if packed:
+            primary = (cost.view(torch.int32).long() & _FLOAT32_MAGNITUDE) | (edge_image << 31)
+            order = order.index_select(0, torch.argsort(primary.index_select(0, order), stable=True))
+        else:
+            order = order.index_select(0, torch.argsort(cost.index_select(0, order), stable=True))
+            if batched:
+                order = order.index_select(0, torch.argsort(edge_image.index_select(0, order),
+                                                            stable=True))
+        # Candidates: the `excess` cheapest edges of each image (the merges a sequential
+        # greedy merge would make next), cheapest first.
+        if batched:
+            found = torch.bincount(edge_image, minlength=num_images)
+            end = torch.cumsum(found, 0) - found + excess       # first non-candidate position
+            live = torch.arange(e, device=device) < end.index_select(0, edge_image.index_select(0, order))
+            order = order.index_select(0, live.nonzero().squeeze(1))
+        else:
+            order = order[:remaining]
+        cand = edges.index_select(1, order)
+        num_cand = cand.shape[1]
+        flat = cand.view(-1)
+        rank = torch.arange(num_cand, device=device)
+        # Merged: the mutually best candidates, then — a second matching pass on the same
+        # costs — the mutually best candidates among the edges of the units still
+        # unmatched. The pairs are disjoint, at most `excess` per image (the count never
+        # undershoots), and the image's cheapest edge always merges (progress).
+        chosen = matched = None
+        for matching_pass in range(_MATCHING_PASSES):
+            key = rank
+            if matching_pass:
+                # Edges touching a unit matched by the earlier passes leave the candidates.
+                key = rank.masked_fill(matched.index_select(0, flat).view(2, num_cand).any(0),
+                                       num_cand)
+            best = torch.full((n,), num_cand, dtype=torch.long, device=device).scatter_reduce_(
+                0, flat, key.repeat(2), reduce="amin")
+            mutual = (best.index_select(0, flat).view(2, num_cand) == rank).all(0)
+            chosen = mutual if chosen is None else chosen | mutual
+            if matching_pass + 1 < _MATCHING_PASSES:
+                # A unit is matched when its best edge is: best[u] == num_cand for none.
+                hit = torch.cat([chosen, chosen.new_zeros(1)]).index_select(0, best)
+                matched = hit if matched is None else matched | hit
+        pair = cand.index_select(1, chosen.nonzero().squeeze(1))
+        merges = pair.shape[1]
+        if merges == 0:
+            # Some image over budget has no edge left (the others are done).
+            image = int((excess > 0).nonzero()[0, 0])
+            _raise_disconnected(image, int(counts[image]), int(units[image]), max_tokens)
+        ca, cb = pair[0], pair[1]
+        # Merge the pairs: the smaller unit index represents the union (canonical order).
+        keep = torch.ones(n, dtype=torch.bool, device=device).index_fill_(0, cb, False)
+        step = torch.cumsum(keep, 0).sub_(1)
+        target = step.index_select(0, ca)                  # new index of every union
+        step.index_copy_(0, cb, target)
+        q = state.index_select(0, pair.view(-1)).view(2, merges, width)
+        qa, qb = q[0], q[1]
+        merged_size = qa[:, :1] + qb[:, :1]
+        merged = torch.cat([merged_size, (qa[:, 1:] * qa[:, :1] + qb[:, 1:] * qb[:, :1])
+                            / merged_size], 1)
+        n = n - merges
+        # Compact without a host read: both units of a pair land on one row, which the
+        # union then overwrites (so the duplicate write is harmless on every device).
+        state = state.new_empty(n, width).index_copy_(0, step, state).index_copy_(0, target, merged)
+        if batched:
+            per_image = torch.bincount(unit_batch.index_select(0, ca), minlength=num_images)
+            excess = excess - per_image
+            units = units - per_image
+            unit_batch = unit_batch.new_empty(n).index_copy_(0, step, unit_batch)
+        remaining -= merges
+        labels = step.index_select(0, labels)
+        # Contract the unit graph: unique pairs a < b, sorted. Every merged pair left a
+        # self-loop, mapped to the key n², which sorts last: drop it without a host read.
+        lo, hi = torch.aminmax(step.index_select(0, edges.view(-1)).view(2, e), dim=0)
+        key = torch.add(hi, lo, alpha=n).masked_fill_(lo == hi, n * n)
+        key = torch.unique(key)[:-1]
+        lo = torch.div(key, n, rounding_mode="floor")
+        edges = torch.stack([lo, key - lo * n])
+        rounds += 1
+    return labels, state, rounds
