@@ -9,6 +9,8 @@ ViT take dHT tokens.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -36,7 +38,8 @@ def block_mean_image(image: Tensor, partition: Partition) -> Tensor:
     return _image(partition.broadcast(partition.reduce(pixels, "mean")), image.shape)
 
 
-def mean_injection(image: Tensor, partition: Partition, token_values: Tensor) -> Tensor:
+def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
+                   sizes: Optional[Tensor] = None) -> Tensor:
     """``x − x̄(S) + v(S)`` for every pixel.
 
     Parameters
@@ -47,6 +50,8 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor) ->
         The tokens S.
     token_values : Tensor of shape (K, C)
         The value injected per token, ``W μ*``.
+    sizes : LongTensor of shape (K,), optional
+        ``partition.sizes`` when the caller has counted them (saves a pass over the pixels).
 
     Returns
     -------
@@ -56,14 +61,22 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor) ->
     if token_values.shape != (partition.num_blocks, image.shape[1]):
         raise ValueError(f"Expected 'token_values' of shape ({partition.num_blocks}, {image.shape[1]}) "
                          f"(got {tuple(token_values.shape)})")
+    labels = partition.labels
+    if sizes is None:
+        sizes = partition.sizes
+    elif not isinstance(sizes, Tensor) or sizes.shape != (partition.num_blocks,):
+        got = tuple(sizes.shape) if isinstance(sizes, Tensor) else type(sizes).__name__
+        raise ValueError(f"Expected 'sizes' of shape ({partition.num_blocks},), the pixels per "
+                         f"token (got {got})")
     pixels = _pixels(image).detach()
-    mean = partition.reduce(pixels, "mean")
+    # x̄: the block means (Partition.reduce(pixels, 'mean'), with the sizes given).
+    mean = pixels.new_zeros(partition.num_blocks, pixels.shape[1]).index_add_(0, labels, pixels)
+    mean = mean / sizes.to(pixels.dtype).unsqueeze(1)
     if torch.is_grad_enabled() and token_values.requires_grad:
-        residual = pixels - partition.broadcast(mean)
-        return _image(residual + partition.broadcast(token_values), image.shape)
+        residual = pixels - mean.index_select(0, labels)
+        return _image(residual + token_values.index_select(0, labels), image.shape)
     # No gradient: ``(x − x̄[labels]) + v[labels]`` chunk by chunk into one output buffer
     # (same operations and order, no pixel-sized temporaries).
-    labels = partition.labels
     out = torch.empty_like(pixels)
     for start in range(0, labels.numel(), _CHUNK):
         part = labels[start:start + _CHUNK]

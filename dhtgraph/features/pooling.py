@@ -6,6 +6,13 @@ count ``|S|``, the bounding box and the centroid of the node positions, and the 
 the block. It is the last stage of the tokenizer (:class:`dhtgraph.nn.Tokens`) and is
 valid for any partition — the IC selection, a level of the hierarchy, or the tokens after
 a budget merge.
+
+:func:`pool_grid_regions` is the same for a partition of the pixels of B images of H × W
+(the tokenizer's case), with the geometry read from the *runs* of equal labels along the
+rows instead of every pixel: a run of token t on row y from column x0 to x1 adds
+``x1 − x0 + 1`` pixels, row sum ``y·len`` and column sum ``(x0 + x1)·len / 2`` to t and
+bounds its box, so the reductions run over the runs (a fraction of the pixels on photographs)
+and the sums are exact integers (no pixel-position tensor is built).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from torch import Tensor
 
 from ..partition import Partition
 
-__all__ = ["Regions", "pool_regions", "region_boxes"]
+__all__ = ["Regions", "pool_regions", "pool_grid_regions", "region_boxes"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,25 @@ def region_boxes(partition: Partition, pos: Tensor) -> Tensor:
     return torch.cat([low, high], dim=1)
 
 
+def _check_sizes(sizes: Optional[Tensor], partition: Partition) -> Tensor:
+    if sizes is None:
+        return partition.sizes
+    k = partition.num_blocks
+    if not isinstance(sizes, Tensor) or sizes.shape != (k,) or sizes.dtype != torch.long:
+        got = (f"{tuple(sizes.shape)} {sizes.dtype}" if isinstance(sizes, Tensor)
+               else type(sizes).__name__)
+        raise ValueError(f"Expected 'sizes' to be a LongTensor of shape ({k},), the nodes per "
+                         f"block (got {got})")
+    return sizes
+
+
+def _block_means(partition: Partition, x: Tensor, sizes: Tensor) -> Tensor:
+    count = sizes.to(x.dtype).unsqueeze(1)
+    return x.new_zeros(partition.num_blocks, x.shape[1]).index_add(0, partition.labels, x) / count
+
+
 def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = None,
-                 batch: Optional[Tensor] = None) -> Regions:
+                 batch: Optional[Tensor] = None, sizes: Optional[Tensor] = None) -> Regions:
     """Exact per-block statistics of node features and positions.
 
     Parameters
@@ -83,6 +107,8 @@ def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = Non
         Node positions (pixels: (row, col)); gives ``bbox`` and ``centroids``.
     batch : LongTensor of shape (N,), optional
         Graph of every node.
+    sizes : LongTensor of shape (K,), optional
+        ``partition.sizes`` when the caller has counted them (saves a pass over the nodes).
 
     Returns
     -------
@@ -92,9 +118,8 @@ def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = Non
     if x.dim() != 2 or x.shape[0] != n:
         raise ValueError(f"Expected 'x' of shape ({n}, d) (got {tuple(x.shape)})")
     labels, k = partition.labels, partition.num_blocks
-    sizes = partition.sizes
-    count = sizes.to(x.dtype).unsqueeze(1)
-    features = x.new_zeros(k, x.shape[1]).index_add(0, labels, x) / count
+    sizes = _check_sizes(sizes, partition)
+    features = _block_means(partition, x, sizes)
     bbox = centroids = None
     if pos is not None:
         if pos.shape != (n, 2):
@@ -110,3 +135,63 @@ def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = Non
             0, labels, batch.long())
     return Regions(features=features, sizes=sizes, bbox=bbox, centroids=centroids,
                    batch=region_batch)
+
+
+def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: int,
+                      width: int, *, sizes: Optional[Tensor] = None) -> Regions:
+    """:func:`pool_regions` of a partition of the pixels of ``num_images`` images of
+    ``height`` × ``width``, row-major, with pixel positions (row, col) within the image.
+
+    The same features and bounding boxes, bit for bit; the centroids are the exact means
+    (integer sums, divided in float64, rounded once to float32), equal to
+    :func:`pool_regions`' float32 sums wherever those are exact (below 2^24 per token and
+    axis) and closer otherwise. ``batch`` is the image of every region (of its first pixel).
+
+    Parameters
+    ----------
+    partition : Partition of the N = B·H·W pixels
+    x : Tensor of shape (N, d)
+        Pixel features (differentiable).
+    num_images, height, width : int
+        B, H, W.
+    sizes : LongTensor of shape (K,), optional
+        ``partition.sizes`` when the caller has counted them.
+
+    Returns
+    -------
+    Regions
+    """
+    n = partition.num_items
+    if n != num_images * height * width:
+        raise ValueError(f"Expected 'partition' of the {num_images}·{height}·{width} pixels "
+                         f"(got {n} items)")
+    if x.dim() != 2 or x.shape[0] != n:
+        raise ValueError(f"Expected 'x' of shape ({n}, d) (got {tuple(x.shape)})")
+    labels, k = partition.labels, partition.num_blocks
+    sizes = _check_sizes(sizes, partition)
+    features = _block_means(partition, x, sizes)
+    rows = labels.view(num_images * height, width)
+    change = rows[:, 1:] != rows[:, :-1]                       # (B·H, W − 1)
+    edge = torch.ones(num_images * height, 1, dtype=torch.bool, device=labels.device)
+    first = torch.cat([edge, change], 1).view(-1).nonzero().squeeze(1)   # run starts
+    last = torch.cat([change, edge], 1).view(-1).nonzero().squeeze(1)    # run ends
+    run = labels.index_select(0, first)
+    line = torch.div(first, width, rounding_mode="floor")      # row over all images
+    x0 = first - line * width
+    x1 = last - line * width
+    y = line.remainder(height)
+    length = x1 - x0 + 1
+    index = run.unsqueeze(1).expand(-1, 2)
+    low = torch.empty(k, 2, dtype=torch.long, device=labels.device).scatter_reduce_(
+        0, index, torch.stack([y, x0], 1), reduce="amin", include_self=False)
+    high = torch.empty(k, 2, dtype=torch.long, device=labels.device).scatter_reduce_(
+        0, index, torch.stack([y, x1], 1), reduce="amax", include_self=False)
+    # Exact integer sums of the rows and columns: (x0 + x1)·len is always even.
+    sums = torch.zeros(k, 2, dtype=torch.long, device=labels.device).index_add_(
+        0, run, torch.stack([y * length, torch.div((x0 + x1) * length, 2, rounding_mode="floor")], 1))
+    centroids = (sums.double() / sizes.double().unsqueeze(1)).float()
+    image = torch.div(line, height, rounding_mode="floor")
+    region_batch = torch.empty(k, dtype=torch.long, device=labels.device).scatter_reduce_(
+        0, run, image, reduce="amin", include_self=False)
+    return Regions(features=features, sizes=sizes, bbox=torch.cat([low, high], 1),
+                   centroids=centroids, batch=region_batch)

@@ -3,7 +3,7 @@
 :func:`assemble_tokens` is the tail of the functional core: from a selection on a pixel
 grid it applies the projection W, the optional budget
 (:func:`dhtgraph.selection.merge_to_budget`), exact region statistics
-(:func:`dhtgraph.features.pooling.pool_regions`) and mean injection (spec §6–§7).
+(:func:`dhtgraph.features.pooling.pool_grid_regions`) and mean injection (spec §6–§7).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..features.mean_injection import mean_injection
-from ..features.pooling import pool_regions
+from ..features.pooling import pool_grid_regions
 from ..graph.pixel import grid_quotient
 from ..hierarchy import Hierarchy
 from ..hierarchy.build import HierarchyResult, PixelGrid
@@ -69,7 +69,7 @@ class Tokens:
     bbox : LongTensor of shape (K, 4)
         Inclusive pixel bounding boxes ``(ymin, xmin, ymax, xmax)`` within the image.
     centroids : Tensor of shape (K, 2), float32
-        Mean pixel position (row, col) of every token.
+        Mean pixel position (row, col) of every token (exact integer sums, one rounding).
     edge_index : LongTensor of shape (2, E)
         Region adjacency: ``(u, v)`` for every pair of distinct tokens with 4-neighbour
         pixels, both directions, coalesced (sorted, no duplicates), no self-loops.
@@ -162,23 +162,27 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
     partition, mu, batch = selection.partition, selection.mean, selection.batch
     projected = project(mu)
     token_edges = grid_quotient(partition.labels, partition.num_blocks, b, h, w)
+    # Pixels per token, counted once over the pixels; a merge adds them up per token.
+    sizes = partition.sizes
     if max_tokens is not None:
         merged = merge_to_budget(partition, projected, batch, None, max_tokens,
                                  priority=priority, generator=generator,
-                                 token_edge_index=token_edges)
+                                 token_edge_index=token_edges, sizes=sizes)
         step = merged.merge
         if step.num_blocks < partition.num_blocks:
             # μ* of a merged token: the size-weighted mean of the μ* it merged.
-            weight = partition.sizes.to(mu.dtype).unsqueeze(1)
+            weight = sizes.to(mu.dtype).unsqueeze(1)
             total = step.reduce(weight, "sum")
             mu = step.reduce(mu * weight, "sum") / total
             batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
             token_edges = step.quotient(token_edges, self_loops=False)
-            partition = partition.compose(step)
+            sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
+            partition = Partition(step.labels.index_select(0, partition.labels),
+                                  step.num_blocks, canonical=True)
             projected = project(mu)
-    # Pixel (row, col) within its image.
-    regions = pool_regions(partition, x, pos=grid.pos(x.device))
-    injected = mean_injection(images, partition, projected)
+    # Features, sizes, boxes and centroids (row, col within the image) from the pixel grid.
+    regions = pool_grid_regions(partition, x, b, h, w, sizes=sizes)
+    injected = mean_injection(images, partition, projected, sizes=sizes)
     return Tokens(
         partition=partition,
         hierarchy=built.hierarchy,
@@ -190,7 +194,7 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
         image_size=(h, w),
         num_levels=built.num_levels,
         selected_mean=mu,
-        sizes=regions.sizes,
+        sizes=sizes,
         bbox=regions.bbox,
         centroids=regions.centroids,
         edge_index=token_edges,
