@@ -68,19 +68,26 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
         got = tuple(sizes.shape) if isinstance(sizes, Tensor) else type(sizes).__name__
         raise ValueError(f"Expected 'sizes' of shape ({partition.num_blocks},), the pixels per "
                          f"token (got {got})")
-    pixels = _pixels(image).detach()
-    # x̄: the block means (Partition.reduce(pixels, 'mean'), with the sizes given).
-    mean = pixels.new_zeros(partition.num_blocks, pixels.shape[1]).index_add_(0, labels, pixels)
-    mean = mean / sizes.to(pixels.dtype).unsqueeze(1)
+    b, c, h, w = image.shape
+    # Channel planes (C, N), pixels row-major as in ``partition`` (a view for one image).
+    planes = image.detach().transpose(0, 1).reshape(c, b * h * w)
+    count = sizes.to(planes.dtype)
+    # x̄ per channel: the block sums of Partition.reduce(pixels, 'mean') (one sequential
+    # sum per block in pixel order, so the same bits), read from contiguous planes.
+    mean = torch.stack([torch.bincount(labels, weights=plane, minlength=partition.num_blocks)
+                        for plane in planes], 1).to(planes.dtype) / count.unsqueeze(1)
     if torch.is_grad_enabled() and token_values.requires_grad:
+        pixels = _pixels(image).detach()
         residual = pixels - mean.index_select(0, labels)
         return _image(residual + token_values.index_select(0, labels), image.shape)
-    # No gradient: ``(x − x̄[labels]) + v[labels]`` chunk by chunk into one output buffer
-    # (same operations and order, no pixel-sized temporaries).
-    out = torch.empty_like(pixels)
+    # No gradient: ``(x − x̄[labels]) + v[labels]`` plane by plane, chunk by chunk into one
+    # output buffer (same operations and order, no pixel-sized temporaries).
+    out = torch.empty_like(planes)
+    means, values = mean.t(), token_values.t()
     for start in range(0, labels.numel(), _CHUNK):
         part = labels[start:start + _CHUNK]
-        chunk = out[start:start + _CHUNK]
-        torch.sub(pixels[start:start + _CHUNK], mean.index_select(0, part), out=chunk)
-        chunk.add_(token_values.index_select(0, part))
-    return _image(out, image.shape)
+        for ch in range(c):
+            chunk = out[ch, start:start + _CHUNK]
+            torch.sub(planes[ch, start:start + _CHUNK], means[ch].index_select(0, part), out=chunk)
+            chunk.add_(values[ch].index_select(0, part))
+    return out.view(c, b, h, w).transpose(0, 1)
