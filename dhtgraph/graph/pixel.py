@@ -467,19 +467,18 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     One ``unique`` (a sort) of the block pairs found on the grid (32-bit keys when
     ``num_blocks² < 2³¹``) gives the undirected edges ``lo < hi`` sorted by
     ``(lo, hi)``; the directed list is then laid out in closed form: a block ``v``'s
-    row holds its lower neighbours (sorted: one stable 32-bit sort of the ``hi`` ends),
+    row holds its lower neighbours (sorted: one stable sort of the ``hi`` ends),
     its loop, then its higher neighbours, at offsets from the degree counts — no sort
-    of the directed list.
+    of the directed list. Host syncs: the ``unique`` and two boolean selections.
     """
     k = max(int(num_blocks), 1)
     device = labels.device
     key_dtype = torch.int32 if k * k < 2**31 else torch.long
-    index_dtype = torch.int32 if k < 2**31 - 1 else torch.long
     undirected = torch.unique(_pair_keys(labels, num_images, height, width, k, key_dtype))
     lo = torch.div(undirected, k, rounding_mode="floor")
     hi = undirected.sub_(lo * k)
     del undirected
-    lo, hi = lo.to(index_dtype), hi.to(index_dtype)
+    lo, hi = lo.long(), hi.long()  # the output's dtype (no conversions further on)
     num_loops = int(num_blocks) if loops else 0
     num_edges = lo.numel()
     count_up = _counts(lo, k)  # higher neighbours of each block
@@ -493,7 +492,7 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     del row
     first_up = torch.cumsum(count_up, 0).sub_(count_up)
     del count_up
-    rank = torch.arange(num_edges, device=device, dtype=index_dtype)
+    rank = torch.arange(num_edges, device=device)
     out = torch.empty((2, 2 * num_edges + num_loops), dtype=torch.long, device=device)
     # Higher neighbours: after the lower ones and the loop, in (lo, hi) order.
     base = start + count_down
@@ -501,8 +500,8 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
         base += 1
     position = base.index_select(0, lo).add_(rank).sub_(first_up.index_select(0, lo))
     del base, first_up
-    out[0].index_copy_(0, position, lo.long())
-    out[1].index_copy_(0, position, hi.long())
+    out[0].index_copy_(0, position, lo)
+    out[1].index_copy_(0, position, hi)
     # Lower neighbours: the edges grouped by hi, lo ascending within (a stable sort).
     hi_sorted, order = torch.sort(hi, stable=True)
     lo_sorted = lo.index_select(0, order)
@@ -510,12 +509,12 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     first_down = torch.cumsum(count_down, 0).sub_(count_down)
     position = start.index_select(0, hi_sorted).add_(rank).sub_(first_down.index_select(0, hi_sorted))
     del rank, first_down
-    out[0].index_copy_(0, position, hi_sorted.long())
-    out[1].index_copy_(0, position, lo_sorted.long())
+    out[0].index_copy_(0, position, hi_sorted)
+    out[1].index_copy_(0, position, lo_sorted)
     del position, hi_sorted, lo_sorted
     if loops:
         block = torch.arange(num_loops, device=device)
-        position = start[:num_loops].long().add_(count_down[:num_loops])
+        position = start[:num_loops].add_(count_down[:num_loops])
         out[0].index_copy_(0, position, block)
         out[1].index_copy_(0, position, block)
     return out
