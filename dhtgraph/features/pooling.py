@@ -174,7 +174,9 @@ def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: 
     change = rows[:, 1:] != rows[:, :-1]                       # (B·H, W − 1)
     edge = torch.ones(num_images * height, 1, dtype=torch.bool, device=labels.device)
     first = torch.cat([edge, change], 1).view(-1).nonzero().squeeze(1)   # run starts
-    last = torch.cat([change, edge], 1).view(-1).nonzero().squeeze(1)    # run ends
+    # Runs tile the pixels in raster order (a row always starts a run): each ends just
+    # before the next one starts.
+    last = torch.cat([first[1:], first.new_full((1,), n)]) - 1
     run = labels.index_select(0, first)
     line = torch.div(first, width, rounding_mode="floor")      # row over all images
     x0 = first - line * width
@@ -182,16 +184,18 @@ def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: 
     y = line.remainder(height)
     length = x1 - x0 + 1
     index = run.unsqueeze(1).expand(-1, 2)
-    low = torch.empty(k, 2, dtype=torch.long, device=labels.device).scatter_reduce_(
-        0, index, torch.stack([y, x0], 1), reduce="amin", include_self=False)
-    high = torch.empty(k, 2, dtype=torch.long, device=labels.device).scatter_reduce_(
-        0, index, torch.stack([y, x1], 1), reduce="amax", include_self=False)
+    # Extremes start from values every run beats (include_self: no masking pass).
+    low = torch.full((k, 2), max(height, width), dtype=torch.long, device=labels.device)
+    low.scatter_reduce_(0, index, torch.stack([y, x0], 1), reduce="amin")
+    high = torch.full((k, 2), -1, dtype=torch.long, device=labels.device)
+    high.scatter_reduce_(0, index, torch.stack([y, x1], 1), reduce="amax")
     # Exact integer sums of the rows and columns: (x0 + x1)·len is always even.
     sums = torch.zeros(k, 2, dtype=torch.long, device=labels.device).index_add_(
         0, run, torch.stack([y * length, torch.div((x0 + x1) * length, 2, rounding_mode="floor")], 1))
     centroids = (sums.double() / sizes.double().unsqueeze(1)).float()
-    image = torch.div(line, height, rounding_mode="floor")
-    region_batch = torch.empty(k, dtype=torch.long, device=labels.device).scatter_reduce_(
-        0, run, image, reduce="amin", include_self=False)
+    # The image of a region: that of its first run (canonical labels: its first pixel).
+    region_batch = torch.full((k,), num_images, dtype=torch.long, device=labels.device)
+    region_batch.scatter_reduce_(0, run, torch.div(line, height, rounding_mode="floor"),
+                                 reduce="amin")
     return Regions(features=features, sizes=sizes, bbox=torch.cat([low, high], 1),
                    centroids=centroids, batch=region_batch)
