@@ -491,7 +491,7 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
                 key = rank.masked_fill(matched.index_select(0, flat).view(2, num_cand).any(0),
                                        num_cand)
             best = torch.full((n,), num_cand, dtype=torch.long, device=device).scatter_reduce_(
-                0, flat, key.repeat(2), reduce="amin")
+                0, flat, torch.cat([key, key]), reduce="amin")
             mutual = (best.index_select(0, flat).view(2, num_cand) == rank).all(0)
             chosen = mutual if chosen is None else chosen | mutual
             if matching_pass + 1 < _MATCHING_PASSES:
@@ -528,7 +528,8 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
         labels = step.index_select(0, labels)
         # Contract the unit graph: unique pairs a < b, sorted. Every merged pair left a
         # self-loop, mapped to the key n², which sorts last: drop it without a host read.
-        lo, hi = torch.aminmax(step.index_select(0, edges.view(-1)).view(2, e), dim=0)
+        ends = step.index_select(0, edges.view(-1)).view(2, e)
+        lo, hi = torch.minimum(ends[0], ends[1]), torch.maximum(ends[0], ends[1])
         key = torch.add(hi, lo, alpha=n).masked_fill_(lo == hi, n * n)
         key = torch.unique(key)[:-1]
         lo = torch.div(key, n, rounding_mode="floor")
