@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["component_labels", "forest_labels", "forest_components", "finish_components",
-           "functional_component_labels", "JUMPS_PER_READ"]
+           "functional_component_labels", "JUMPS_PER_READ", "CHOICE_JUMPS_PER_READ"]
 
 #: Pointer-jumping steps (doublings) between two host reads: a round resolves trees of
 #: depth ≤ 2**JUMPS_PER_READ without a second read (contraction levels of photographs
@@ -163,19 +163,51 @@ def finish_components(group: Tensor, k: int, src: Tensor, dst: Tensor) -> tuple[
     return sub.index_select(0, group.long()), k
 
 
+#: Doublings of the choice pointers per read in :func:`functional_component_labels`:
+#: in-trees of depth ≤ 2**5 = 32 (contraction levels of photographs) take one read.
+CHOICE_JUMPS_PER_READ = 5
+
+
 def functional_component_labels(choice: Tensor) -> tuple[Tensor, int]:
     """:func:`component_labels` of the functional graph ``v → choice[v]``.
 
-    Same result as ``component_labels(arange(n), choice, n)``; the first forest is built
-    without edge arrays (each node's smallest neighbour is the smallest of itself, its
-    choice and the nodes that chose it), in 32-bit indices, and the edges ``(v, a(v))``
-    are the node ids and ``choice`` themselves. Typically one or two host reads.
+    Same result as ``component_labels(arange(n), choice, n)``, usually with one host
+    read. Every component of a functional graph is an in-tree around one cycle, and the
+    contraction's choices (an argmax over a symmetric potential with a strict order on
+    ties) only make cycles of length ≤ 2. So: jump along the choices
+    (:data:`CHOICE_JUMPS_PER_READ` doublings) until every node sits on its cycle, take
+    ``rep = min(p, choice[p])`` (the cycle's smaller node) and check on the device that
+    every edge ``(v, a(v))`` joins equal representatives. If it does, the representatives
+    are the components (each is a node of the same component, and equal along every
+    edge), whatever the depth reached or the cycle lengths; numbering them by the
+    smallest node of each gives the canonical labels. The read brings the check and the
+    count together. A longer cycle, which never passes the check, falls back to the
+    min-forest algorithm once the jumps have covered n.
     """
     n = choice.numel()
     device = choice.device
     dtype = _index_dtype(n)
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long, device=device), 0
     node = torch.arange(n, device=device, dtype=dtype)
     target = choice.to(dtype)
+    jumps = min(CHOICE_JUMPS_PER_READ, max(1, math.ceil(math.log2(n))))
+    reach, p = 1, target
+    while True:
+        for _ in range(jumps):
+            p = p.index_select(0, p)
+        reach *= 2 ** jumps
+        rep = torch.minimum(p, target.index_select(0, p))
+        broken = (rep != rep.index_select(0, target)).any()
+        smallest = torch.full((n,), n, dtype=dtype, device=device).scatter_reduce_(
+            0, rep.long(), node, reduce="amin").index_select(0, rep)
+        rank = torch.cumsum(smallest == node, 0, dtype=dtype)
+        broken, k = torch.stack([broken.long(), rank[-1].long()]).tolist()  # one sync
+        if not broken:
+            return rank.sub_(1).index_select(0, smallest).long(), k
+        if reach >= n:
+            break
+    # A cycle longer than 2: the general algorithm on the first min-forest.
     parent = torch.minimum(node, target)
     parent.scatter_reduce_(0, choice.long(), node, reduce="amin")
     labels, k = forest_components(parent, node, target)

@@ -97,3 +97,11 @@ def test_functional_components_of_a_long_chain_and_its_reverse():
         labels, k = functional_component_labels(choice)
         assert k == 1 and not labels.any()
         assert torch.equal(labels, component_labels(torch.arange(n), choice, n)[0])
+
+
+def test_functional_components_with_long_cycles_fall_back_exactly():
+    # Cycles of length 3 and 5 (an argmax over symmetric potentials never makes them,
+    # so the fast check fails and the min-forest algorithm answers) and a 2-cycle.
+    choice = torch.tensor([1, 2, 0, 4, 5, 6, 7, 3, 9, 8, 9])
+    labels, k = functional_component_labels(choice)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2] and k == 3
