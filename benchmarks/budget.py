@@ -26,6 +26,17 @@ The metrics are private helpers of this script (dhtgraph.metrics holds only expl
 variation at the time of writing). Prints tables; writes ``benchmarks/results/budget.json``.
 
 Run: ``python benchmarks/budget.py [--seeds 3] [--repeats 7] [--baseline /tmp/base-budget]``
+
+``--assembly`` instead measures the token assembly after selection (issue 15), nothing
+else: on ``bedcat`` at 224² (``--side``), one image and a batch of ``--batch`` copies, with
+``max_tokens=400``, one thread, it captures the inputs of
+:func:`dhtgraph.nn.tokens.assemble_tokens` and of ``merge_to_budget`` and reports per call
+the aten op count (torch.profiler, nested ops included), the host reads (ops that return
+sizes or values to the host) and the median process CPU time over ``--repeats`` calls of
+``assemble_tokens``, ``merge_to_budget`` and the region statistics; "before" is 0.2.0's
+merge (the frozen loop in ``tests/selection/budget_reference.py``) and 0.2.0's
+``pool_regions`` with pixel positions, interleaved with today's in the same process.
+Writes ``benchmarks/results/budget_assembly.json``.
 """
 
 from __future__ import annotations
@@ -165,15 +176,135 @@ def labels_of(image: np.ndarray, tokens: int) -> np.ndarray:
     return out.partition.labels.reshape(image.shape[:2]).numpy()
 
 
-def main() -> None:
-    from skimage.segmentation import felzenszwalb, slic
+_HOST_READS = ("_local_scalar_dense", "nonzero", "_unique2", "unique_dim", "masked_select",
+               "unique_consecutive")
 
+
+def _count_ops(fn) -> tuple[int, int]:
+    """(aten ops, host reads) of one call of ``fn``."""
+    from torch.profiler import profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Reads(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            boolean = name == "index" and any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                for i in (args[1] if len(args) > 1 else ()) if i is not None)
+            Reads.total += name in _HOST_READS or boolean
+            return func(*args, **(kwargs or {}))
+
+    with profile() as prof:
+        fn()
+    ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+    with Reads():
+        fn()
+    return ops, Reads.total
+
+
+def _cpu_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return 1e3 * float(np.median(times))
+
+
+def assembly(args) -> None:
+    """The ``--assembly`` measurement (module docstring)."""
+    from PIL import Image
+
+    from dhtgraph.features.pooling import pool_grid_regions, pool_regions
+    from dhtgraph.graph.pixel import grid_quotient
+    from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
+    from dhtgraph.nn import DHTConfig, DHTTokenizer
+    from dhtgraph.nn.tokens import assemble_tokens
+    from dhtgraph.selection import ic_stopping, select_partition
+
+    spec = importlib.util.spec_from_file_location(
+        "budget_reference", _HERE.parent / "tests" / "selection" / "budget_reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    side = args.side
+    photo = Image.open(SHARED / "images" / "bedcat.jpg").convert("RGB").resize(
+        (side, side), Image.BICUBIC)
+    one = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1).float()[None] / 255
+    model = DHTTokenizer(DHTConfig.preset("recommended"))
+    cfg = model.config
+    results = {}
+    for b in (1, args.batch):
+        images = one.repeat(b, 1, 1, 1)
+        with torch.no_grad():
+            x = model.encode(images)
+            built = build_hierarchy(
+                x, PixelGrid(b, side, side), compactness=cfg.compactness,
+                var_projection=model.varproj, loop_default=cfg.loop_potential,
+                weights=cfg.weights, min_blocks=cfg.min_blocks, max_levels=cfg.max_levels,
+                stop=ic_stopping(cfg.criterion, cfg.iota), tie_break=cfg.tie_break)
+            sel = select_partition(built, cfg.criterion, cfg.iota)
+            part = sel.partition
+            edges = grid_quotient(part.labels, part.num_blocks, b, side, side)
+            projected = model.linear(sel.mean)
+            sizes = part.sizes
+            pos = built.grid.pos()
+            calls = {
+                "assemble_tokens": (None, lambda: assemble_tokens(images, x, built, sel,
+                                                                   model.linear, 400)),
+                "merge_to_budget": (
+                    lambda: reference.reference_merge_to_budget(
+                        part, projected, sel.batch, None, 400, token_edge_index=edges),
+                    lambda: budget_module.merge_to_budget(
+                        part, projected, sel.batch, None, 400, token_edge_index=edges,
+                        sizes=sizes)),
+                "region statistics": (lambda: pool_regions(part, x, pos=built.grid.pos()),
+                                      lambda: pool_grid_regions(part, x, b, side, side,
+                                                                sizes=sizes)),
+            }
+            del pos
+            row = {}
+            for name, (before, after) in calls.items():
+                entry = {}
+                for label, fn in (("before", before), ("after", after)):
+                    if fn is not None:
+                        ops, reads = _count_ops(fn)
+                        entry[label] = {"ops": ops, "host_reads": reads, "ms": []}
+                for _ in range(3):                       # interleaved rounds
+                    for label, fn in (("before", before), ("after", after)):
+                        if fn is not None:
+                            entry[label]["ms"].append(_cpu_ms(fn, args.repeats) / b)
+                for v in entry.values():
+                    v["ms_per_image"] = float(np.median(v.pop("ms")))
+                row[name] = entry
+            results[f"batch{b}"] = row
+        print(f"\n{side}² bedcat, batch {b}, max_tokens=400 ({part.num_blocks} tokens selected), "
+              "1 thread: ops / host reads per call, CPU ms per image")
+        for name, entry in row.items():
+            print(f"  {name:18s} " + "   ".join(
+                f"{label}: {v['ops']} ops, {v['host_reads']} reads, {v['ms_per_image']:.2f} ms"
+                for label, v in entry.items()))
+    write_json("budget_assembly", results)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="mosaics per kind")
     parser.add_argument("--repeats", type=int, default=7, help="timing repeats")
     parser.add_argument("--baseline", type=Path, default=Path("/tmp/base-budget"))
+    parser.add_argument("--assembly", action="store_true",
+                        help="only the assembly-stage op counts and times (issue 15)")
+    parser.add_argument("--side", type=int, default=SIDE, help="image side for --assembly")
+    parser.add_argument("--batch", type=int, default=16, help="batch size for --assembly")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.assembly:
+        assembly(args)
+        return
+    from skimage.segmentation import felzenszwalb, slic
+
     versions = {"before": load_baseline(args.baseline), "after": budget_module.merge_to_budget}
     dhtgraph.tokenize(np.zeros((8, 8, 3), np.uint8), max_tokens=2)   # import the pipeline
     metrics = {"UE": undersegmentation_error, "ASA": achievable_segmentation_accuracy,
