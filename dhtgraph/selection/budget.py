@@ -419,8 +419,8 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
     Every round works on the edges in key order and then only on the *candidates* (the
     ``excess`` cheapest edges of each image): ranks are positions in that order, so no
     rank scatter is needed, and the matching passes run on at most ``remaining`` edges.
-    Host reads per round: the candidate and merge counts and the contracted edge count
-    (one more, the candidate count, with several images).
+    Host reads per round: two (the number of merges, the number of contracted edges),
+    three with several images (also the number of candidates); 0.2.0's loop made seven.
     """
     device = state.device
     n, width = state.shape
