@@ -10,10 +10,13 @@ computes that level with dense shifted-image operations instead of gathers over 
 * the Gaussian potentials of the horizontal and vertical edges, each computed once
   (``K(u, v) = K(v, u)``);
 * the argmax with the same 16-bit quantisation and tie rule (``'reference'``: the larger
-  neighbour index wins: down > right > left > up; ``'hashed'``: an equal neighbouring
+  neighbour index wins: down > right > left > up, as packed keys ``q·4 + direction``; ``'hashed'``: an equal neighbouring
   pixel, then the larger :func:`~dhtgraph.hierarchy.contraction.tie_hash` of the edge's
   pixel indices within the image, then the larger index);
-* the components of the choices, pooled statistics, boxes and the level-1 block graph.
+* the components of the choices, pooled statistics (a block is constant in a channel iff
+  no choice edge inside it differs there: shifted-grid compares, no row gathers), boxes
+  and the level-1 block graph (:func:`~dhtgraph.graph.pixel.grid_quotient`: one sort of
+  the block pairs, the directed list laid out in closed form).
 
 The result is bit-for-bit what :func:`dhtgraph.hierarchy.contraction.contract` returns
 on ``edge_affinity`` of the level-0 state built with ``grid_edge_index`` (the tests
