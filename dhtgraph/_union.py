@@ -43,8 +43,8 @@ def _index_dtype(n: int) -> torch.dtype:
     return torch.int32 if n < 2**31 - 1 else torch.long
 
 
-def forest_components(parent: Tensor, low: Tensor | None = None,
-                      high: Tensor | None = None) -> tuple[Tensor, int]:
+def forest_components(parent: Tensor, low: Tensor | None = None, high: Tensor | None = None,
+                      jumps: int = JUMPS_PER_READ) -> tuple[Tensor, int]:
     """Canonical components of the graph made of the pointers ``v → parent[v]`` and the
     edges ``(low, high)``.
 
@@ -54,6 +54,8 @@ def forest_components(parent: Tensor, low: Tensor | None = None,
         ``parent[v] <= v`` and ``parent[v]`` in v's component (roots point at themselves).
     low, high : Tensor of shape (E,), optional
         Further edges (any order of the two ends; ``low == high`` is allowed and ignored).
+    jumps : int, default JUMPS_PER_READ
+        Doublings between two reads (more for forests known to be deep).
 
     Returns
     -------
@@ -70,7 +72,7 @@ def forest_components(parent: Tensor, low: Tensor | None = None,
         return parent.clone(), 0
     device, dtype = parent.device, parent.dtype
     node = torch.arange(n, device=device, dtype=dtype)
-    jumps = min(JUMPS_PER_READ, max(1, math.ceil(math.log2(n))))
+    jumps = min(jumps, max(1, math.ceil(math.log2(n))))
     has_edges = low is not None and low.numel() > 0
     while True:
         for _ in range(jumps):

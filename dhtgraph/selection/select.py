@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .._registry import Registry
-from .._union import component_labels, forest_components
+from .._union import component_labels, finish_components, forest_components
 from ..hierarchy.build import HierarchyResult, PixelGrid
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
@@ -412,13 +412,17 @@ def connected_split(labels: Tensor, edge_index: Optional[Tensor] = None, *,
     return Partition(k_labels, k, canonical=True)
 
 
+# Doublings per read for the dense up/left forest of the pieces: its paths run through
+# whole regions (up to H + W long), so one read covers depth 2**8 = 256.
+_PIECE_JUMPS = 8
+
+
 def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     # Connected pieces of the stored blocks on the 4-neighbour grid. The first forest is
     # built densely (a pixel's smallest same-block neighbour is the one above, else the
     # one to the left); every vertical same-block pair and every horizontal one whose
     # right pixel had no upper partner is then a pointer, so the only edges left are the
-    # horizontal pairs whose right pixel hooked upwards — passed as (left, right) on the
-    # pixels, loops elsewhere (no compaction: one host read per round).
+    # horizontal pairs whose right pixel hooked upwards.
     n = block_of.numel()
     b = n // (height * width)
     blocks = block_of.view(b, height, width)
@@ -433,10 +437,13 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     hooked_up[:, 1:] = same_up
     missed = same_left & hooked_up[:, :, 1:]
     del same_left, same_up, hooked_up
-    low = node.clone()
-    low[:, :, 1:] = torch.where(missed, node[:, :, :-1], low[:, :, 1:])
-    labels, k = forest_components(parent.view(-1), low.view(-1), node.view(-1))
-    return Partition(labels.long(), k, canonical=True)
+    # The trees first (one read), then those pairs between trees on the k trees (one
+    # compaction, a host sync; the rounds then run on k nodes, not on the pixels).
+    group, k = forest_components(parent.view(-1), jumps=_PIECE_JUMPS)
+    right = node[:, :, 1:][missed].long()
+    labels, k = finish_components(group, k, group.index_select(0, right - 1),
+                                  group.index_select(0, right))
+    return Partition(labels, k, canonical=True)
 
 
 class ICStopping:
