@@ -240,3 +240,26 @@ def test_movable_blocks_never_merge_into_frozen_ones():
         pooled = (w[:3] * x[:3, 0]).sum() / w[:3].sum()
         assert torch.allclose(step.state.mean[0], pooled.reshape(1))
         assert not torch.equal(step.partition.labels, expected.partition.labels)
+
+
+def test_a_registered_pooling_weighting_is_one_function():
+    # contract resolves 'weights' through POOL_WEIGHTINGS: a weighting registered there
+    # (here: the chosen potential alone, no sizes) is what pools the blocks.
+    from dhtgraph.hierarchy.contraction import POOL_WEIGHTINGS
+
+    def potential_only(state, chosen):
+        return chosen.to(state.mean.dtype)
+
+    edges = torch.tensor([[0, 1], [1, 0]])
+    state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
+    potential = torch.tensor([0.25, 0.25], dtype=torch.float64)
+    POOL_WEIGHTINGS.register("test-potential", potential_only)
+    try:
+        out = contract(state, potential, weights="test-potential").state
+        assert torch.allclose(out.mean, torch.tensor([[2.0]], dtype=torch.float64))
+        sized = contract(state, potential, weights="size").state
+        assert torch.allclose(sized.mean, torch.tensor([[3.0]], dtype=torch.float64))
+    finally:
+        POOL_WEIGHTINGS._items.pop("test-potential")
+    with pytest.raises(ValueError, match=r"Expected 'weights' to be one of \('argmax_edge', 'size'\)"):
+        contract(state, potential, weights="test-potential")

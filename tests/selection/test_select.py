@@ -151,3 +151,23 @@ def test_bad_selection_input():
         select_partition(built, "xic")
     with pytest.raises(ValueError, match="'iota'"):
         select_partition(built, "aicc", -1.0)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_grid_pieces_of_deep_winding_blocks_equal_the_edge_pieces(seed):
+    # Two labels at random on 48×40: blocks wind through the whole image (forest paths
+    # far deeper than one round of jumps resolves), several images.
+    from dhtgraph.selection.select import connected_split
+
+    g = torch.Generator().manual_seed(seed)
+    b, h, w = 2, 48, 40
+    labels = (torch.rand(b * h * w, generator=g) < 0.55).long()
+    edges = grid_edge_index(h, w, b)
+    by_grid = connected_split(labels, image_size=(h, w))
+    by_edges = connected_split(labels, edges)
+    inside = labels[edges[0]] == labels[edges[1]]
+    from dhtgraph.graph import connected_components
+
+    expected = connected_components(edges[:, inside], labels.numel())
+    assert by_grid == expected and by_edges == expected
+    assert by_grid.num_blocks == expected.num_blocks > 20
