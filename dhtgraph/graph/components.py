@@ -34,10 +34,9 @@ def connected_components(edge_index: Tensor, num_nodes: int) -> Partition:
 
     Notes
     -----
-    Pure tensor code (min-neighbour hooking, pointer jumping and contraction, see
-    :mod:`dhtgraph._union`): each round at least halves the nodes that still have edges;
-    on grid graphs the whole run costs a small constant times E. Host syncs: a few per
-    round. No Python loop over nodes.
+    Pure tensor code (min-neighbour hooking, pointer jumping and root hooking, see
+    :mod:`dhtgraph._union`): on grid graphs a few rounds, each a small constant times E.
+    Host syncs: the input check's one and one per round. No Python loop over nodes.
     """
     num_nodes = check_count(num_nodes, "num_nodes")
     edge_index = check_edge_index(edge_index, num_nodes)

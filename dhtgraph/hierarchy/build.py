@@ -378,10 +378,10 @@ def build_hierarchy(
     Notes
     -----
     Host syncs (device → host reads; free on CPU, a stall each on a GPU): per level one
-    in this loop (which graphs are active), plus those of the contraction (one per
-    pointer-jumping step and per round of the components) and of the stopping rule
-    (:func:`dhtgraph.selection.ic_stopping`: 2–3, a canonical renumbering).
-    ``tests/hierarchy/test_syncs.py`` counts them.
+    in this loop (which graphs are active), plus those of the contraction (one read for
+    its components, one ``unique`` for the relabelled edges); the stopping rule
+    (:func:`dhtgraph.selection.ic_stopping`) has none after its first update. About 3
+    per level at 224²; ``tests/hierarchy/test_syncs.py`` counts them and bounds them.
     """
     POOL_WEIGHTINGS.check(weights, "weights")
     tie_break = check_tie_break(tie_break)

@@ -17,8 +17,9 @@ selector also serves as the hierarchy's §4 stopping rule (:func:`ic_stopping`: 
 stops when no stored block moves); :func:`select_partition` reuses that running
 selection when the criterion and ι agree, and replays the stored levels otherwise.
 
-The work per level is a gather over the stored blocks (no sort over nodes); the node
-map is one gather per level. Graphs of any sizes: the IC's normaliser and the nodes'
+The work per level is a few gathers over the level-1 blocks (see
+:class:`InformationSelector`: no renumbering, no node-sized gather, no host sync); the
+nodes are mapped once, at the end. Graphs of any sizes: the IC's normaliser and the nodes'
 starting IC ``−√n`` use each graph's own node count n.
 """
 
