@@ -198,21 +198,38 @@ def _ramp(side: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("quantised", [False, True])
-def test_hashed_ties_give_smooth_gradients_a_photograph_like_token_count(quantised):
-    # issue 8: the reference's tie rule chained the whole ramp into one block (float32:
-    # 1 token) or kept every 8-bit plateau (uint8: one token per 2×2 step).
+def test_smooth_gradients_get_a_photograph_like_token_count_by_default(quantised):
+    # issue 8: the reference's tie rule chains the whole ramp into one block (float32:
+    # 1 token, EV 0) or, as uint8, stripes of its 8-bit plateaus; the default 'hashed'
+    # rule gives compact blocks with the explained variation of a photograph.
     image = _ramp(128)
     if quantised:
         image = (image * 255).round().to(torch.uint8)
-    tokens = dhtgraph.tokenize(image, tie_break="hashed")
-    assert 50 <= int(tokens.num_tokens[0]) <= 1000
-    if not quantised:   # the reference's rule (the default), for contrast: one token
-        assert int(dhtgraph.tokenize(image).num_tokens[0]) == 1
+    tokens = dhtgraph.tokenize(image)
+    k = int(tokens.num_tokens[0])
+    assert 50 <= k <= 1000
+    pixels = image.float() / (255 if quantised else 1)
+    assert float(explained_variation(pixels, tokens.labels()[0])) > 0.95
+    if not quantised:   # the reference's rule, for contrast: one token
+        assert int(dhtgraph.tokenize(image, tie_break="reference").num_tokens[0]) == 1
 
 
-def test_constant_image_is_one_token_with_hashed_ties():
-    image = torch.full((3, 64, 64), 0.3)
-    assert int(dhtgraph.tokenize(image, tie_break="hashed").num_tokens[0]) == 1
+def test_plateaus_stay_whole_by_default():
+    # A constant image is one token; a fully transparent half and an opaque half are two
+    # (the hash never splits a plateau: along equal pixels the index decides).
+    assert int(dhtgraph.tokenize(torch.full((3, 64, 64), 0.3)).num_tokens[0]) == 1
+    image = torch.zeros(4, 16, 16)
+    image[:3, :8], image[3, :8] = torch.tensor([0.8, 0.1, 0.1]).view(3, 1, 1), 1.0
+    image[:3, 8:] = torch.rand(3, 8, 16, generator=torch.Generator().manual_seed(0))
+    assert int(dhtgraph.tokenize(image).num_tokens[0]) == 2
+
+
+def test_the_checkpoint_preset_keeps_the_reference_tie_rule():
+    from dhtgraph.nn.config import DHTConfig
+
+    assert DHTConfig().tie_break == "hashed"
+    assert DHTConfig.preset("recommended").tie_break == "hashed"
+    assert DHTConfig.preset("r2v").tie_break == "reference"
 
 
 def test_unknown_tie_break_is_refused():

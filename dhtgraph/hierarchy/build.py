@@ -313,7 +313,7 @@ def build_hierarchy(
     min_blocks: int = MIN_BLOCKS_PER_IMAGE,
     max_levels: Optional[int] = None,
     stop: Optional[StoppingRule] = None,
-    tie_break: TieBreak = "reference",
+    tie_break: Optional[TieBreak] = None,
     observer: Optional[LevelObserver] = None,
     pixel_grid: bool = False,
     keep_states: bool = True,
@@ -346,12 +346,15 @@ def build_hierarchy(
         Loop potential without a projection.
     weights : {'argmax_edge', 'size'}, default 'argmax_edge'
         Pooling weights of the contraction levels (the top always uses sizes).
-    tie_break : {'reference', 'hashed'}, default 'reference'
+    tie_break : {'hashed', 'reference'}, optional
         How a block chooses among exactly tied potentials
-        (:func:`dhtgraph.hierarchy.contraction.argmax_choice`): 'reference' — the larger
-        neighbour index, as the reference implementation (needed to reproduce it);
-        'hashed' — a fixed symmetric hash of the pair, so that ties on smooth gradients
-        and plateaus do not chain a whole image into one block in one level.
+        (:func:`dhtgraph.hierarchy.contraction.argmax_choice`). 'hashed' (the default) —
+        along an edge between different means a fixed symmetric hash of the pair, so
+        that ties on smooth gradients do not chain a whole image into one block in one
+        level; inside a plateau the larger index, so flat regions still merge whole.
+        'reference' — the larger neighbour index everywhere, as the reference
+        implementation (needed to reproduce it; the default of the deprecated 0.1.0 call
+        form, which keeps 0.1.0's results).
     min_blocks : int, default 6
         A graph stops once it has at most this many blocks.
     max_levels : int, optional
@@ -384,6 +387,8 @@ def build_hierarchy(
     per level at 224²; ``tests/hierarchy/test_syncs.py`` counts them and bounds them.
     """
     POOL_WEIGHTINGS.check(weights, "weights")
+    if tie_break is None:
+        tie_break = "reference" if isinstance(x, BlockState) else "hashed"
     tie_break = check_tie_break(tie_break)
     if isinstance(x, BlockState):
         warnings.warn("build_hierarchy(state, num_images, image_size, ...) is deprecated: pass "

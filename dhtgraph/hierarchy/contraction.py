@@ -44,7 +44,7 @@ __all__ = [
     "local_index",
     "tie_hash",
     "tie_keys",
-    "flat_blocks",
+    "equal_ends",
     "argmax_choice",
     "chosen_potential",
     "pool_blocks",
@@ -69,9 +69,10 @@ TieBreak = Literal["reference", "hashed"]
 #: * ``'hashed'``: the larger :func:`tie_hash` of the two blocks' indices within their
 #:   graph wins, then the larger index. Tied regions contract like a graph with a random
 #:   edge order (trees around mutually chosen edges, about a third of the blocks per
-#:   level) instead of chaining. A block *inside a flat region* — every neighbour has
-#:   exactly its mean — keeps the reference rule, so a flat region still merges whole
-#:   (a constant image is one token).
+#:   level) instead of chaining. Along an edge *inside a plateau* — its two blocks have
+#:   exactly the same mean (:func:`equal_ends`) — the hash is dropped and the larger
+#:   index decides, as in the reference, so a flat region still merges whole in one
+#:   level (a constant image, or a fully transparent area, is one token).
 TIE_BREAKS = ("reference", "hashed")
 #: Bits of :func:`tie_hash`: potential (16) and hash (15) share one int32 in the grid
 #: fast path.
@@ -79,7 +80,7 @@ TIE_HASH_BITS = 15
 # Bits of a block's index within its graph in the hashed key (16 + 15 + 31 = 62).
 _LOCAL_INDEX_BITS = 31
 _MASK32 = 0xFFFFFFFF
-# Edges per chunk of the flat-block test (bounds the (E, d) temporaries).
+# Edges per chunk of the equal-means test (bounds the (E, d) temporaries).
 _EQUAL_CHUNK = 1 << 21
 
 
@@ -290,13 +291,14 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     tie_break : {'reference', 'hashed'}, default 'reference'
         Among equal quantised potentials: ``'reference'``, the larger neighbour index
         wins; ``'hashed'``, the larger ``tie_hash(i_v, i_u)`` of the blocks' indices
-        within their graph (:func:`local_index`), then the larger index — except for
-        blocks inside a flat region (:func:`flat_blocks`, when ``mean`` is given), which
-        keep the reference rule. See :data:`TIE_BREAKS`.
+        within their graph (:func:`local_index`), then the larger index — except along
+        edges between blocks of exactly equal means (:func:`equal_ends`, when ``mean``
+        is given), where the index alone decides (the reference rule). See
+        :data:`TIE_BREAKS`.
     batch : LongTensor of shape (K,), optional
         Graph of every block (contiguous runs), read by ``'hashed'`` (default: one graph).
     mean : Tensor of shape (K, d), optional
-        Block means, read by ``'hashed'`` for the flat-region rule (without it the hash
+        Block means, read by ``'hashed'`` for the plateau rule (without it the hash
         breaks every tie).
 
     Returns
@@ -333,27 +335,37 @@ def _best_key_choice(key: Tensor, edge_index: Tensor, num_nodes: int, movable: O
     return choice
 
 
-def flat_blocks(mean: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
-    """BoolTensor (K,): every neighbour of the block has exactly its mean (loops ignored).
+def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
+    """BoolTensor (E,): the edge joins two blocks of exactly the same mean (loops: True).
 
-    A block without neighbours is flat. Chunked over edges (bounded (E, d) temporaries).
+    Symmetric (both directions of an edge agree). Chunked over edges (bounded (E, d)
+    temporaries).
+
+    Parameters
+    ----------
+    mean : Tensor of shape (K, d)
+    edge_index : LongTensor of shape (2, E)
+
+    Returns
+    -------
+    BoolTensor of shape (E,)
     """
     src, dst = edge_index[0], edge_index[1]
     items = mean.detach()
-    differing = torch.zeros(num_nodes, dtype=torch.int32, device=mean.device)
+    out = torch.empty(src.numel(), dtype=torch.bool, device=mean.device)
     for start in range(0, src.numel(), _EQUAL_CHUNK):
-        s, d = src[start:start + _EQUAL_CHUNK], dst[start:start + _EQUAL_CHUNK]
-        differ = (items.index_select(0, s) != items.index_select(0, d)).any(-1)
-        differing.index_add_(0, s, differ.to(torch.int32))
-    return differing == 0
+        stop = start + _EQUAL_CHUNK
+        out[start:stop] = (items.index_select(0, src[start:stop])
+                           == items.index_select(0, dst[start:stop])).all(-1)
+    return out
 
 
 def tie_keys(quantized: Tensor, hashed: Tensor, flat: Optional[Tensor] = None) -> Tensor:
     """The hashed rule's order of edges: ``q·2^15 + hash`` (``q·2^15`` where ``flat``).
 
-    ``flat`` (broadcast to ``quantized``) marks the edges whose source block lies inside a
-    flat region: their hash is dropped, so the index decides their ties (the reference
-    rule). Same dtype as ``quantized``.
+    ``flat`` (broadcast to ``quantized``) marks the edges inside a plateau (equal means at
+    both ends, :func:`equal_ends`): their hash is dropped, so the index decides their ties
+    (the reference rule). Same dtype as ``quantized``.
     """
     hashed = hashed.to(quantized.dtype)
     if flat is not None:
@@ -380,9 +392,7 @@ def _hashed_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                              f"tie_break='hashed' (got {largest + 1})")
     local_src = local.index_select(0, src)
     local_dst = local.index_select(0, dst)
-    flat = None
-    if mean is not None:
-        flat = flat_blocks(mean, edge_index, num_nodes).index_select(0, src)
+    flat = None if mean is None else equal_ends(mean, edge_index)
     key = tie_keys(quantize_potential(potential), tie_hash(local_src, local_dst), flat)
     key = (key << _LOCAL_INDEX_BITS) | local_dst
     del local_src, local_dst, flat
@@ -623,7 +633,7 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     tie_break : {'reference', 'hashed'}, default 'reference'
         How the argmax breaks exact ties (:func:`argmax_choice`, :data:`TIE_BREAKS`);
         ``'hashed'`` reads the graph of every block from ``state.batch`` and the
-        flat-region rule from ``state.mean``.
+        plateau rule from ``state.mean``.
 
     Returns
     -------

@@ -10,9 +10,10 @@ computes that level with dense shifted-image operations instead of gathers over 
 * the Gaussian potentials of the horizontal and vertical edges, each computed once
   (``K(u, v) = K(v, u)``);
 * the argmax with the same 16-bit quantisation and tie rule (``'reference'``: the larger
-  neighbour index wins: down > right > left > up, as packed keys ``q·4 + direction``; ``'hashed'``: an equal neighbouring
-  pixel, then the larger :func:`~dhtgraph.hierarchy.contraction.tie_hash` of the edge's
-  pixel indices within the image, then the larger index);
+  neighbour index wins: down > right > left > up, as packed keys ``q·4 + direction``;
+  ``'hashed'``: along an edge between different pixels the larger
+  :func:`~dhtgraph.hierarchy.contraction.tie_hash` of the edge's pixel indices within the
+  image, then the larger index; along an edge between equal pixels the index alone);
 * the components of the choices, pooled statistics (a block is constant in a channel iff
   no choice edge inside it differs there: shifted-grid compares, no row gathers), boxes
   and the level-1 block graph (:func:`~dhtgraph.graph.pixel.grid_quotient`: one sort of
@@ -117,29 +118,21 @@ def _grid_tie_candidates(grid: Tensor, qh: Tensor, qv: Tensor) -> tuple[Tensor, 
     pixel's up, left, right and down candidates.
 
     The hash reads the pixel indices within the image (``r·W + c``), the level-0 indices
-    :func:`~dhtgraph.hierarchy.contraction.local_index` gives on the general path, and a
-    pixel whose 4 neighbours all equal it (a flat pixel,
-    :func:`~dhtgraph.hierarchy.contraction.flat_blocks`) drops the hash, so the keys
-    order every pixel's candidates as the general path's hashed keys do.
+    :func:`~dhtgraph.hierarchy.contraction.local_index` gives on the general path. An edge
+    between two pixels of exactly equal features (inside a plateau,
+    :func:`~dhtgraph.hierarchy.contraction.equal_ends`) drops the hash, so there the index
+    decides, and the keys order every pixel's candidates as the general path's do. Both
+    directions of an edge share one key (the hash and the equality are symmetric).
     """
-    b, h, w = qh.shape[0], qv.shape[1] + 1, qh.shape[2] + 1
+    h, w = qv.shape[1] + 1, qh.shape[2] + 1
     index = torch.arange(h * w, device=qh.device).view(h, w)
-    key_h = tie_keys(qh, tie_hash(index[:, :-1], index[:, 1:]))
-    key_v = tie_keys(qv, tie_hash(index[:-1], index[1:]))
+    hash_h = tie_hash(index[:, :-1], index[:, 1:])
+    hash_v = tie_hash(index[:-1], index[1:])
     del index
     items = grid.detach()
-    differ_h = (items[:, :, :-1] != items[:, :, 1:]).any(-1)
-    differ_v = (items[:, :-1] != items[:, 1:]).any(-1)
-    rough = torch.zeros((b, h, w), dtype=torch.bool, device=qh.device)
-    rough[:, :, 1:] |= differ_h
-    rough[:, :, :-1] |= differ_h
-    rough[:, 1:] |= differ_v
-    rough[:, :-1] |= differ_v
-    del differ_h, differ_v
-    plain_h, plain_v = qh << TIE_HASH_BITS, qv << TIE_HASH_BITS
-    return (torch.where(rough[:, 1:], key_v, plain_v), torch.where(rough[:, :, 1:], key_h, plain_h),
-            torch.where(rough[:, :, :-1], key_h, plain_h),
-            torch.where(rough[:, :-1], key_v, plain_v))
+    key_h = tie_keys(qh, hash_h, (items[:, :, :-1] == items[:, :, 1:]).all(-1))
+    key_v = tie_keys(qv, hash_v, (items[:, :-1] == items[:, 1:]).all(-1))
+    return key_v, key_h, key_h, key_v
 
 
 def _grid_argmax(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak = "reference",

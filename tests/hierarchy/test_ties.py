@@ -11,7 +11,7 @@ from dhtgraph.hierarchy import build as build_module
 from dhtgraph.hierarchy import PixelGrid, build_hierarchy
 from dhtgraph.hierarchy.affinity import edge_affinity
 from dhtgraph.hierarchy.contraction import (TIE_BREAKS, BlockState, argmax_choice, contract,
-                                            flat_blocks, local_index, tie_hash)
+                                            equal_ends, local_index, tie_hash)
 from dhtgraph.hierarchy.grid import grid_contraction, pixel_state
 from dhtgraph.selection import ic_stopping, select_partition
 
@@ -62,16 +62,23 @@ def test_only_exact_ties_are_hashed(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_blocks_inside_flat_regions_keep_the_reference_rule(device):
+def test_edges_inside_plateaus_keep_the_reference_rule(device):
     edges = PATH.to(device)
     potential = torch.full((edges.shape[1],), 0.5, device=device)
     mean = torch.tensor([[0.0], [1.0], [1.0], [1.0], [2.0], [2.0]], device=device)
-    # Flat: every neighbour has the block's mean — 2 (1 and 3 are 1.0) and 5 (4 is 2.0).
-    assert flat_blocks(mean, edges, 6).tolist() == [False, False, True, False, False, True]
-    # 2 follows the index (→ 3) instead of its hash (→ 1); the others as in the hand case.
+    # Equal ends: (1,2), (2,3) and (4,5), both directions; loops count as equal.
+    assert equal_ends(mean, edges).tolist() == [False, False, True, True, True, True,
+                                                False, False, True, True]
+    assert equal_ends(mean, torch.tensor([[3], [3]], device=device)).tolist() == [True]
+    # Keys without the hash on plateau edges (hashes as in the hand case above):
+    # 0: only 1; 1: 13380 (to 0) beats 0 (to 2); 2: both 0, larger index → 3;
+    # 3: 3053 (to 4) beats 0 (to 2); 4: 3053 (to 3) beats 0 (to 5); 5: only 4.
     choice = argmax_choice(potential, edges, 6, tie_break="hashed", mean=mean)
-    assert choice.tolist() == [1, 2, 3, 2, 5, 4]
-    # A constant path is flat everywhere: the reference chain, one block.
+    assert choice.tolist() == [1, 0, 3, 4, 3, 4]
+    state = BlockState.from_pixels(mean, torch.zeros(6, 2, device=device), edges)
+    out = contract(state, potential, weights="size", tie_break="hashed")
+    assert out.partition.labels.tolist() == [0, 0, 1, 1, 1, 1]
+    # A constant path is one plateau: the reference chain, one block.
     same = torch.ones(6, 1, device=device)
     assert argmax_choice(potential, edges, 6, tie_break="hashed", mean=same).tolist() == \
         [1, 2, 3, 4, 5, 4]
@@ -173,13 +180,10 @@ def test_ramp_and_gradient_no_longer_collapse():
     rows = torch.stack([(labels == b).any(1).sum() for b in range(k)])
     cols = torch.stack([(labels == b).any(0).sum() for b in range(k)])
     assert rows.max() < h // 2 and cols.max() < w // 2
-    # The ramp's columns are cut (vertical neighbours are equal, so its blocks stay
-    # narrow: the potential, not the tie rule, prefers vertical merges there).
-    labels = _hierarchy(ramp, "hashed").labels.view(h, w)
-    k = int(labels.max()) + 1
-    assert k > w
-    rows = torch.stack([(labels == b).any(1).sum() for b in range(k)])
-    assert rows.float().median() < h
+    # The ramp's columns are its plateaus (vertical neighbours are exactly equal): inside
+    # them the index decides as in the reference, so each column merges whole and, being
+    # exact (zero variance), is kept: the same 64 columns.
+    assert torch.equal(_hierarchy(ramp, "hashed").labels, columns.labels)
 
 
 def test_a_constant_image_stays_one_token_with_hashed_ties():
