@@ -35,8 +35,11 @@ bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[bench]" "$(TORCH)"
 	$(PY) benchmarks/components.py
 	$(PY) benchmarks/tokenize.py
+	$(PY) benchmarks/speed.py --quick
+	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/quality.py --quick
 	$(PY) benchmarks/budget.py --seeds 2
+	$(PY) benchmarks/budget.py --assembly
 	$(PY) benchmarks/vectorize.py
 	$(PY) benchmarks/contention.py --quick
 	$(PY) benchmarks/model.py
