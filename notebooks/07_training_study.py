@@ -6,8 +6,9 @@
 # sources at the same budget — square patches (`grid_partition`), dHT tokens from
 # `tokenize` (cached), dHT end to end (the model's own learnable tokenizer) and SLIC —
 # with the graph-aware attention bias on and off, for classification (top-1) and
-# segmentation (mIoU through the dense head). The full study (3 seeds, 250 steps) is
-# `python benchmarks/study.py`; this notebook runs a reduced version (one seed, a few
+# segmentation (mIoU through the dense head). The full study (3 seeds, 250 steps,
+# 6144 training images, per-image normalised inputs, 15 of the 32 cells — see the
+# script's docstring) is `python benchmarks/study.py`; this notebook runs a reduced version (one seed, a few
 # steps, small sets: its numbers show the pipeline works, not which source is better)
 # and shows the full study's table and curves when `benchmarks/results/study/` holds them.
 
@@ -58,11 +59,11 @@ for ax in axes.ravel():
 # ## The reduced study
 #
 # `study.QUICK` sizes (one seed, 192 training / 64 test images, 16 steps of 16 images) on
-# the shapes set: every source without graph bias, and grid / dHT with it. The same
-# functions run the full study.
+# the shapes set: every source without graph bias, and grid / dHT with it (`design='full'`:
+# every cell of this small grid). The same functions run the full study.
 
 # %%
-quick = replace(study.StudyConfig(**study.QUICK), datasets=("shapes",), steps=12)
+quick = replace(study.StudyConfig(**study.QUICK), datasets=("shapes",), steps=12, design="full")
 results = study.run_study(replace(quick, graph_bias=(False,)), None, log=print)
 with_bias = study.run_study(replace(quick, graph_bias=(True,), sources=("grid", "dht")), None, log=print)
 results["runs"].update(with_bias["runs"])
@@ -76,7 +77,7 @@ print("graph-bias cost (ms/step on / off):",
 #
 # `python benchmarks/study.py` writes `benchmarks/results/study/study.json` run by run
 # (seed by seed; `--resume` continues a stopped study). Its table is the mean ± std over
-# the seeds that finished; the curves are the test metric every 50 steps, mean over seeds
+# the seeds that finished; the curves are the test metric every 100 steps, mean over seeds
 # with a ±1 std band (dashed: no graph bias).
 
 # %%

@@ -17,7 +17,7 @@ study = pytest.importorskip("study")
 TINY = study.StudyConfig(image_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2,
                          train_images=8, test_images=4, steps=2, batch=4, eval_every=1,
                          seeds=(0,), datasets=("shapes",), tasks=("classification",),
-                         sources=("grid",), graph_bias=(False,))
+                         sources=("grid",), graph_bias=(False,), design="full")
 
 
 @pytest.mark.parametrize("name", study.DATASETS)
@@ -75,11 +75,56 @@ def test_study_runs_and_reports(tmp_path, source, task, bias):
     assert run["tokens_per_image"] <= config.budget
     again = study.run_study(config, tmp_path, resume=True, log=lambda *a: None)  # nothing to run
     assert again["runs"][key]["loss"] == run["loss"]
-    text = study.report(results, tmp_path)
-    assert source in text and (tmp_path / "study_curves.png").exists()
+    if source == "grid":  # the report once (matplotlib is the slow part)
+        text = study.report(results, tmp_path)
+        assert source in text and (tmp_path / "study_curves.png").exists()
+
+
+def test_merge_of_per_seed_studies(tmp_path):
+    parts = [study.run_study(replace(TINY, seeds=(s,)), None, log=lambda *a: None) for s in (0, 1)]
+    merged = study.merge_results(parts, tmp_path)
+    assert sorted(merged["runs"]) == ["shapes/classification/grid/nobias/0",
+                                      "shapes/classification/grid/nobias/1"]
+    assert merged["config"]["seeds"] == [0, 1] and (tmp_path / "study.json").exists()
+    (row,) = study.summarise(merged)
+    assert row["seeds"] == 2 and math.isfinite(row["std"])
+    other = study.run_study(replace(TINY, seeds=(2,), steps=1), None, log=lambda *a: None)
+    with pytest.raises(ValueError, match="differ only in 'seeds'"):
+        study.merge_results([parts[0], other])
 
 
 def test_same_seed_same_run(tmp_path):
     a = study.run_study(TINY, None, log=lambda *a: None)["runs"]
     b = study.run_study(TINY, None, log=lambda *a: None)["runs"]
     assert [r["loss"] for r in a.values()] == [r["loss"] for r in b.values()]
+
+
+def test_reduced_design_cells():
+    config = study.StudyConfig()
+    cells = [(d, t, s, b) for d in study.DATASETS for t in study.TASKS for s in study.SOURCES
+             for b in (False, True) if study.in_design(config, d, t, s, b)]
+    assert len(cells) == 15  # 2 sets x 2 tasks x {grid, dht, slic}; + bias, e2e on shapes seg
+    assert ("textured", "classification", "grid", True) not in cells
+    assert ("shapes", "segmentation", "dht_e2e", False) in cells
+    assert ("shapes", "classification", "dht", True) not in cells
+    assert all(study.in_design(replace(config, design="full"), *c) for c in
+               [("textured", "segmentation", "slic", True)])
+    with pytest.raises(ValueError, match="Expected design one of"):
+        study.in_design(replace(config, design="half"), "shapes", "classification", "grid", False)
+
+
+def test_reduced_design_skips_cells(tmp_path):
+    config = replace(TINY, design="reduced", sources=("slic",), graph_bias=(True,))
+    assert study.run_study(config, None, log=lambda *a: None)["runs"] == {}
+
+
+def test_model_input_is_per_image_normalised():
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    images[1] = 0.25 * images[1] + 0.5  # other brightness and contrast
+    x = study.model_input(images, "image")
+    assert torch.allclose(x.mean((2, 3)), torch.zeros(2, 3), atol=1e-6)
+    assert torch.allclose(x.std((1, 2, 3)), torch.ones(2), atol=0.05)
+    flat = study.model_input(torch.full((1, 3, 4, 4), 0.7), "image")
+    assert flat.abs().max() < 1e-5  # a flat image: centred, not blown up
+    with pytest.raises(ValueError, match="Expected input_norm one of"):
+        study.model_input(images, "none")
