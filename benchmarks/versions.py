@@ -1,6 +1,7 @@
 """Tokenize CPU time of this checkout against another dhtgraph checkout, interleaved.
 
-Each round runs one subprocess per version (``PYTHONPATH`` = that checkout); a subprocess
+Each round runs one subprocess per version (``PYTHONPATH`` = that checkout, started in
+that folder; the version it imported is checked and printed); a subprocess
 tokenizes the benchmark photograph (``_common.load_image``) at 224² and 512², without a
 budget and with ``max_tokens=400``, one intra-op thread, one warm-up call and ``--calls``
 timed calls, and reports the median process CPU time per call (``time.process_time``:
@@ -51,15 +52,23 @@ for side, budget in %s:
         tokens = dhtgraph.tokenize(image, **kw)
         times.append(time.process_time() - start)
     out[f"{side}/{budget}"] = [statistics.median(times) * 1e3, int(tokens.num_tokens.sum())]
+out["module"] = [dhtgraph.__file__, dhtgraph.__version__]
 print(json.dumps(out))
 """ % CASES
 
 
 def run(checkout: Path, calls: int, tie_break: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(checkout))
+    # cwd = the checkout: ``python -c`` puts the working directory first on sys.path, so
+    # run from anywhere else it would import whatever dhtgraph lies there.
     done = subprocess.run([sys.executable, "-c", _CHILD, str(_HERE), str(calls), tie_break],
-                          env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+                          env=env, capture_output=True, text=True, check=True, cwd=checkout)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    module, version = out.pop("module")
+    if not Path(module).resolve().is_relative_to(checkout.resolve()):
+        raise RuntimeError(f"Expected dhtgraph from {checkout} (imported {module})")
+    out["version"] = version
+    return out
 
 
 def main() -> None:
@@ -76,12 +85,18 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, (checkout, tie_break) in rows.items():
             runs[name].append(run(checkout, args.calls, tie_break))
+    versions = {name: results[0].pop("version") for name, results in runs.items()}
+    for results in runs.values():
+        for r in results:
+            r.pop("version", None)
     table = {name: {case: [statistics.median(r[case][0] for r in results), results[0][case][1]]
                     for case in results[0]} for name, results in runs.items()}
     print(f"{'version':28s}" + "".join(f"{c:>18s}" for c in table["base"]))
     for name, cases in table.items():
-        print(f"{name:28s}" + "".join(f"{ms:11.1f} ms {n:4d}" for ms, n in cases.values()))
-    write_json("versions", {"rounds": args.rounds, "calls": args.calls, "table": table})
+        label = f"{name} ({versions[name]})"
+        print(f"{label:28s}" + "".join(f"{ms:11.1f} ms {n:4d}" for ms, n in cases.values()))
+    write_json("versions", {"rounds": args.rounds, "calls": args.calls, "versions": versions,
+                            "table": table})
 
 
 if __name__ == "__main__":

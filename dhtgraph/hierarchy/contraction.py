@@ -80,8 +80,8 @@ TIE_HASH_BITS = 15
 # Bits of a block's index within its graph in the hashed key (16 + 15 + 31 = 62).
 _LOCAL_INDEX_BITS = 31
 _MASK32 = 0xFFFFFFFF
-# Edges per chunk of the equal-means test (bounds the (E, d) temporaries).
-_EQUAL_CHUNK = 1 << 21
+# Edges per chunk of the equal-means test and the hashed keys (bounds their temporaries).
+_EQUAL_CHUNK = 1 << 20
 
 
 @dataclass
@@ -390,12 +390,17 @@ def _hashed_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
         if largest >= (1 << _LOCAL_INDEX_BITS):
             raise ValueError(f"Expected graphs of fewer than 2**{_LOCAL_INDEX_BITS} blocks with "
                              f"tie_break='hashed' (got {largest + 1})")
-    local_src = local.index_select(0, src)
-    local_dst = local.index_select(0, dst)
-    flat = None if mean is None else equal_ends(mean, edge_index)
-    key = tie_keys(quantize_potential(potential), tie_hash(local_src, local_dst), flat)
-    key = (key << _LOCAL_INDEX_BITS) | local_dst
-    del local_src, local_dst, flat
+    # Built in chunks of edges: the hash's int64 temporaries stay bounded (the key itself
+    # is the one (E,) array that must exist whole).
+    key = quantize_potential(potential)
+    for start in range(0, key.numel(), _EQUAL_CHUNK):
+        stop = start + _EQUAL_CHUNK
+        local_src = local.index_select(0, src[start:stop])
+        local_dst = local.index_select(0, dst[start:stop])
+        flat = None if mean is None else equal_ends(mean, edge_index[:, start:stop])
+        part = tie_keys(key[start:stop], tie_hash(local_src, local_dst), flat)
+        key[start:stop] = (part << _LOCAL_INDEX_BITS) | local_dst
+        del local_src, local_dst, flat, part
     return _best_key_choice(key, edge_index, num_nodes, movable, _LOCAL_INDEX_BITS, local)
 
 

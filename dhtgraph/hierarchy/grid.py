@@ -40,8 +40,8 @@ from .contraction import (POOL_WEIGHTS, TIE_HASH_BITS, BlockState, Contraction, 
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
-# Feature values per chunk of the potentials when no gradient is recorded (bounds the
-# temporaries on large images).
+# Values per chunk of the potentials when no gradient is recorded, and pixels per chunk of
+# the tie hashes (bounds the temporaries on large images).
 _ROW_CHUNK_PIXELS = 1 << 20
 
 
@@ -125,10 +125,19 @@ def _grid_tie_candidates(grid: Tensor, qh: Tensor, qv: Tensor) -> tuple[Tensor, 
     directions of an edge share one key (the hash and the equality are symmetric).
     """
     h, w = qv.shape[1] + 1, qh.shape[2] + 1
-    index = torch.arange(h * w, device=qh.device).view(h, w)
-    hash_h = tie_hash(index[:, :-1], index[:, 1:])
-    hash_v = tie_hash(index[:-1], index[1:])
-    del index
+    # The hashes of the pixel pairs, a few rows at a time (tie_hash's int64 temporaries
+    # stay bounded), kept as int32 (they hold TIE_HASH_BITS bits).
+    hash_h = torch.empty((h, w - 1), dtype=torch.int32, device=qh.device)
+    hash_v = torch.empty((h - 1, w), dtype=torch.int32, device=qh.device)
+    rows = max(1, _ROW_CHUNK_PIXELS // w)
+    for start in range(0, h, rows):
+        stop = min(start + rows, h)
+        index = torch.arange(start * w, (stop + 1) * w, device=qh.device).view(-1, w)
+        hash_h[start:stop] = tie_hash(index[:-1, :-1], index[:-1, 1:])
+        below = min(stop, h - 1)  # vertical pairs of rows start..below−1 (to the next row)
+        if below > start:
+            hash_v[start:below] = tie_hash(index[:below - start], index[1:below - start + 1])
+        del index
     items = grid.detach()
     key_h = tie_keys(qh, hash_h, (items[:, :, :-1] == items[:, :, 1:]).all(-1))
     key_v = tie_keys(qv, hash_v, (items[:, :-1] == items[:, 1:]).all(-1))

@@ -219,3 +219,20 @@ def test_grid_fast_path_equals_contract_on_tied_images(tie_break, image):
                            tie_break=tie_break)
     assert torch.equal(got.choice, expected.choice)
     assert got.partition == expected.partition
+
+
+def test_hashed_keys_built_in_chunks_equal_one_chunk(monkeypatch):
+    # The hashed rule builds its keys (general path) and pixel-pair hashes (grid path) in
+    # chunks to bound memory; tiny chunks must give the same choices as one chunk.
+    from dhtgraph.hierarchy import contraction, grid
+
+    h, w = 11, 9
+    one = torch.cat([_plateaus(h, w), _palette_image(h, w, seed=3)[:, :1]], 1)
+    image = torch.cat([one, one.flip(0)])  # a batch of two, plateaus and ties everywhere
+    whole = _levels(image, 2, h, w, "hashed")
+    monkeypatch.setattr(contraction, "_EQUAL_CHUNK", 7)
+    monkeypatch.setattr(grid, "_ROW_CHUNK_PIXELS", 2 * w)
+    chunked = _levels(image, 2, h, w, "hashed")
+    assert torch.equal(whole[0], chunked[0])
+    for (a, _), (b, _) in zip(whole[1:], chunked[1:]):
+        assert torch.equal(a, b)
