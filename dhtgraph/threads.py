@@ -64,10 +64,13 @@ __all__ = ["limit", "num_threads", "choose_num_threads", "run_with_policy", "bus
 T = TypeVar("T")
 
 #: Inputs with fewer pixels than this per call (B·H·W) run on one intra-op thread under
-#: the default policy: torch's element-wise kernels split work only above 32768 elements
-#: (its grain size), so below it nearly every op runs on one thread anyway and a second
-#: thread has little to split.
-SMALL_INPUT_PIXELS = 1 << 15
+#: the default policy. torch's element-wise kernels split work only above 32768 elements
+#: (its grain size), and most of a call's ops work on blocks, not pixels (a 224² image has
+#: ~14k blocks after the first level), so a second thread has little to split and its
+#: barrier waits cost more than it gains: measured on an idle 2-core machine
+#: (``benchmarks/contention.py``), one 224² image took 73 ms with 1 thread and 117 ms with
+#: 2, one 1024² image 821 ms and 716 ms.
+SMALL_INPUT_PIXELS = 1 << 17
 
 #: Where Linux publishes the number of runnable tasks (4th field "running/total").
 _LOADAVG = "/proc/loadavg"

@@ -100,7 +100,8 @@ def test_small_inputs_get_one_thread(two_threads, monkeypatch):
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)
     assert choose_num_threads(SMALL_INPUT_PIXELS - 1, busy=0) == 1
     assert choose_num_threads(SMALL_INPUT_PIXELS, busy=0) == 2
-    assert choose_num_threads(224 * 224, busy=0) == 2    # idle: today's default, 2 threads
+    assert choose_num_threads(224 * 224, busy=0) == 1    # one 224² image: 1 thread is faster
+    assert choose_num_threads(512 * 512, busy=0) == 2    # idle: torch's count
 
 
 def test_large_inputs_get_the_free_cpus(two_threads, monkeypatch):
