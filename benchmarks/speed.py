@@ -7,8 +7,9 @@ everywhere; wall time (``time.perf_counter``); one warm-up call per method first
 
 1. **224², single image**: the 8 shared photographs (``../shared/data/images``, resized
    bicubic to 224²), each timed ``--repeats`` times (default 5; ``--quick`` 2),
-   interleaved photo by photo with the peers below. Reported: the median over all
-   photo × repeat calls, ms per image.
+   interleaved photo by photo with the peers below, and also as ``dhtgraph default``:
+   ``tokenize`` with its default thread policy (one intra-op thread below 2¹⁷ pixels).
+   Reported: the median over all photo × repeat calls, ms per image.
 2. **224², batch of 16** (the 8 photographs and their mirror images): ``tokenize(batch,
    num_threads=2)`` — two worker threads with one intra-op thread each over the two
    halves (the batch pool) — and the same batch as one call with 2 intra-op threads
@@ -249,7 +250,9 @@ def main() -> None:
                      "machine_load_start": open("/proc/loadavg").read().split()[:4]}
 
     # 1 + 7: single images, interleaved with the peers.
-    methods = {"dhtgraph": lambda name: dht(tensors[name])}
+    methods = {"dhtgraph": lambda name: dht(tensors[name]),
+               # the default thread policy (one intra-op thread below 2^17 pixels)
+               "dhtgraph default": lambda name: dhtgraph.tokenize(tensors[name], MAX_TOKENS)}
     methods.update({peer: (lambda name, f=fn: f(photos[name])) for peer, fn in peers.items()})
     for fn in methods.values():
         fn(PHOTOS[0])  # warm-up

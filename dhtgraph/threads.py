@@ -67,9 +67,10 @@ T = TypeVar("T")
 #: the default policy. torch's element-wise kernels split work only above 32768 elements
 #: (its grain size), and most of a call's ops work on blocks, not pixels (a 224² image has
 #: ~14k blocks after the first level), so a second thread has little to split and its
-#: barrier waits cost more than it gains: measured on an idle 2-core machine
-#: (``benchmarks/contention.py``), one 224² image took 73 ms with 1 thread and 117 ms with
-#: 2, one 1024² image 821 ms and 716 ms.
+#: barrier waits can cost more than it gains. Measured on an idle 2-core machine: the
+#: eight 224² photographs took a median 66 ms with 1 thread and 64 ms with 2 (48 calls
+#: each, interleaved), ``benchmarks/contention.py``'s 224² image 73 and 117 ms; one 1024²
+#: image 821 and 716 ms. Under load one thread is far better (see the contention table).
 SMALL_INPUT_PIXELS = 1 << 17
 
 #: Where Linux publishes the number of runnable tasks (4th field "running/total").
