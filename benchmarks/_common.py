@@ -68,12 +68,22 @@ def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def load_image(side: int):
-    """The benchmark photograph resized to side×side, uint8 (H, W, 3)."""
+def status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``, ...) in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def load_image(side: int, name: str = PHOTO):
+    """A shared photograph (default: the benchmark photograph) resized to side×side,
+    uint8 (H, W, 3); scikit-image's astronaut where ../shared is absent."""
     import numpy as np
     from PIL import Image
 
-    path = SHARED_IMAGES / PHOTO
+    path = SHARED_IMAGES / name
     if path.exists():
         pil = Image.open(path).convert("RGB")
     else:

@@ -37,34 +37,11 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.append(str(_HERE))
-from _common import SHARED_IMAGES, write_json  # noqa: E402
+from _common import load_image, status_bytes, write_json  # noqa: E402
 
 DEFAULT_IMAGE = "elephant.jpg"
 #: Seconds between two RSS samples of ``--where``.
 SAMPLE_INTERVAL = 0.001
-
-
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _load(name: str, side: int):
-    import numpy as np
-    from PIL import Image
-
-    path = SHARED_IMAGES / name
-    if path.exists():
-        pil = Image.open(path).convert("RGB")
-    else:
-        from skimage import data
-
-        print(f"note: {path} is absent; using skimage.data.astronaut instead", file=sys.stderr)
-        pil = Image.fromarray(data.astronaut())
-    return np.asarray(pil.resize((side, side), Image.BICUBIC))
 
 
 def child(name: str, side: int, threads: int, where: bool) -> None:
@@ -72,7 +49,7 @@ def child(name: str, side: int, threads: int, where: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    image = _load(name, side)
+    image = load_image(side, name)
     import dhtgraph
 
     stack: list[str] = []
@@ -82,7 +59,7 @@ def child(name: str, side: int, threads: int, where: bool) -> None:
     def watch() -> None:
         peak = 0
         while not done.is_set():
-            rss = _status_bytes("VmRSS")
+            rss = status_bytes("VmRSS")
             if rss > peak:
                 peak = rss
                 frame = sys._current_frames().get(main)
@@ -98,14 +75,14 @@ def child(name: str, side: int, threads: int, where: bool) -> None:
 
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    before = _status_bytes("VmRSS")
+    before = status_bytes("VmRSS")
     watcher = threading.Thread(target=watch, daemon=True) if where else None
     if watcher is not None:
         watcher.start()
     start = time.perf_counter()
     tokens = dhtgraph.tokenize(image)
     seconds = time.perf_counter() - start
-    peak = _status_bytes("VmHWM")
+    peak = status_bytes("VmHWM")
     done.set()
     if watcher is not None:
         watcher.join()

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.append(str(_HERE))
-from _common import PHOTO, load_image, median_time, write_json  # noqa: E402
+from _common import PHOTO, load_image, median_time, status_bytes, write_json  # noqa: E402
 
 
 def run_dhtgraph(image: np.ndarray, **kw) -> int:
@@ -76,14 +76,6 @@ def call(method: str, image: np.ndarray, param: float | None) -> int:
     return run_slic(image, int(param))
 
 
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _reset_peak() -> None:
     """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux ≥ 4.0)."""
     with open("/proc/self/clear_refs", "w") as f:
@@ -98,9 +90,9 @@ def memory_child(method: str, side: int, param: float | None) -> None:
     from skimage import segmentation  # noqa: F401  (nor is scikit-image's)
 
     _reset_peak()
-    before = _status_bytes("VmRSS")
+    before = status_bytes("VmRSS")
     call(method, image, param)
-    peak = _status_bytes("VmHWM")
+    peak = status_bytes("VmHWM")
     print(json.dumps({"extra_bytes": max(peak - before, 0)}))
 
 
