@@ -27,20 +27,18 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from ..hierarchy import Hierarchy
 from ..hierarchy.build import PixelGrid, build_hierarchy
-from ..partition import Partition
 from ..selection.budget import check_generator, check_max_tokens
 from ..selection.select import ic_stopping, select_partition
 from ..threads import batch_workers, map_chunks, run_with_policy
 from .config import (ENCODERS, PRESETS, BudgetConfig, DHTConfig, EncoderConfig, EncoderKind,
                      HierarchyConfig, SelectionConfig, check_config_options)
-from .tokens import Tokens, assemble_tokens
+from .tokens import Tokens, assemble_tokens, concat_tokens
 
 __all__ = ["DHTConfig", "DHTTokenizer", "Tokens", "concat_tokens", "imagenet_normalize",
            "IMAGENET_MEAN",
@@ -117,103 +115,6 @@ def _load_state_dict(path: Path, map_location) -> dict:
     if not isinstance(state, dict):
         raise ValueError(f"Expected 'path' to hold a state dict (got {type(state).__name__})")
     return state
-
-
-def _concat_hierarchies(parts: Sequence[Hierarchy]) -> Hierarchy:
-    """The batch hierarchy of consecutive image chunks (block labels offset per level).
-
-    :func:`~dhtgraph.hierarchy.build_hierarchy` freezes an image that stopped: it shows
-    identity steps until the last image of the batch stops, then the top step. A chunk
-    that stopped earlier than the longest one gets those identity steps inserted before
-    its top step, so the result equals the hierarchy of the whole batch built at once.
-    """
-    depth = max(len(h.steps) for h in parts)
-    padded = []
-    for h in parts:
-        loops, top = h.steps[:-1], h.steps[-1]
-        blocks = top.num_items  # blocks of the chunk's last contraction level
-        identity = Partition(torch.arange(blocks, device=top.labels.device), blocks,
-                             canonical=True)
-        padded.append(list(loops) + [identity] * (depth - len(h.steps)) + [top])
-    steps = []
-    for t in range(depth):
-        labels, offset = [], 0
-        for chunk_steps in padded:
-            step = chunk_steps[t]
-            labels.append(step.labels + offset)
-            offset += step.num_blocks
-        steps.append(Partition(torch.cat(labels), offset, canonical=True))
-    return Hierarchy(steps, sum(h.num_items for h in parts))
-
-
-def _cat_optional(values: list) -> Optional[Tensor]:
-    if any(v is None for v in values):
-        return None
-    return torch.cat(values)
-
-
-def concat_tokens(parts: Sequence[Tokens]) -> Tokens:
-    """Join the tokens of consecutive chunks of a batch into the tokens of the batch.
-
-    With the tokenizer's batch independence (eval mode or an encoder-free
-    configuration; no ``generator``: the budget's random draws depend on the whole
-    batch), ``concat_tokens([tok(x[:i]), tok(x[i:])])`` equals ``tok(x)`` field by field,
-    bit for bit (tested): the partition's labels, ``batch`` and ``edge_index`` are offset
-    by the tokens (and images) of the chunks before, the hierarchy's levels by their
-    blocks (see :func:`_concat_hierarchies`), and the per-token and per-image tensors are
-    concatenated.
-
-    Parameters
-    ----------
-    parts : sequence of Tokens
-        Tokens of images of the same size, in batch order (at least one).
-
-    Returns
-    -------
-    Tokens
-        Of the ``Σ B_i`` images; a single part is returned as it is.
-
-    Raises
-    ------
-    ValueError
-        If ``parts`` is empty or its image sizes differ.
-    """
-    parts = list(parts)
-    if not parts:
-        raise ValueError("Expected 'parts' to hold at least one Tokens (got none)")
-    if not all(isinstance(t, Tokens) for t in parts):
-        raise TypeError("Expected 'parts' to hold Tokens (got "
-                        + ", ".join(sorted({type(t).__name__ for t in parts})) + ")")
-    sizes = {tuple(t.image_size) for t in parts}
-    if len(sizes) != 1:
-        raise ValueError(f"Expected 'parts' of one image size (got {sorted(sizes)})")
-    if len(parts) == 1:
-        return parts[0]
-    labels, batch, edges = [], [], []
-    tokens = images = 0
-    for t in parts:
-        labels.append(t.partition.labels + tokens)
-        batch.append(t.batch + images)
-        if t.edge_index is not None:
-            edges.append(t.edge_index + tokens)
-        tokens += t.partition.num_blocks
-        images += t.num_images
-    return Tokens(
-        partition=Partition(torch.cat(labels), tokens, canonical=True),
-        hierarchy=_concat_hierarchies([t.hierarchy for t in parts]),
-        features=torch.cat([t.features for t in parts]),
-        projected=torch.cat([t.projected for t in parts]),
-        batch=torch.cat(batch),
-        num_tokens=torch.cat([t.num_tokens for t in parts]),
-        injected=torch.cat([t.injected for t in parts]),
-        image_size=parts[0].image_size,
-        num_levels=torch.cat([t.num_levels for t in parts]),
-        selected_mean=_cat_optional([t.selected_mean for t in parts]),
-        sizes=_cat_optional([t.sizes for t in parts]),
-        bbox=_cat_optional([t.bbox for t in parts]),
-        centroids=_cat_optional([t.centroids for t in parts]),
-        edge_index=torch.cat(edges, 1) if len(edges) == len(parts) else None,
-    )
 
 
 class _Buffers(nn.Module):
@@ -396,7 +297,8 @@ class DHTTokenizer(nn.Module):
 
         Threads. A CPU batch of B ≥ 2 images is split into k contiguous chunks run in k
         worker threads with one intra-op thread each, and the chunks' tokens are joined
-        (:func:`concat_tokens`; bit-identical to one call), when all of these hold:
+        (:func:`~dhtgraph.nn.tokens.concat_tokens`; bit-identical to one call), when all
+        of these hold:
         k = :func:`dhtgraph.threads.batch_workers` ≥ 2 (``num_threads`` or torch's count,
         at most B and the available CPUs); no gradient is needed (``torch.no_grad()``,
         ``torch.inference_mode()`` — as in :func:`dhtgraph.tokenize` — or nothing requires
