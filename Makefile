@@ -10,6 +10,8 @@ PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 SHARED_WHEELS ?= ../shared/wheels
+# The 0.1.0 checkout benchmarks/budget.py compares against (its before/after mode).
+BUDGET_BASE ?= /tmp/base-budget
 
 .PHONY: demo test bench scatter clean
 
@@ -38,7 +40,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/speed.py --quick
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/quality.py --quick
-	$(PY) benchmarks/budget.py --seeds 2
+	@if [ -d $(BUDGET_BASE) ]; then $(PY) benchmarks/budget.py --seeds 2 --baseline $(BUDGET_BASE); \
+	else echo "benchmarks/budget.py before/after skipped: needs 0.1.0 at $(BUDGET_BASE) (git worktree add $(BUDGET_BASE) 02e1659)"; fi
 	$(PY) benchmarks/budget.py --assembly
 	$(PY) benchmarks/vectorize.py
 	$(PY) benchmarks/contention.py --quick

@@ -103,7 +103,7 @@ class StudyConfig:
 
     image_size: int = 32          # 32²: shapes are still resolved (datasets/shapes.py)
     patch_size: int = 4           # 8×8 = 64 tokens per image, the budget of every source
-    embed_dim: int = 64           # ViT-Ti layout, narrowed: ~215k parameters at depth 4
+    embed_dim: int = 64           # ViT-Ti layout, narrowed: ~210k parameters at depth 4
     depth: int = 4
     num_heads: int = 2
     # Session-2 probes (notes): at 1.5k images the model memorises (train loss 1.57, test at
@@ -120,8 +120,8 @@ class StudyConfig:
     # direction; with ImageNet normalisation neither this ViT nor a small CNN left chance
     # top-1 in 300 steps (probes in the notes); with it both do. 'imagenet': the old input.
     input_norm: str = "image"
-    # 'reduced': the cells of :func:`planned_cells` (fits 60 min); 'full': every
-    # dataset × task × source × graph bias (≈ 2.3 h here).
+    # 'reduced': the cells of :func:`in_design` (fits 60 min); 'full': every
+    # dataset × task × source × graph bias (≈ 2.5 h here, estimated).
     design: str = "reduced"
     seeds: tuple = (0, 1, 2)
     datasets: tuple = DATASETS

@@ -47,7 +47,8 @@ class Regions:
         positions); None without positions.
     batch : LongTensor of shape (K,)
         Graph of every block (zeros without ``batch``). A block never spans two graphs in
-        the partitions the library makes; if one does, it gets the graph of its last node.
+        the partitions the library makes; if one does, it gets the graph of one of its
+        nodes (which one is unspecified).
     """
 
     features: Tensor

@@ -367,6 +367,7 @@ def build_hierarchy(
         Deprecated (0.1.0): ``build_hierarchy(state, num_images, image_size, ...)`` with
         a level-0 :class:`BlockState`, a callable observer and a flag for the grid.
         Pass ``x`` and a :class:`PixelGrid` or ``edge_index``, and ``stop=``.
+        ``keep_states=False`` is ignored with a DeprecationWarning (every level is kept).
 
     Returns
     -------
@@ -390,6 +391,10 @@ def build_hierarchy(
     if tie_break is None:
         tie_break = "reference" if isinstance(x, BlockState) else "hashed"
     tie_break = check_tie_break(tie_break)
+    if not keep_states:
+        warnings.warn("build_hierarchy(keep_states=False) is deprecated and ignored: every "
+                      "level's statistics are kept (select_partition re-selects from them)",
+                      DeprecationWarning, stacklevel=2)
     if isinstance(x, BlockState):
         warnings.warn("build_hierarchy(state, num_images, image_size, ...) is deprecated: pass "
                       "build_hierarchy(x, PixelGrid(...) or edge_index, batch, pos=..., stop=...)",

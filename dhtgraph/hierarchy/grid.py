@@ -34,7 +34,7 @@ from torch import Tensor
 from .._union import functional_component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
-from .contraction import (POOL_WEIGHTS, TIE_HASH_BITS, BlockState, Contraction, PoolWeights, TieBreak,
+from .contraction import (POOL_WEIGHTS, BlockState, Contraction, PoolWeights, TieBreak,
                           _safe_sqrt, check_tie_break, quantize_potential,
                           tie_hash, tie_keys, weighted_moments)
 

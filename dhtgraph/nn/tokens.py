@@ -147,7 +147,8 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
     max_tokens : int, optional
         Budget per image (exact: ``min(K_b, max_tokens)`` tokens).
     priority : {'cost', 'size'}, default 'cost'
-        Which tokens a budget keeps.
+        Passed to :func:`~dhtgraph.selection.merge_to_budget`, where it is deprecated
+        and ignored ('size' warns): the budget always merges by Ward cost.
     generator : torch.Generator, optional
         Sample the kept tokens (training).
 
@@ -171,14 +172,13 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
         step = merged.merge
         if step.num_blocks < partition.num_blocks:
             # μ* of a merged token: the size-weighted mean of the μ* it merged.
+            merged_sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
             weight = sizes.to(mu.dtype).unsqueeze(1)
-            total = step.reduce(weight, "sum")
-            mu = step.reduce(mu * weight, "sum") / total
+            mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
             batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
             token_edges = step.quotient(token_edges, self_loops=False)
-            sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
-            partition = Partition(step.labels.index_select(0, partition.labels),
-                                  step.num_blocks, canonical=True)
+            sizes = merged_sizes
+            partition = partition.compose(step)
             projected = project(mu)
     # Features, sizes, boxes and centroids (row, col within the image) from the pixel grid.
     regions = pool_grid_regions(partition, x, b, h, w, sizes=sizes)

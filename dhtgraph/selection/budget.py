@@ -346,9 +346,9 @@ def merge_to_budget(
             raise ValueError(f"Expected 'sizes' to have shape ({k},), the size of every token "
                              f"(got {got})")
         size0 = sizes.to(device)
-    # One host read for the image count, the total excess and whether tokens are sorted
-    # by image (the budget as a Python int no larger than K: huge budgets never reach a
-    # tensor).
+    # Two host reads: the image count with whether tokens are sorted by image, then the
+    # total excess (the budget as a Python int no larger than K: huge budgets never reach
+    # a tensor).
     budget = min(max_tokens, k)
     last, unsorted = torch.stack([batch.max(), (batch[1:] < batch[:-1]).sum()]).tolist()
     num_images = last + 1

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from .._registry import Registry
 from .._union import component_labels, finish_components, forest_components
-from ..hierarchy.build import HierarchyResult, PixelGrid
+from ..hierarchy.build import HierarchyResult
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
 from .criteria import CRITERIA, Criterion, check_iota, information_criterion

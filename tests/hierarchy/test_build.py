@@ -215,3 +215,12 @@ def test_prepare_edge_index_makes_a_simple_undirected_graph():
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_keep_states_false_is_refused_loudly_not_silently():
+    # 0.1.0's keep_states=False dropped the levels' statistics; they are always kept now,
+    # so the flag warns instead of being ignored in silence.
+    x = torch.rand(16, 3)
+    with pytest.warns(DeprecationWarning, match="keep_states=False"):
+        result = build_hierarchy(x, PixelGrid(1, 4, 4), keep_states=False)
+    assert len(result.levels) == result.hierarchy.num_levels
