@@ -85,7 +85,13 @@ def test_forest_with_deep_trees_and_extra_edges_agrees_with_networkx(seed):
     expected = torch.empty(n, dtype=torch.long)
     for i, component in enumerate(sorted(nx.connected_components(graph), key=min)):
         expected[list(component)] = i
-    assert 2 ** JUMPS_PER_READ < 500  # the runs are deeper than one round resolves
+    # The draw really holds a tree deeper than one round of jumps resolves: the longest
+    # run of v → v − 1 links.
+    runs, longest = 0, 0
+    for linked in chain[1:].tolist():
+        runs = runs + 1 if linked else 0
+        longest = max(longest, runs)
+    assert longest > 2 ** JUMPS_PER_READ
     assert k == int(expected.max()) + 1 and torch.equal(labels.long(), expected)
 
 
