@@ -1,0 +1,250 @@
+"""Optional native kernels: the discrete steps of a level in one C pass each (issue 15).
+
+A contraction level in tensor operations makes many passes over its edge list (gathers,
+sorts, scatter reductions), each a separate kernel with its own temporaries. The
+*discrete* steps — choices, components, edge coalescing, boxes — are integer work whose
+result is exact, so a single C loop gives bit-for-bit the same tensors in one pass. The C
+sources ship with the package (``dhtgraph/_native/*.c``); the first call compiles them
+with the system C compiler into a private cache and loads the library with ``ctypes``
+(calls release the GIL, so the batch workers of :mod:`dhtgraph.threads` run them in
+parallel). Floating-point steps stay in torch (their rounding is torch's).
+
+Where no compiler is found, or for tensors that are not on the CPU, every caller uses
+its tensor implementation: the same values (the tests compare both paths), only slower.
+
+Environment
+-----------
+``DHTGRAPH_NATIVE``
+    ``auto`` (default): use the kernels when they compile; ``off``: never (the tensor
+    implementation everywhere); ``on``: require them (an error when they cannot be built).
+``DHTGRAPH_CACHE_DIR``
+    Where the compiled library is kept (default ``$XDG_CACHE_HOME/dhtgraph`` or
+    ``~/.cache/dhtgraph``); the file name holds a hash of the sources, compiler and flags.
+``CC``
+    The C compiler (default: ``cc``, then ``gcc``, then ``clang`` on the ``PATH``).
+
+The library is compiled with ``-O3 -ffp-contract=off`` and no ``-ffast-math``, and is
+only loaded from a directory owned by the user and not writable by others.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ["ENV", "MODES", "mode", "library", "available", "enabled", "disabled", "status",
+           "pointer", "function", "kernel_sets", "I64", "PTR", "F32", "F64"]
+
+#: ctypes argument types of the kernels (every index and count is int64).
+I64, PTR, F32, F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_double
+
+ENV = "DHTGRAPH_NATIVE"
+MODES = ("auto", "on", "off")
+_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math")
+_SOURCE_DIR = Path(__file__).resolve().parent
+
+_lock = threading.Lock()
+_state: dict = {}  # kernel set -> (CDLL or None once tried, why it is None)
+_disabled = [0]  # nesting depth of disabled() (process-wide: worker threads see it too)
+
+
+def mode() -> str:
+    """The ``DHTGRAPH_NATIVE`` setting, validated (``'auto'`` when unset)."""
+    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"Expected the environment variable {ENV} to be one of "
+                         f"{', '.join(map(repr, MODES))} (got {os.environ.get(ENV)!r})")
+    return value
+
+
+def _compiler() -> Optional[str]:
+    cc = os.environ.get("CC")
+    if cc:
+        return shutil.which(cc) or cc
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _private_dir(path: Path) -> bool:
+    """True when ``path`` is a directory of this user that others cannot write."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if not path.is_dir():
+        return False
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return False
+    return not info.st_mode & 0o022
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("DHTGRAPH_CACHE_DIR")
+    if configured:
+        base = Path(configured)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) / "dhtgraph" if xdg else Path.home() / ".cache" / "dhtgraph"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        pass
+    if _private_dir(base):
+        return base
+    # Not ours or writable by others: a fresh private directory for this process.
+    return Path(tempfile.mkdtemp(prefix="dhtgraph-native-"))
+
+
+def _build(kernels: str) -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC, or install cc/gcc/clang)")
+    source = _SOURCE_DIR / f"{kernels}.c"
+    digest = hashlib.sha256()
+    for part in (cc, " ".join(_FLAGS), platform.machine(), sys.platform):
+        digest.update(part.encode() + b"\0")
+    digest.update(source.read_bytes())
+    suffix = ".dll" if sys.platform == "win32" else ".so"
+    directory = _cache_dir()
+    target = directory / f"{kernels}-{digest.hexdigest()[:20]}{suffix}"
+    if not target.exists():
+        fd, partial = tempfile.mkstemp(dir=directory, prefix=target.stem + ".", suffix=suffix)
+        os.close(fd)
+        try:
+            run = subprocess.run([cc, *_FLAGS, "-o", partial, str(source), "-lm"],
+                                 capture_output=True, text=True, timeout=300)
+            if run.returncode != 0:
+                raise RuntimeError(f"{cc} failed ({run.returncode}): {run.stderr.strip()[:2000]}")
+            os.replace(partial, target)  # atomic: concurrent builders give the same file
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    return ctypes.CDLL(str(target))
+
+
+def kernel_sets() -> tuple[str, ...]:
+    """The names of the shipped kernel sets (``<name>.c`` beside this module)."""
+    return tuple(sorted(path.stem for path in _SOURCE_DIR.glob("*.c")))
+
+
+def library(kernels: str) -> Optional[ctypes.CDLL]:
+    """The kernel set ``kernels`` (``<kernels>.c``), compiled on first use; None when
+    unavailable or turned off.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel set, or an invalid ``DHTGRAPH_NATIVE``.
+    RuntimeError
+        With ``DHTGRAPH_NATIVE=on`` when the kernels cannot be built.
+    """
+    setting = mode()
+    if kernels not in kernel_sets():
+        raise ValueError(f"Expected 'kernels' to be one of {kernel_sets()} (got {kernels!r})")
+    if setting == "off":
+        return None
+    if kernels not in _state:
+        with _lock:
+            if kernels not in _state:
+                try:
+                    _state[kernels] = (_build(kernels), "")
+                except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+                    _state[kernels] = (None, str(error))
+                    if _compiler() is not None and setting == "auto":
+                        warnings.warn(f"dhtgraph: native kernels {kernels!r} unavailable "
+                                      f"({error}); using the tensor implementation",
+                                      RuntimeWarning, stacklevel=2)
+    lib, why = _state[kernels]
+    if lib is None and setting == "on":
+        raise RuntimeError(f"{ENV}=on but the native kernels {kernels!r} cannot be built: {why}")
+    return lib
+
+
+def available(kernels: Optional[str] = None) -> bool:
+    """Whether the kernel set (every set, for None) is in use: built and not turned off."""
+    names = kernel_sets() if kernels is None else (kernels,)
+    return all(library(name) is not None for name in names)
+
+
+def enabled(kernels: str, *tensors: Tensor) -> bool:
+    """Whether a caller should take the native path of ``kernels`` for these tensors.
+
+    True when the set is available, not suspended by :func:`disabled`, and every tensor
+    is a CPU tensor (a kernel reads and writes host memory).
+    """
+    if _disabled[0]:
+        return False
+    if any(t.device.type != "cpu" for t in tensors):
+        return False
+    return library(kernels) is not None
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Use the tensor implementation inside the block (in every thread), e.g. to
+    compare both paths."""
+    with _lock:
+        _disabled[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _disabled[0] -= 1
+
+
+def status() -> str:
+    """One line for diagnostics: whether the kernels are in use, and if not, why."""
+    try:
+        setting = mode()
+    except ValueError as error:
+        return str(error)
+    if setting == "off":
+        return f"native kernels off ({ENV}=off)"
+    lines = []
+    for name in kernel_sets():
+        try:
+            lib = library(name)
+        except RuntimeError as error:
+            return str(error)
+        lines.append(f"{name}: in use" if lib is not None else
+                     f"{name}: unavailable ({_state[name][1]})")
+    return "native kernels " + "; ".join(lines)
+
+
+def pointer(tensor: Tensor) -> ctypes.c_void_p:
+    """The address of a contiguous CPU tensor's data, for a kernel argument."""
+    if not tensor.is_contiguous():
+        raise ValueError("Expected a contiguous tensor for a native kernel (got strides "
+                         f"{tuple(tensor.stride())} for shape {tuple(tensor.shape)})")
+    return ctypes.c_void_p(tensor.data_ptr())
+
+
+_functions: dict = {}
+
+
+def function(kernels: str, name: str, restype, *argtypes):
+    """The function ``name`` of the kernel set ``kernels`` with its ctypes signature
+    (looked up once; call only when :func:`enabled` said so)."""
+    fn = _functions.get((kernels, name))
+    if fn is None:
+        fn = getattr(library(kernels), name)
+        fn.argtypes, fn.restype = list(argtypes), restype
+        _functions[(kernels, name)] = fn
+    return fn
