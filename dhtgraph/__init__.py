@@ -46,6 +46,10 @@ __all__ += ["grid_partition", "region_graph", "DHTViT", "DHTViTConfig", "DHTViTO
 from .threads import num_threads
 
 __all__ += ["num_threads"]
+# --- native kernels ---
+from ._native import status as native_status
+
+__all__ += ["native_status"]
 # --- pyg ---
 # ToDHT and DHTPooling subclass torch_geometric classes: imported on first use, so
 # 'import dhtgraph' stays light (tests/test_package.py).

@@ -189,7 +189,7 @@ def enabled(kernels: str, *tensors: Tensor) -> bool:
     True when the set is available, not suspended by :func:`disabled`, and every tensor
     is a CPU tensor (a kernel reads and writes host memory).
     """
-    if _disabled[0]:
+    if mode() == "off" or _disabled[0]:
         return False
     if any(t.device.type != "cpu" for t in tensors):
         return False
