@@ -9,11 +9,14 @@ everywhere; wall time (``time.perf_counter``); one warm-up call per method first
    bicubic to 224²), each timed ``--repeats`` times (default 5; ``--quick`` 2),
    interleaved photo by photo with the peers below, and also as ``dhtgraph default``:
    ``tokenize`` with its default thread policy (one intra-op thread below 2¹⁷ pixels).
-   Reported: the median over all photo × repeat calls, ms per image.
+   Reported: the median over all photo × repeat calls, ms per image. ``dhtgraph tensor
+   path`` is the same call with the native kernels turned off (``dhtgraph._native.disabled``:
+   torch ops only, as on CUDA or without a C compiler), interleaved with the others.
 2. **224², batch of 16** (the 8 photographs and their mirror images): ``tokenize(batch,
    num_threads=2)`` — two worker threads with one intra-op thread each over the two
    halves (the batch pool) — and the same batch as one call with 2 intra-op threads
-   (the 0.2.0 path); median of ``--repeats`` calls (``--quick`` 1), divided by 16.
+   (the 0.2.0 path), and the pool without the native kernels; median of ``--repeats``
+   calls (``--quick`` 1), divided by 16.
 3. **Op counts and host syncs per call** (bedcat, single image and the batch of 16 as one
    call): aten ops from ``torch.profiler`` (all, nested included, and top level only),
    and host syncs counted with a dispatch mode: ``_local_scalar_dense`` (``int()``,
@@ -28,7 +31,8 @@ everywhere; wall time (``time.perf_counter``); one warm-up call per method first
 6. **Peak extra memory** (B/px): one tokenize call at 4096² (``--quick``: 1024²) on the
    elephant photograph in a fresh subprocess: ``VmHWM`` after the call minus ``VmRSS``
    before it (after a 64² warm-up call and a reset of the peak mark through
-   ``/proc/self/clear_refs``), divided by the pixels.
+   ``/proc/self/clear_refs``), divided by the pixels; once with the native kernels and
+   once with ``DHTGRAPH_NATIVE=off``.
 7. **Peers** at 224² on the same photographs, same interleaving: scikit-image
    Felzenszwalb (scale 200, sigma 0.5, min_size 10) and SLIC (400 segments), OpenCV
    ximgproc SLIC (SLICO, region size 11 ≈ 400 regions, 10 iterations) and SEEDS (400
@@ -230,6 +234,7 @@ def main() -> None:
     from dhtgraph.nn.tokens import assemble_tokens
     from dhtgraph.selection.select import ic_stopping, select_partition
     from dhtgraph.threads import limit
+    from dhtgraph import _native
     from dhtgraph.tokenize import _tokenizer
 
     torch.set_num_threads(threads)
@@ -250,12 +255,21 @@ def main() -> None:
         print("skipped:", reason, file=sys.stderr)
     results: dict = {"threads": threads, "max_tokens": MAX_TOKENS, "repeats": repeats,
                      "quick": args.quick, "photos": list(PHOTOS), "skipped": skipped,
+                     "native": _native.status(),
                      "machine_load_start": open("/proc/loadavg").read().split()[:4]}
+    print(_native.status())
+
+    def tensor_path(fn):
+        def run(*args):
+            with _native.disabled():
+                return fn(*args)
+        return run
 
     # 1 + 7: single images, interleaved with the peers.
     methods = {"dhtgraph": lambda name: dht(tensors[name]),
                # the default thread policy (one intra-op thread below 2^17 pixels)
-               "dhtgraph default": lambda name: dhtgraph.tokenize(tensors[name], MAX_TOKENS)}
+               "dhtgraph default": lambda name: dhtgraph.tokenize(tensors[name], MAX_TOKENS),
+               "dhtgraph tensor path": tensor_path(lambda name: dht(tensors[name]))}
     methods.update({peer: (lambda name, f=fn: f(photos[name])) for peer, fn in peers.items()})
     for fn in methods.values():
         fn(PHOTOS[0])  # warm-up
@@ -271,22 +285,26 @@ def main() -> None:
     print(f"224², single image, median ms over {len(PHOTOS)} photos × {repeats} "
           f"({threads} threads):")
     for method, row in results["single_224_ms"].items():
-        print(f"  {method:14s} {row['median_ms']:8.2f} ms   {row['vs_felzenszwalb']:5.2f}× "
+        print(f"  {method:20s} {row['median_ms']:8.2f} ms   {row['vs_felzenszwalb']:5.2f}× "
               "Felzenszwalb")
 
     # 2: the batch of 16.
     batch_repeats = 1 if args.quick else repeats
-    dht(batch), one_call(batch)  # warm-up
-    pooled, whole = [], []
+    pool_tensor = tensor_path(dht)
+    dht(batch), one_call(batch), pool_tensor(batch)  # warm-up
+    pooled, whole, pooled_tensor = [], [], []
     for _ in range(batch_repeats):
         pooled.append(timed(lambda: dht(batch)))
         whole.append(timed(lambda: one_call(batch)))
+        pooled_tensor.append(timed(lambda: pool_tensor(batch)))
     results["batch16_224_ms_per_image"] = {
         "pool": median_ms(pooled) / BATCH, "one_call": median_ms(whole) / BATCH,
+        "pool_tensor_path": median_ms(pooled_tensor) / BATCH,
         "pool_vs_felzenszwalb_single": median_ms(pooled) / BATCH / felz, "calls": batch_repeats}
     print(f"224², batch of {BATCH}, ms per image: pool {median_ms(pooled) / BATCH:.2f}, one call "
-          f"{median_ms(whole) / BATCH:.2f} ({median_ms(pooled) / BATCH / felz:.2f}× Felzenszwalb's "
-          "single-image time)")
+          f"{median_ms(whole) / BATCH:.2f}, pool without native kernels "
+          f"{median_ms(pooled_tensor) / BATCH:.2f} ({median_ms(pooled) / BATCH / felz:.2f}× "
+          "Felzenszwalb's single-image time)")
 
     # 3: op counts and host syncs (one thread: the counters see this thread only).
     bedcat = tensors[SCALING_PHOTO]
@@ -344,14 +362,16 @@ def main() -> None:
 
     # 6: peak extra memory in a fresh process.
     side = 1024 if args.quick else 4096
-    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD,
-                          str(SHARED_IMAGES / f"{MEMORY_PHOTO}.jpg"), str(side), str(threads)],
-                         capture_output=True, text=True, check=True)
-    extra = int(out.stdout.split()[-1])
-    results["peak_extra_memory"] = {"photo": MEMORY_PHOTO, "side": side, "bytes": extra,
-                                    "bytes_per_pixel": extra / side ** 2}
-    print(f"peak extra memory at {side}² ({MEMORY_PHOTO}): {extra / 2 ** 20:.0f} MiB, "
-          f"{extra / side ** 2:.0f} B/px")
+    for key, setting in (("peak_extra_memory", "auto"), ("peak_extra_memory_tensor_path", "off")):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD,
+                              str(SHARED_IMAGES / f"{MEMORY_PHOTO}.jpg"), str(side), str(threads)],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, _native.ENV: setting})
+        extra = int(out.stdout.split()[-1])
+        results[key] = {"photo": MEMORY_PHOTO, "side": side, "bytes": extra,
+                        "bytes_per_pixel": extra / side ** 2, _native.ENV: setting}
+        print(f"peak extra memory at {side}² ({MEMORY_PHOTO}, {_native.ENV}={setting}): "
+              f"{extra / 2 ** 20:.0f} MiB, {extra / side ** 2:.0f} B/px")
 
     results["machine_load_end"] = open("/proc/loadavg").read().split()[:4]
     path = write_json("speed_quick" if args.quick else "speed", results)
