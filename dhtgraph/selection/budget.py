@@ -54,6 +54,7 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._checks import check_count, check_edge_index
 from ..partition import Partition
 
@@ -219,6 +220,9 @@ def _tie_hash(a_local: Tensor, b_local: Tensor) -> Tensor:
 
 def _undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
     """Unique edges (a, b) with a < b, sorted; self-loops dropped."""
+    if _native.enabled("selection", edge_index):
+        from .._native.selection import coalesce_pairs
+        return coalesce_pairs(edge_index[0], edge_index[1], num_nodes, undirected=True)
     a = torch.minimum(edge_index[0], edge_index[1])
     b = torch.maximum(edge_index[0], edge_index[1])
     keep = a != b
@@ -378,8 +382,10 @@ def merge_to_budget(
     unit_batch = batch
     if perm is not None:
         state, unit_batch = state[perm], batch[perm]
-    labels, state, rounds = _agglomerate(state, edges, unit_batch, counts, excess, remaining,
-                                         max_tokens, generator, noise)
+    agglomerate = (_agglomerate_native if _native.enabled("selection", state, edges, unit_batch)
+                   else _agglomerate)
+    labels, state, rounds = agglomerate(state, edges, unit_batch, counts, excess, remaining,
+                                        max_tokens, generator, noise)
     n = state.shape[0]
     feats = state[:, 1:]
 
@@ -397,6 +403,10 @@ def merge_to_budget(
     added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
     loss = torch.zeros(num_images, dtype=torch.float64, device=device).index_add_(0, batch, added)
     # Representative: the largest input token of every output token (ties: the first).
+    if not size0.is_floating_point() and _native.enabled("selection", labels, size0):
+        from .._native.selection import budget_kept
+        return BudgetMerge(merge=merge, kept=budget_kept(labels, size0, n), loss=loss,
+                           rounds=rounds)
     largest = torch.zeros(n, dtype=size0.dtype, device=device).scatter_reduce_(
         0, labels, size0, reduce="amax", include_self=False)
     candidate = torch.arange(k, device=device).masked_fill_(size0 != largest.index_select(0, labels), k)
@@ -534,5 +544,77 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
         key = torch.unique(key)[:-1]
         lo = torch.div(key, n, rounding_mode="floor")
         edges = torch.stack([lo, key - lo * n])
+        rounds += 1
+    return labels, state, rounds
+
+
+def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+    # Ward cost and union size of every edge (the tensor path's arithmetic, op for op).
+    e, width = edges.shape[1], state.shape[1]
+    ends = state.index_select(0, edges.view(-1)).view(2, e, width)
+    sa, sb = ends[0, :, 0], ends[1, :, 0]
+    union = sa + sb
+    diff = ends[0, :, 1:] - ends[1, :, 1:]
+    return diff.mul_(diff).sum(-1).mul_(sa * sb / union), union
+
+
+def _merged_rows(state: Tensor, pair: Tensor) -> Tensor:
+    # [size, mean] of the unions of the pairs: two-term weighted means (as the tensor path).
+    merges, width = pair.shape[1], state.shape[1]
+    q = state.index_select(0, pair.reshape(-1)).view(2, merges, width)
+    qa, qb = q[0], q[1]
+    merged_size = qa[:, :1] + qb[:, :1]
+    return torch.cat([merged_size, (qa[:, 1:] * qa[:, :1] + qb[:, 1:] * qb[:, :1])
+                      / merged_size], 1)
+
+
+def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tensor,
+                        excess: Tensor, remaining: int, max_tokens: int,
+                        generator: Optional[torch.Generator],
+                        noise: float) -> tuple[Tensor, Tensor, int]:
+    """:func:`_agglomerate` with the discrete steps of a round in C (``selection.c``).
+
+    The float work stays in torch (the Ward costs, the noise, the merged means, op for
+    op as in :func:`_agglomerate`); one kernel orders the edges and picks the candidates
+    and the matching (exact integer keys, the cost's order from its bits), another
+    compacts the units, and a third contracts the unit graph (two counting sorts instead
+    of a ``unique``). Same results bit for bit (tests/selection/test_budget.py)."""
+    from .._native.selection import budget_compact, budget_round, coalesce_pairs
+
+    n = state.shape[0]
+    num_images = counts.numel()
+    batched = num_images > 1
+    packed = batched and state.dtype == torch.float32
+    labels = torch.arange(n)
+    units = counts.to(torch.long).clone()
+    excess = excess.to(torch.long).clone()
+    unit_batch = unit_batch.contiguous()
+    state = state.contiguous()
+    edges = edges.contiguous()
+    rounds = 0
+    while remaining > 0:
+        e = edges.shape[1]
+        if e == 0 and not batched:
+            _raise_disconnected(0, int(counts[0]), n, max_tokens)
+        cost, union = _round_costs(state, edges)
+        tie = None
+        if generator is not None:
+            z = torch.randn(cost.shape, generator=generator, dtype=state.dtype,
+                            device=generator.device).to(state.device)
+            cost = cost * torch.exp(noise * z)
+            tie = torch.randint(0, _HASH_MASK, cost.shape, generator=generator,
+                                device=generator.device).to(state.device)
+        pair, step, target = budget_round(edges, cost, union, tie, unit_batch, units, excess,
+                                          packed=packed, passes=_MATCHING_PASSES)
+        merges = pair.shape[1]
+        if merges == 0:
+            image = int((excess > 0).nonzero()[0, 0])
+            _raise_disconnected(image, int(counts[image]), int(units[image]), max_tokens)
+        merged = _merged_rows(state, pair)
+        state, unit_batch = budget_compact(state, pair, step, target, merged, unit_batch,
+                                           excess, units, labels)
+        n -= merges
+        remaining -= merges
+        edges = coalesce_pairs(edges[0], edges[1], n, relabel=step, undirected=True)
         rounds += 1
     return labels, state, rounds

@@ -32,6 +32,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._registry import Registry
 from .._union import component_labels, finish_components, forest_components
 from ..hierarchy.build import HierarchyResult
@@ -424,6 +425,10 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     # one to the left); every vertical same-block pair and every horizontal one whose
     # right pixel had no upper partner is then a pointer, so the only edges left are the
     # horizontal pairs whose right pixel hooked upwards.
+    if _native.enabled("selection", block_of):
+        from .._native.selection import grid_pieces
+        labels, k = grid_pieces(block_of, height, width)
+        return Partition(labels, k, canonical=True)
     n = block_of.numel()
     b = n // (height * width)
     blocks = block_of.view(b, height, width)

@@ -1,0 +1,388 @@
+/* Discrete steps of the token budget and of the selection (dhtgraph.selection's native path).
+ *
+ * Every kernel is integer work (orders, matchings, relabelling, components) or exact
+ * copies and comparisons of floats; no float arithmetic is done here, so the results
+ * equal the tensor implementation bit for bit. No globals: callers pass all scratch. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ pair coalescing */
+
+/* Relabel (optional) and coalesce the pairs (src[e], dst[e]), e < m, on n nodes: self-loops
+ * dropped, duplicates removed, sorted by (lo, hi). undirected != 0: each pair becomes
+ * (min, max). Two stable counting sorts (by hi, then by lo). Scratch: count (n + 1),
+ * tmp_lo, tmp_hi (m each). Output: out[0..k) the lo ends, out[k..2k) the hi ends (out has
+ * room for 2m). Returns k. */
+int64_t dht_coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
+                           const int64_t *relabel, int64_t n, int64_t undirected,
+                           int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi, int64_t *out) {
+    int64_t kept = 0;
+    for (int64_t e = 0; e < m; ++e) {
+        int64_t u = src[e], v = dst[e];
+        if (relabel) { u = relabel[u]; v = relabel[v]; }
+        if (u == v) continue;
+        if (undirected && v < u) { int64_t t = u; u = v; v = t; }
+        tmp_lo[kept] = u;
+        tmp_hi[kept] = v;
+        ++kept;
+    }
+    int64_t *lo = out, *hi = out + m; /* first pass writes into out (sorted by hi) */
+    /* pass 1: stable counting sort by hi */
+    memset(count, 0, (size_t)(n + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < kept; ++e) count[tmp_hi[e] + 1]++;
+    for (int64_t v = 0; v < n; ++v) count[v + 1] += count[v];
+    for (int64_t e = 0; e < kept; ++e) {
+        int64_t p = count[tmp_hi[e]]++;
+        lo[p] = tmp_lo[e];
+        hi[p] = tmp_hi[e];
+    }
+    /* pass 2: stable counting sort by lo, back into tmp */
+    memset(count, 0, (size_t)(n + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < kept; ++e) count[lo[e] + 1]++;
+    for (int64_t v = 0; v < n; ++v) count[v + 1] += count[v];
+    for (int64_t e = 0; e < kept; ++e) {
+        int64_t p = count[lo[e]]++;
+        tmp_lo[p] = lo[e];
+        tmp_hi[p] = hi[e];
+    }
+    /* dedupe */
+    int64_t k = 0;
+    for (int64_t e = 0; e < kept; ++e) {
+        if (k && tmp_lo[e] == out[k - 1] && tmp_hi[e] == tmp_hi[k - 1]) continue;
+        out[k] = tmp_lo[e];
+        tmp_hi[k] = tmp_hi[e]; /* k <= e: in place */
+        ++k;
+    }
+    memcpy(out + k, tmp_hi, (size_t)k * sizeof(int64_t));
+    return k;
+}
+
+/* ------------------------------------------------------------------ budget rounds */
+
+typedef struct {
+    uint64_t k1;  /* cost order */
+    int64_t k2;   /* union size * 2^32 + tie */
+    int64_t idx;  /* edge */
+} edge_key;
+
+static inline int key_less(const edge_key *x, const edge_key *y) {
+    if (x->k1 != y->k1) return x->k1 < y->k1;
+    if (x->k2 != y->k2) return x->k2 < y->k2;
+    return x->idx < y->idx;
+}
+
+static inline void key_swap(edge_key *x, edge_key *y) {
+    edge_key t = *x; *x = *y; *y = t;
+}
+
+static void insertion_sort(edge_key *a, int64_t n) {
+    for (int64_t i = 1; i < n; ++i) {
+        edge_key v = a[i];
+        int64_t j = i;
+        while (j > 0 && key_less(&v, &a[j - 1])) { a[j] = a[j - 1]; --j; }
+        a[j] = v;
+    }
+}
+
+static void sift_down(edge_key *a, int64_t start, int64_t n) {
+    int64_t root = start;
+    for (;;) {
+        int64_t child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && key_less(&a[child], &a[child + 1])) ++child;
+        if (!key_less(&a[root], &a[child])) return;
+        key_swap(&a[root], &a[child]);
+        root = child;
+    }
+}
+
+static void heap_sort(edge_key *a, int64_t n) {
+    for (int64_t i = n / 2 - 1; i >= 0; --i) sift_down(a, i, n);
+    for (int64_t i = n - 1; i > 0; --i) {
+        key_swap(&a[0], &a[i]);
+        sift_down(a, 0, i);
+    }
+}
+
+/* Hoare-style partition around the median of three; the keys are distinct (idx).
+ * Returns p with a[0..p) < pivot-ish <= a[p..n). Both parts non-empty for n >= 3. */
+static int64_t partition_keys(edge_key *a, int64_t n) {
+    int64_t mid = (n - 1) / 2;
+    if (key_less(&a[mid], &a[0])) key_swap(&a[mid], &a[0]);
+    if (key_less(&a[n - 1], &a[0])) key_swap(&a[n - 1], &a[0]);
+    if (key_less(&a[n - 1], &a[mid])) key_swap(&a[n - 1], &a[mid]);
+    edge_key pivot = a[mid];
+    int64_t i = -1, j = n;
+    for (;;) {
+        do { ++i; } while (key_less(&a[i], &pivot));
+        do { --j; } while (key_less(&pivot, &a[j]));
+        if (i >= j) return j + 1;
+        key_swap(&a[i], &a[j]);
+    }
+}
+
+static void intro_sort(edge_key *a, int64_t n, int depth) {
+    while (n > 16) {
+        if (depth-- <= 0) { heap_sort(a, n); return; }
+        int64_t p = partition_keys(a, n);
+        if (p < n - p) { intro_sort(a, p, depth); a += p; n -= p; }
+        else { intro_sort(a + p, n - p, depth); n = p; }
+    }
+    insertion_sort(a, n);
+}
+
+static int depth_limit(int64_t n) {
+    int d = 0;
+    while (n > 1) { n >>= 1; ++d; }
+    return 2 * d + 2;
+}
+
+/* The c smallest keys of a[0..n), sorted, in a[0..c). */
+static void partial_sort(edge_key *a, int64_t n, int64_t c) {
+    if (c <= 0) return;
+    if (c < n) {
+        int depth = depth_limit(n);
+        edge_key *base = a;
+        int64_t len = n, want = c; /* find a split with exactly the first `want` in front */
+        while (len > 16) {
+            if (depth-- <= 0) { heap_sort(base, len); len = 0; break; }
+            int64_t p = partition_keys(base, len);
+            if (p == want) { len = 0; break; }
+            if (p > want) { len = p; }
+            else { base += p; len -= p; want -= p; }
+        }
+        if (len > 0) insertion_sort(base, len);
+    }
+    intro_sort(a, c, depth_limit(c));
+}
+
+static inline uint64_t float32_order(const float *cost, int64_t e, int packed) {
+    uint32_t bits;
+    memcpy(&bits, cost + e, 4);
+    if (packed) return bits & 0x7FFFFFFFu; /* the tensor path's packed key */
+    float v = cost[e];
+    if (isnan(v)) return 0xFFFFFFFFu;        /* NaN last, all NaNs equal */
+    if (v == 0.0f) return 0x80000000u;      /* -0 == +0 */
+    return (bits & 0x80000000u) ? (uint64_t)(~bits) : (uint64_t)(bits | 0x80000000u);
+}
+
+static inline uint64_t float64_order(const double *cost, int64_t e) {
+    uint64_t bits;
+    memcpy(&bits, cost + e, 8);
+    double v = cost[e];
+    if (isnan(v)) return UINT64_MAX;
+    if (v == 0.0) return 0x8000000000000000ull;
+    return (bits & 0x8000000000000000ull) ? ~bits : (bits | 0x8000000000000000ull);
+}
+
+static inline uint64_t tie_hash(uint64_t a, uint64_t b) {
+    uint64_t x = ((a * 0x9E3779B1ull) & 0xFFFFFFFFull) ^ b;
+    x = ((x ^ (x >> 16)) * 0x045D9F3Bull) & 0xFFFFFFFFull;
+    x = ((x ^ (x >> 16)) * 0x045D9F3Bull) & 0xFFFFFFFFull;
+    return x ^ (x >> 16);
+}
+
+/* One round's choice of merges (merge_to_budget's _agglomerate, module docstring).
+ *
+ * edges (2, e) (unique, a < b, sorted, so each image's edges are one range); cost and
+ * uni (e) float32 (is_double = 0) or float64; tie (e) the random tie keys, or NULL for
+ * the hash of the positions within the image; unit_batch (n), units (B), excess (B).
+ * packed: order the float32 costs by their magnitude bits (the tensor path for batches).
+ * Scratch: keys (e), best (n), matched (n bytes), chosen (e bytes).
+ * Output: pair (2 * e): the merged pairs (a's then b's at offset e... compacted to
+ * pair[0..m) and pair[m..2m)), step (n), target (m). Returns m, the number of merges. */
+int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, const void *uni,
+                         int64_t is_double, int64_t packed, const int64_t *tie,
+                         const int64_t *unit_batch, int64_t n, const int64_t *units,
+                         const int64_t *excess, int64_t num_images, int64_t passes,
+                         edge_key *keys, int64_t *best, uint8_t *matched, uint8_t *chosen,
+                         int64_t *start, int64_t *pair, int64_t *step, int64_t *target) {
+    const int64_t *a = edges, *b = edges + e;
+    int64_t acc = 0;
+    for (int64_t i = 0; i < num_images; ++i) { start[i] = acc; acc += units[i]; }
+    /* keys, per image range, candidates compacted in front */
+    int64_t num_cand = 0;
+    int64_t lo = 0;
+    while (lo < e) {
+        int64_t img = unit_batch[a[lo]];
+        int64_t hi = lo + 1;
+        while (hi < e && unit_batch[a[hi]] == img) ++hi;
+        int64_t s = start[img];
+        for (int64_t j = lo; j < hi; ++j) {
+            edge_key *k = &keys[j];
+            double u;
+            if (is_double) {
+                k->k1 = float64_order((const double *)cost, j);
+                u = ((const double *)uni)[j];
+            } else {
+                k->k1 = float32_order((const float *)cost, j, (int)packed);
+                u = (double)((const float *)uni)[j];
+            }
+            uint64_t t = tie ? (uint64_t)tie[j] : tie_hash((uint64_t)(a[j] - s), (uint64_t)(b[j] - s));
+            k->k2 = (int64_t)((uint64_t)(int64_t)u * 4294967296ull + t);
+            k->idx = j;
+        }
+        int64_t c = excess[img];
+        if (c > hi - lo) c = hi - lo;
+        if (c > 0) {
+            partial_sort(keys + lo, hi - lo, c);
+            if (num_cand != lo) memmove(keys + num_cand, keys + lo, (size_t)c * sizeof(edge_key));
+            num_cand += c;
+        }
+        lo = hi;
+    }
+    /* matching passes on the candidates (rank = position) */
+    for (int64_t r = 0; r < num_cand; ++r) {
+        int64_t j = keys[r].idx;
+        matched[a[j]] = 0;
+        matched[b[j]] = 0;
+        chosen[r] = 0;
+    }
+    for (int64_t p = 0; p < passes; ++p) {
+        for (int64_t r = 0; r < num_cand; ++r) {
+            int64_t j = keys[r].idx;
+            best[a[j]] = num_cand;
+            best[b[j]] = num_cand;
+        }
+        for (int64_t r = 0; r < num_cand; ++r) {
+            int64_t j = keys[r].idx, u = a[j], v = b[j];
+            int64_t key = (p && (matched[u] || matched[v])) ? num_cand : r;
+            if (key < best[u]) best[u] = key;
+            if (key < best[v]) best[v] = key;
+        }
+        for (int64_t r = 0; r < num_cand; ++r) {
+            int64_t j = keys[r].idx;
+            if (best[a[j]] == r && best[b[j]] == r) chosen[r] = 1;
+        }
+        if (p + 1 < passes) {
+            for (int64_t r = 0; r < num_cand; ++r) {
+                if (chosen[r]) {
+                    int64_t j = keys[r].idx;
+                    matched[a[j]] = 1;
+                    matched[b[j]] = 1;
+                }
+            }
+        }
+    }
+    int64_t m = 0;
+    for (int64_t r = 0; r < num_cand; ++r) {
+        if (chosen[r]) {
+            int64_t j = keys[r].idx;
+            pair[m] = a[j];
+            best[m] = b[j]; /* b ends, staged (best is free now) */
+            ++m;
+        }
+    }
+    memcpy(pair + m, best, (size_t)m * sizeof(int64_t));
+    /* new indices: the smaller unit represents the union */
+    for (int64_t u = 0; u < n; ++u) matched[u] = 1;
+    for (int64_t i = 0; i < m; ++i) matched[pair[m + i]] = 0;
+    int64_t next = 0;
+    for (int64_t u = 0; u < n; ++u) {
+        next += matched[u];
+        step[u] = next - 1;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+        target[i] = step[pair[i]];
+        step[pair[m + i]] = target[i];
+    }
+    return m;
+}
+
+/* Compact the units after a round: rows of state (n rows of row_bytes) that are not the b
+ * end of a pair go to step[u], then the merged rows to target; unit_batch likewise; the
+ * merges per image leave excess and units; labels (k) follow step. */
+void dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, const int64_t *pair,
+                        int64_t m, const int64_t *step, const int64_t *target,
+                        const char *merged, char *new_state, const int64_t *unit_batch,
+                        int64_t *new_batch, int64_t *excess, int64_t *units, int64_t *labels,
+                        int64_t k, uint8_t *is_b) {
+    memset(is_b, 0, (size_t)n);
+    for (int64_t i = 0; i < m; ++i) is_b[pair[m + i]] = 1;
+    for (int64_t u = 0; u < n; ++u) {
+        if (is_b[u]) continue;
+        memcpy(new_state + step[u] * row_bytes, state + u * row_bytes, (size_t)row_bytes);
+        new_batch[step[u]] = unit_batch[u];
+    }
+    for (int64_t i = 0; i < m; ++i) {
+        memcpy(new_state + target[i] * row_bytes, merged + i * row_bytes, (size_t)row_bytes);
+        int64_t img = unit_batch[pair[i]];
+        excess[img] -= 1;
+        units[img] -= 1;
+    }
+    for (int64_t t = 0; t < k; ++t) labels[t] = step[labels[t]];
+}
+
+/* The representative of every output token: its largest input token (ties: the first).
+ * labels (k) in [0, n), size (k) int64; kept (k bytes) set; scratch largest, first (n). */
+void dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, int64_t n,
+                     int64_t *largest, int64_t *first, uint8_t *kept) {
+    for (int64_t t = 0; t < n; ++t) { largest[t] = INT64_MIN; first[t] = k; }
+    for (int64_t t = 0; t < k; ++t)
+        if (size[t] > largest[labels[t]]) largest[labels[t]] = size[t];
+    for (int64_t t = 0; t < k; ++t) {
+        kept[t] = 0;
+        int64_t l = labels[t];
+        if (size[t] == largest[l] && t < first[l]) first[l] = t;
+    }
+    for (int64_t t = 0; t < n; ++t) if (first[t] < k) kept[first[t]] = 1;
+}
+
+/* ------------------------------------------------------------------ selection */
+
+static int64_t find_root(int64_t *parent, int64_t v) {
+    while (parent[v] != v) {
+        parent[v] = parent[parent[v]];
+        v = parent[v];
+    }
+    return v;
+}
+
+static void unite(int64_t *parent, int64_t a, int64_t b) {
+    a = find_root(parent, a);
+    b = find_root(parent, b);
+    if (a < b) parent[b] = a;
+    else if (b < a) parent[a] = b;
+}
+
+/* Connected pieces of the blocks (block_of, b images of h x w, row-major) on the
+ * 4-neighbour grid, numbered by their first pixel. Scratch parent (N). Returns k. */
+int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w,
+                        int64_t *parent, int64_t *labels) {
+    int64_t n = b * h * w;
+    for (int64_t v = 0; v < n; ++v) parent[v] = v;
+    for (int64_t i = 0; i < b; ++i) {
+        int64_t base = i * h * w;
+        for (int64_t r = 0; r < h; ++r) {
+            int64_t row = base + r * w;
+            for (int64_t c = 0; c < w; ++c) {
+                int64_t v = row + c;
+                int64_t x = block_of[v];
+                if (c && block_of[v - 1] == x) unite(parent, v - 1, v);
+                if (r && block_of[v - w] == x) unite(parent, v - w, v);
+            }
+        }
+    }
+    int64_t k = 0;
+    for (int64_t v = 0; v < n; ++v) {
+        int64_t r = find_root(parent, v);
+        labels[v] = (r == v) ? k++ : labels[r];
+    }
+    return k;
+}
+
+/* Canonical labels of key (s values in [0, num_slots)): groups numbered by first
+ * occurrence; first (s) receives each group's first position. Scratch rank (num_slots).
+ * Returns the number of groups. */
+int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_slots,
+                                    int64_t *rank, int64_t *labels, int64_t *first) {
+    for (int64_t i = 0; i < num_slots; ++i) rank[i] = -1;
+    int64_t k = 0;
+    for (int64_t p = 0; p < s; ++p) {
+        int64_t x = key[p];
+        if (rank[x] < 0) { rank[x] = k; first[k] = p; ++k; }
+        labels[p] = rank[x];
+    }
+    return k;
+}

@@ -1,0 +1,144 @@
+"""ctypes bindings of ``selection.c`` (callers: :mod:`dhtgraph.selection.budget`,
+:mod:`dhtgraph.selection.select`, :mod:`dhtgraph.nn.tokens`).
+
+Every function takes contiguous CPU tensors (converted here where needed) and returns
+new tensors; the float tensors it reads are only compared or copied, never computed on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import I64, PTR, function, pointer
+
+__all__ = ["coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
+           "first_occurrence_groups"]
+
+_SET = "selection"
+_NULL = None
+
+
+def _long(t: Tensor) -> Tensor:
+    return t.to(torch.long).contiguous()
+
+
+def coalesce_pairs(src: Tensor, dst: Tensor, num_nodes: int, *, relabel: Optional[Tensor] = None,
+                   undirected: bool = False) -> Tensor:
+    """Coalesced pairs (2, k): ``(relabel[src], relabel[dst])`` (or the pairs themselves),
+    self-loops dropped, unique, sorted by (lo, hi); with ``undirected`` each pair as
+    (min, max). ``num_nodes`` bounds the (relabelled) ends."""
+    src, dst = _long(src), _long(dst)
+    m = src.numel()
+    n = max(int(num_nodes), 1)
+    count = torch.empty(n + 1, dtype=torch.long)
+    tmp = torch.empty(2 * m, dtype=torch.long)
+    out = torch.empty(2 * m, dtype=torch.long)
+    rel = pointer(_long(relabel)) if relabel is not None else _NULL
+    k = int(function(_SET, "dht_coalesce_pairs", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR,
+                     PTR, PTR)(
+        pointer(src), pointer(dst), m, rel, n, int(bool(undirected)), pointer(count),
+        pointer(tmp), _offset(tmp, m), pointer(out)))
+    return out[:2 * k].view(2, k)
+
+
+def _offset(t: Tensor, elements: int) -> ctypes.c_void_p:
+    # The address of element `elements` of a contiguous 1-D tensor.
+    return ctypes.c_void_p(t.data_ptr() + elements * t.element_size())
+
+
+def budget_round(edges: Tensor, cost: Tensor, union: Tensor, tie: Optional[Tensor],
+                 unit_batch: Tensor, units: Tensor, excess: Tensor, *, packed: bool,
+                 passes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One round's merges of the budget: ``(pair (2, m), step (n,), target (m,))``.
+
+    ``edges`` (2, e) unique pairs a < b sorted; ``cost``, ``union`` (e,) float32 or
+    float64 (the same dtype); ``tie`` (e,) int64 random tie keys or None (the hash of the
+    positions within the image); ``unit_batch`` (n,), ``units``, ``excess`` (B,)."""
+    edges = _long(edges)
+    e = edges.shape[1]
+    cost, union = cost.contiguous(), union.to(cost.dtype).contiguous()
+    if cost.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"Expected float32 or float64 costs (got {cost.dtype})")
+    unit_batch, units, excess = _long(unit_batch), _long(units), _long(excess)
+    n = unit_batch.numel()
+    num_images = units.numel()
+    keys = torch.empty(3 * e, dtype=torch.long)
+    best = torch.empty(max(n, 1), dtype=torch.long)
+    matched = torch.empty(max(n, 1), dtype=torch.uint8)
+    chosen = torch.empty(max(e, 1), dtype=torch.uint8)
+    start = torch.empty(max(num_images, 1), dtype=torch.long)
+    pair = torch.empty(max(n, 1), dtype=torch.long)
+    step = torch.empty(n, dtype=torch.long)
+    target = torch.empty(max(n // 2, 1), dtype=torch.long)
+    t = pointer(_long(tie)) if tie is not None else _NULL
+    m = int(function(_SET, "dht_budget_round", I64, PTR, I64, PTR, PTR, I64, I64, PTR, PTR, I64,
+                     PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR)(
+        pointer(edges), e, pointer(cost), pointer(union), int(cost.dtype == torch.float64),
+        int(bool(packed)), t, pointer(unit_batch), n, pointer(units), pointer(excess),
+        num_images, int(passes), pointer(keys), pointer(best), pointer(matched), pointer(chosen),
+        pointer(start), pointer(pair), pointer(step), pointer(target)))
+    return pair[:2 * m].view(2, m), step, target[:m]
+
+
+def budget_compact(state: Tensor, pair: Tensor, step: Tensor, target: Tensor, merged: Tensor,
+                   unit_batch: Tensor, excess: Tensor, units: Tensor,
+                   labels: Tensor) -> tuple[Tensor, Tensor]:
+    """After :func:`budget_round`: the compacted state (n - m, width) and unit batch;
+    ``excess``, ``units`` (B,) and ``labels`` (k,) are updated in place (int64, contiguous,
+    owned by the caller)."""
+    state, merged = state.contiguous(), merged.to(state.dtype).contiguous()
+    n, width = state.shape
+    m = pair.shape[1]
+    pair = _long(pair)
+    new_state = state.new_empty(n - m, width)
+    new_batch = torch.empty(n - m, dtype=torch.long)
+    is_b = torch.empty(max(n, 1), dtype=torch.uint8)
+    for t in (excess, units, labels):
+        if t.dtype != torch.long or not t.is_contiguous():
+            raise ValueError("Expected int64 contiguous excess, units and labels")
+    function(_SET, "dht_budget_compact", None, PTR, I64, I64, PTR, I64, PTR, PTR, PTR, PTR, PTR,
+             PTR, PTR, PTR, PTR, I64, PTR)(
+        pointer(state), n, width * state.element_size(), pointer(pair), m, pointer(_long(step)),
+        pointer(_long(target)), pointer(merged), pointer(new_state), pointer(_long(unit_batch)),
+        pointer(new_batch), pointer(excess), pointer(units), pointer(labels), labels.numel(),
+        pointer(is_b))
+    return new_state, new_batch
+
+
+def budget_kept(labels: Tensor, size: Tensor, num_blocks: int) -> Tensor:
+    """Bool (k,): the largest input token of every output token (ties: the first)."""
+    labels, size = _long(labels), _long(size)
+    k, n = labels.numel(), max(int(num_blocks), 1)
+    largest, first = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
+    kept = torch.empty(k, dtype=torch.bool)
+    function(_SET, "dht_budget_kept", None, PTR, PTR, I64, I64, PTR, PTR, PTR)(
+        pointer(labels), pointer(size), k, n, pointer(largest), pointer(first), pointer(kept))
+    return kept
+
+
+def grid_pieces(block_of: Tensor, height: int, width: int) -> tuple[Tensor, int]:
+    """Canonical labels (N,) of the connected pieces of the blocks on the 4-neighbour grid
+    of row-major ``height × width`` images, and their number."""
+    block_of = _long(block_of)
+    n = block_of.numel()
+    b = n // (height * width) if height * width else 0
+    parent, labels = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
+    k = function(_SET, "dht_grid_pieces", I64, PTR, I64, I64, I64, PTR, PTR)(
+        pointer(block_of), b, int(height), int(width), pointer(parent), pointer(labels))
+    return labels, int(k)
+
+
+def first_occurrence_groups(key: Tensor, num_slots: int) -> tuple[Tensor, Tensor, int]:
+    """Labels of ``key`` numbered by first occurrence, each group's first position, and
+    the group count."""
+    key = _long(key)
+    s = key.numel()
+    rank = torch.empty(max(int(num_slots), 1), dtype=torch.long)
+    labels, first = torch.empty(s, dtype=torch.long), torch.empty(s, dtype=torch.long)
+    k = int(function(_SET, "dht_first_occurrence_groups", I64, PTR, I64, I64, PTR, PTR, PTR)(
+        pointer(key), s, int(num_slots), pointer(rank), pointer(labels), pointer(first)))
+    return labels, first[:k], k
