@@ -386,3 +386,39 @@ int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_s
     }
     return k;
 }
+
+/* ------------------------------------------------------------------ grid regions */
+
+/* Integer statistics of the blocks (labels, b images of h x w, row-major) from their runs
+ * along the rows: box (k, 4) [ymin, xmin, ymax, xmax] (starting at max(h, w) and -1 as the
+ * tensor path's include_self reductions), sums (k, 2) [sum of rows, sum of columns], and
+ * image (k): the smallest image of each block (starting at b). */
+void dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t w, int64_t k,
+                           int64_t *box, int64_t *sums, int64_t *image) {
+    int64_t big = h > w ? h : w;
+    for (int64_t t = 0; t < k; ++t) {
+        box[4 * t] = big; box[4 * t + 1] = big; box[4 * t + 2] = -1; box[4 * t + 3] = -1;
+        sums[2 * t] = 0; sums[2 * t + 1] = 0;
+        image[t] = b;
+    }
+    for (int64_t line = 0; line < b * h; ++line) {
+        const int64_t *row = labels + line * w;
+        int64_t y = line % h, img = line / h;
+        int64_t x0 = 0;
+        while (x0 < w) {
+            int64_t l = row[x0];
+            int64_t x1 = x0;
+            while (x1 + 1 < w && row[x1 + 1] == l) ++x1;
+            int64_t len = x1 - x0 + 1;
+            int64_t *bx = box + 4 * l;
+            if (y < bx[0]) bx[0] = y;
+            if (x0 < bx[1]) bx[1] = x0;
+            if (y > bx[2]) bx[2] = y;
+            if (x1 > bx[3]) bx[3] = x1;
+            sums[2 * l] += y * len;
+            sums[2 * l + 1] += (x0 + x1) * len / 2;
+            if (img < image[l]) image[l] = img;
+            x0 = x1 + 1;
+        }
+    }
+}

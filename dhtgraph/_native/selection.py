@@ -16,7 +16,7 @@ from torch import Tensor
 from . import I64, PTR, function, pointer
 
 __all__ = ["coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
-           "first_occurrence_groups"]
+           "first_occurrence_groups", "grid_region_stats"]
 
 _SET = "selection"
 _NULL = None
@@ -142,3 +142,18 @@ def first_occurrence_groups(key: Tensor, num_slots: int) -> tuple[Tensor, Tensor
     k = int(function(_SET, "dht_first_occurrence_groups", I64, PTR, I64, I64, PTR, PTR, PTR)(
         pointer(key), s, int(num_slots), pointer(rank), pointer(labels), pointer(first)))
     return labels, first[:k], k
+
+
+def grid_region_stats(labels: Tensor, num_blocks: int, num_images: int, height: int,
+                      width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per block of the row-major pixel labels: the box (K, 4) ``(ymin, xmin, ymax, xmax)``,
+    the integer sums (K, 2) of its rows and columns, and its (first) image (K,)."""
+    labels = _long(labels)
+    k = int(num_blocks)
+    box = torch.empty(k, 4, dtype=torch.long)
+    sums = torch.empty(k, 2, dtype=torch.long)
+    image = torch.empty(k, dtype=torch.long)
+    function(_SET, "dht_grid_region_stats", None, PTR, I64, I64, I64, I64, PTR, PTR, PTR)(
+        pointer(labels), int(num_images), int(height), int(width), k, pointer(box),
+        pointer(sums), pointer(image))
+    return box, sums, image

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import _native
 from ..partition import Partition
 
 __all__ = ["Regions", "pool_regions", "pool_grid_regions", "region_boxes"]
@@ -171,6 +172,12 @@ def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: 
     labels, k = partition.labels, partition.num_blocks
     sizes = _check_sizes(sizes, partition)
     features = _block_means(partition, x, sizes)
+    if _native.enabled("selection", labels):
+        from .._native.selection import grid_region_stats
+        bbox, sums, region_batch = grid_region_stats(labels, k, num_images, height, width)
+        centroids = (sums.double() / sizes.double().unsqueeze(1)).float()
+        return Regions(features=features, sizes=sizes, bbox=bbox, centroids=centroids,
+                       batch=region_batch)
     rows = labels.view(num_images * height, width)
     change = rows[:, 1:] != rows[:, :-1]                       # (B·H, W − 1)
     edge = torch.ones(num_images * height, 1, dtype=torch.bool, device=labels.device)

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .. import _native
 from ..features.mean_injection import mean_injection
 from ..features.pooling import pool_grid_regions
 from ..graph.pixel import grid_quotient
@@ -176,7 +177,7 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
             weight = sizes.to(mu.dtype).unsqueeze(1)
             mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
             batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
-            token_edges = step.quotient(token_edges, self_loops=False)
+            token_edges = _quotient(step, token_edges)
             sizes = merged_sizes
             partition = partition.compose(step)
             projected = project(mu)
@@ -199,6 +200,15 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
         centroids=regions.centroids,
         edge_index=token_edges,
     )
+
+
+def _quotient(step: Partition, token_edges: Tensor) -> Tensor:
+    # step.quotient(token_edges) (coalesced, no self-loops); natively two counting sorts.
+    if _native.enabled("selection", step.labels, token_edges):
+        from .._native.selection import coalesce_pairs
+        return coalesce_pairs(token_edges[0], token_edges[1], step.num_blocks,
+                              relabel=step.labels)
+    return step.quotient(token_edges, self_loops=False)
 
 
 def _concat_hierarchies(parts: Sequence[Hierarchy]) -> Hierarchy:
