@@ -27,6 +27,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from .. import _native
+
 __all__ = [
     "gaussian_potential",
     "self_loop_potential",
@@ -102,8 +104,19 @@ def self_loop_potential(
     return projection(var).reshape(var.shape[0], -1)[:, 0].sigmoid()
 
 
+#: Integer dtypes of sizes and boxes the native union kernel reads (others: tensor path).
+_NATIVE_INTEGERS = (torch.int64, torch.int32)
+
+
 def _union_mass_and_perimeter(size: Tensor, bbox: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    """Union mass ``m_u + m_v`` (``m_v`` for a loop) and perimeter ``2 + Δy + Δx`` of every
+    edge, float32 (E,) each."""
     src, dst = edge_index[0], edge_index[1]
+    if (size.dtype in _NATIVE_INTEGERS and bbox.dtype in _NATIVE_INTEGERS
+            and _native.enabled("grid", size, bbox, edge_index)):
+        # One pass of integer min/max per edge, the same float32 conversions and sums.
+        from .._native.grid import union_mass_perimeter
+        return union_mass_perimeter(size, bbox, src, dst)
     m = size.to(torch.float32)
     m_src = m.index_select(0, src)
     mass = torch.where(src == dst, m_src, m_src + m.index_select(0, dst))

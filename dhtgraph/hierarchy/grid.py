@@ -31,6 +31,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._union import functional_component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
@@ -206,6 +207,34 @@ def _reference_argmax(qh: Tensor, qv: Tensor) -> Tensor:
     return best.bitwise_and_(3).to(torch.int8)
 
 
+def _native_grid(x: Tensor, height: int, width: int) -> bool:
+    """Whether the native kernels (:mod:`dhtgraph._native.grid`) take this level: CPU
+    features they can read (float32/float64, any layout) and images of fewer than 2³¹ pixels (the tie hash's
+    32-bit indices)."""
+    if not _native.enabled("grid", x) or height * width >= 1 << 31:
+        return False
+    from .._native.grid import supports
+    return supports(x)
+
+
+def _grid_choice(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak, x: Tensor,
+                 num_images: int, height: int, width: int,
+                 native: bool) -> tuple[Tensor, Tensor]:
+    """Direction codes (B, H, W) int8 (:func:`_grid_argmax`) and choices (B·H·W,) int64."""
+    if native:
+        from .._native.grid import grid_argmax
+        return grid_argmax(quantize_potential(horizontal, torch.int32),
+                           quantize_potential(vertical, torch.int32), num_images, height,
+                           width, tie_break == "hashed", x)
+    n = x.shape[0]
+    code = _grid_argmax(horizontal, vertical, tie_break,
+                        x.view(num_images, height, width, x.shape[1]))
+    small = torch.int32 if n < 2**31 - 1 else torch.long
+    offsets = torch.tensor([-width, -1, 1, width], dtype=small, device=x.device)
+    offset = offsets.index_select(0, code.view(-1).to(small))
+    return code, torch.arange(n, device=x.device).add_(offset)
+
+
 def _choice_differs(x: Tensor, code: Tensor) -> Tensor:
     """(d, B·H·W) bool: where a pixel's feature differs from the neighbour it chose.
 
@@ -232,12 +261,16 @@ def _choice_differs(x: Tensor, code: Tensor) -> Tensor:
     return differs.view(d, b * h * w)
 
 
-def _snap_on_choice(differs: Tensor, labels: Tensor, k: int, new_var: Tensor) -> Tensor:
-    """``snap_constant_blocks``'s variance for pixel items, from :func:`_choice_differs`."""
+def _constant_on_choice(differs: Tensor, labels: Tensor, k: int) -> Tensor:
+    """(K, d) bool: the block is constant in the channel, from :func:`_choice_differs`."""
     count = torch.zeros((differs.shape[0], k), dtype=torch.int32,
                         device=differs.device).index_add_(1, labels, differs.to(torch.int32))
-    constant = (count == 0).t()
-    del count
+    return (count == 0).t()
+
+
+def _snap_on_choice(constant: Tensor, new_var: Tensor) -> Tensor:
+    """``snap_constant_blocks``'s variance for pixel items, from the (K, d) mask of
+    constant channels (:func:`_constant_on_choice`)."""
     if torch.is_grad_enabled() and new_var.requires_grad:
         # Value 0, gradient of the pooled formula (as snap_constant_blocks).
         return torch.where(constant, (new_var - new_var.detach()).nan_to_num(0.0), new_var)
@@ -292,24 +325,27 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     check_tie_break(tie_break)
     x = state.mean
     n, d = x.shape
+    if height * width < 2 or n != num_images * height * width:
+        raise ValueError(f"Expected 'state' of {num_images} images of {height}×{width} ≥ 2 "
+                         f"pixels (got {n} blocks)")
     device = x.device
+    native = _native_grid(x, height, width)
     grid = x.view(num_images, height, width, d)
     horizontal, vertical = _grid_potentials(grid, float(compactness))
-    code = _grid_argmax(horizontal, vertical, tie_break, grid)
+    code, choice = _grid_choice(horizontal, vertical, tie_break, x, num_images, height,
+                                width, native)
     if weights == "size":
         del horizontal, vertical
-    small = torch.int32 if n < 2**31 - 1 else torch.long
-    offsets = torch.tensor([-width, -1, 1, width], dtype=small, device=device)
-    offset = offsets.index_select(0, code.view(-1).to(small))
-    if weights == "size":
-        differs = _choice_differs(x, code)
+        differs = None if native else _choice_differs(x, code)
         del code
-    choice = torch.arange(n, device=device).add_(offset)
-    del offset
     labels, k = functional_component_labels(choice)
     partition = Partition(labels, k, canonical=True)
     dtype = x.dtype
-    counts = torch.bincount(labels, minlength=k)
+    if native:
+        from .._native.grid import grid_blocks
+        counts, bbox, new_batch = grid_blocks(labels, k, num_images, height, width)
+    else:
+        counts = torch.bincount(labels, minlength=k)
     if weights == "size":
         # w = m = 1: w·μ is μ and the totals are the counts (exact in float).
         total = counts.to(dtype).unsqueeze(1)
@@ -324,8 +360,14 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
             torch.sub(x, spread, out=spread).pow_(2)
         new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
         del spread
-        new_var = _snap_on_choice(differs, labels, k, new_var)
-        del differs
+        if native:
+            from .._native.grid import grid_constant
+            constant = grid_constant(x, choice, labels, k)
+        else:
+            constant = _constant_on_choice(differs, labels, k)
+            del differs
+        new_var = _snap_on_choice(constant, new_var)
+        del constant
     else:
         ones = torch.ones((), dtype=dtype, device=device)
         weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
@@ -333,7 +375,20 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         # Pixels: σ² = 0; a block whose weights are all zero falls back to sizes (1).
         new_mean, new_var = weighted_moments(x, None, labels, k, weight, ones.expand(n))
         del weight
-    # Boxes: min/max of the pixel rows and columns (32-bit while computing).
+    if not native:
+        bbox, new_batch = _grid_boxes(labels, k, num_images, height, width, state.batch)
+    edge_index = grid_quotient(labels, k, num_images, height, width, loops=True)
+    new = BlockState(mean=new_mean, var=new_var, size=counts, bbox=bbox,
+                     edge_index=edge_index, batch=new_batch)
+    return Contraction(partition=partition, state=new, choice=choice)
+
+
+def _grid_boxes(labels: Tensor, k: int, num_images: int, height: int, width: int,
+                batch: Tensor) -> tuple[Tensor, Tensor]:
+    """Boxes (K, 4) int64 (min/max of the pixel rows and columns, 32-bit while
+    computing) and images (K,) of the blocks ``labels`` (the tensor path)."""
+    device = labels.device
+    small = torch.int32 if labels.numel() < 2**31 - 1 else torch.long
     row, col = grid_coordinates(height, width, num_images, dtype=small, device=device)
     bbox = torch.empty(k, 4, dtype=small, device=device)
     for j, (values, reduce) in enumerate(((row, "amin"), (col, "amin"), (row, "amax"),
@@ -344,9 +399,5 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     if num_images == 1:
         new_batch = torch.zeros(k, dtype=torch.long, device=device)
     else:
-        new_batch = torch.empty(k, dtype=torch.long, device=device).scatter_(0, labels,
-                                                                             state.batch)
-    edge_index = grid_quotient(labels, k, num_images, height, width, loops=True)
-    new = BlockState(mean=new_mean, var=new_var, size=counts, bbox=bbox.long(),
-                     edge_index=edge_index, batch=new_batch)
-    return Contraction(partition=partition, state=new, choice=choice)
+        new_batch = torch.empty(k, dtype=torch.long, device=device).scatter_(0, labels, batch)
+    return bbox.long(), new_batch

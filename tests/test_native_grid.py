@@ -1,0 +1,270 @@
+"""The native grid kernels (``dhtgraph/_native/grid.c``) give bit for bit the tensors of
+the tensor implementation: the grid level's argmax (both tie rules), sizes, boxes and
+constant channels, and the compactness' union masses and perimeters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dhtgraph import _native
+from dhtgraph.graph import grid_edge_index
+from dhtgraph.hierarchy import grid as G
+from dhtgraph.hierarchy.affinity import (_union_mass_and_perimeter, compactness_potential,
+                                         edge_affinity)
+from dhtgraph.hierarchy.contraction import quantize_potential
+from dhtgraph.testing import torch_images
+
+needs_native = pytest.mark.skipif(
+    _native.mode() == "off" or not _native.available("grid"),
+    reason=f"native grid kernels not in use here ({_native.status()})")
+pytestmark = needs_native
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+FIELDS = ("mean", "var", "size", "bbox", "edge_index", "batch")
+
+
+def _features(b, h, w, d=3, seed=0, levels=None, dtype=torch.float32, channel_first=True):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b * h * w, d, generator=g, dtype=torch.float64) * 3
+    if levels:  # few distinct values: many exact ties and plateaus
+        x = (x * levels).floor() / levels
+    x = x.to(dtype)
+    return x.t().contiguous().t() if channel_first else x.contiguous()
+
+
+def _both(fn):
+    got = fn()
+    with _native.disabled():
+        expected = fn()
+    return got, expected
+
+
+def _contract(x, b, h, w, **kw):
+    batch = torch.arange(b, device=x.device).repeat_interleave(h * w) if b > 1 else None
+    return G.grid_contraction(G.pixel_state(x, b, batch), b, h, w, **kw)
+
+
+def _assert_same_level(got, expected):
+    assert got.partition == expected.partition
+    assert torch.equal(got.choice, expected.choice)
+    for name in FIELDS:
+        a, e = getattr(got.state, name), getattr(expected.state, name)
+        assert a.dtype == e.dtype and torch.equal(a, e), name
+
+
+CASES = [  # (b, h, w, levels): textures, ties, plateaus, 1-pixel-wide images, batches
+    (1, 7, 9, None), (1, 16, 16, 1), (2, 5, 6, 2), (3, 10, 1, 3), (1, 1, 11, None),
+    (1, 1, 2, None), (1, 2, 1, 1), (4, 3, 3, 2), (1, 33, 65, 4), (2, 1, 17, 1),
+]
+
+
+@pytest.mark.parametrize("b,h,w,levels", CASES)
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+@pytest.mark.parametrize("compactness", [0.0, 0.1])
+def test_grid_level_native_equals_tensor_path(b, h, w, levels, tie_break, weights,
+                                             compactness):
+    x = _features(b, h, w, seed=b * 100 + h * w, levels=levels)
+    got, expected = _both(lambda: _contract(x, b, h, w, tie_break=tie_break, weights=weights,
+                                            compactness=compactness))
+    _assert_same_level(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channel_first", [True, False])
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+def test_dtypes_and_layouts(dtype, channel_first, tie_break):
+    x = _features(2, 9, 8, d=4, seed=3, levels=2, dtype=dtype, channel_first=channel_first)
+    got, expected = _both(lambda: _contract(x, 2, 9, 8, tie_break=tie_break))
+    _assert_same_level(got, expected)
+
+
+def test_constant_image_is_one_block_per_image():
+    x = torch.full((2 * 6 * 7, 3), 0.25)
+    for tie_break in ("reference", "hashed"):
+        got, expected = _both(lambda: _contract(x, 2, 6, 7, tie_break=tie_break))
+        _assert_same_level(got, expected)
+        assert got.partition.num_blocks == 2
+        assert torch.equal(got.state.bbox, torch.tensor([[0, 0, 5, 6], [0, 0, 5, 6]]))
+        assert torch.equal(got.state.var, torch.zeros(2, 3))
+
+
+def test_signed_zeros_are_equal_and_nan_differs():
+    # -0.0 == 0.0 is a plateau (hash dropped, block constant); NaN equals nothing.
+    x = torch.zeros(4 * 5, 2)
+    x[::2, 0] = -0.0
+    x[7, 1] = float("nan")
+    x[12] = float("nan")
+    for tie_break in ("reference", "hashed"):
+        for weights in ("size", "argmax_edge"):
+            got, expected = _both(lambda: _contract(x, 1, 4, 5, tie_break=tie_break,
+                                                    weights=weights))
+            assert got.partition == expected.partition
+            assert torch.equal(got.choice, expected.choice)
+            for name in ("size", "bbox", "edge_index", "batch"):
+                assert torch.equal(getattr(got.state, name), getattr(expected.state, name))
+            for name in ("mean", "var"):  # NaN == NaN for the comparison
+                assert torch.equal(getattr(got.state, name).nan_to_num(7.0),
+                                   getattr(expected.state, name).nan_to_num(7.0))
+
+
+def test_argmax_kernel_matches_directions_and_the_hash_of_wide_rows():
+    # A 2×40000 image: local indices up to 8·10⁴ (the 32-bit hash against tie_hash's int64),
+    # all potentials tied, so every choice is the hash's (hashed) or the index's (reference).
+    from dhtgraph._native.grid import grid_argmax
+
+    b, h, w = 1, 2, 40000
+    x = _features(b, h, w, seed=1, levels=None)
+    qh = torch.full((b, h, w - 1), 12345, dtype=torch.int32)
+    qv = torch.full((b, h - 1, w), 12345, dtype=torch.int32)
+    for tie_break in ("reference", "hashed"):
+        code, choice = grid_argmax(qh, qv, b, h, w, tie_break == "hashed", x)
+        with _native.disabled():
+            horizontal = torch.full((b, h, w - 1), 12345.5 / 65535)
+            vertical = torch.full((b, h - 1, w), 12345.5 / 65535)
+            assert torch.equal(quantize_potential(horizontal, torch.int32), qh)
+            expected = G._grid_argmax(horizontal, vertical, tie_break, x.view(b, h, w, 3))
+        assert code.dtype == torch.int8 and torch.equal(code, expected)
+        offsets = torch.tensor([-w, -1, 1, w])
+        assert torch.equal(choice, torch.arange(b * h * w) + offsets[code.view(-1).long()])
+
+
+def test_blocks_and_constant_kernels_match_the_tensor_pieces():
+    from dhtgraph._native.grid import grid_blocks, grid_constant
+
+    b, h, w = 3, 5, 7
+    x = _features(b, h, w, seed=4, levels=1)
+    level = _contract(x, b, h, w)
+    labels, k = level.partition.labels, level.partition.num_blocks
+    counts, bbox, batch = grid_blocks(labels, k, b, h, w)
+    with _native.disabled():
+        boxes, images = G._grid_boxes(labels, k, b, h, w,
+                                      torch.arange(b).repeat_interleave(h * w))
+        code = G._grid_argmax(*G._grid_potentials(x.view(b, h, w, 3), 0.1), "reference",
+                              x.view(b, h, w, 3))
+        constant = G._constant_on_choice(G._choice_differs(x, code), labels, k)
+    assert torch.equal(counts, torch.bincount(labels, minlength=k))
+    assert torch.equal(bbox, boxes) and torch.equal(batch, images)
+    assert torch.equal(grid_constant(x, level.choice, labels, k), constant)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_grid_level_on_every_device_equals_the_cpu_native_level(device):
+    x = _features(2, 6, 9, seed=5, levels=2)
+    expected = _contract(x, 2, 6, 9, tie_break="hashed")
+    got = _contract(x.to(device), 2, 6, 9, tie_break="hashed")
+    assert got.partition.num_blocks == expected.partition.num_blocks
+    assert torch.equal(got.choice.cpu(), expected.choice)
+    for name in FIELDS:
+        assert torch.equal(getattr(got.state, name).cpu(), getattr(expected.state, name)), name
+
+
+@settings(max_examples=40)
+@given(image=torch_images(batched=True, max_side=9), tie_break=st.sampled_from(
+    ["reference", "hashed"]), weights=st.sampled_from(["size", "argmax_edge"]),
+    quantize=st.booleans())
+def test_property_native_grid_level_equals_tensor_path(image, tie_break, weights, quantize):
+    b, c, h, w = image.shape
+    if h * w < 2:
+        return
+    x = image.double() if image.dtype == torch.float64 else image.float()
+    if quantize:  # exact ties and plateaus
+        x = (x * 3).round() / 3
+    x = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    got, expected = _both(lambda: _contract(x, b, h, w, tie_break=tie_break, weights=weights))
+    _assert_same_level(got, expected)
+
+
+def test_grid_contraction_refuses_images_of_one_pixel_and_wrong_sizes():
+    x = torch.rand(3, 2)
+    with pytest.raises(ValueError, match="'state' of 3 images of 1×1 ≥ 2 pixels"):
+        G.grid_contraction(G.pixel_state(x, 3), 3, 1, 1)
+    with pytest.raises(ValueError, match="'state' of 1 images of 2×2"):
+        G.grid_contraction(G.pixel_state(x, 1), 1, 2, 2)
+
+
+def test_unsupported_features_take_the_tensor_path():
+    # float16 and integer features: no native kernel reads them; same result either way.
+    x = _features(1, 6, 5, seed=6, levels=2).half()
+    assert not G._native_grid(x, 6, 5)
+    got, expected = _both(lambda: _contract(x, 1, 6, 5, tie_break="hashed"))
+    _assert_same_level(got, expected)
+
+
+def test_kernel_bindings_refuse_wrong_shapes():
+    from dhtgraph._native.grid import grid_argmax, grid_blocks, union_mass_perimeter
+
+    x = torch.rand(12, 3)
+    with pytest.raises(ValueError, match=r"'qh' of shape \(1, 3, 3\)"):
+        grid_argmax(torch.zeros(1, 3, 4, dtype=torch.int32),
+                    torch.zeros(1, 2, 4, dtype=torch.int32), 1, 3, 4, True, x)
+    with pytest.raises(ValueError, match=r"'labels' of shape \(12,\)"):
+        grid_blocks(torch.zeros(11, dtype=torch.long), 1, 1, 3, 4)
+    with pytest.raises(ValueError, match=r"'bbox' of shape \(2, 4\)"):
+        union_mass_perimeter(torch.ones(2, dtype=torch.long), torch.zeros(3, 4, dtype=torch.long),
+                             torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+
+
+# ------------------------------------------------------------------ compactness
+
+
+def _blocks(k, seed, span=50):
+    g = torch.Generator().manual_seed(seed)
+    low = torch.randint(0, span, (k, 2), generator=g)
+    high = low + torch.randint(0, span, (k, 2), generator=g)
+    size = torch.randint(1, 2**25, (k,), generator=g)  # beyond 2^24: float32 rounding
+    return size, torch.cat([low, high], 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_union_mass_and_perimeter_native_equals_tensor_path(dtype):
+    size, bbox = _blocks(40, seed=1)
+    g = torch.Generator().manual_seed(2)
+    edges = torch.randint(0, 40, (2, 500), generator=g)
+    edges[1, ::7] = edges[0, ::7]  # loops
+    got, expected = _both(lambda: _union_mass_and_perimeter(size.to(dtype), bbox.to(dtype),
+                                                            edges))
+    for a, e in zip(got, expected):
+        assert a.dtype == e.dtype == torch.float32 and torch.equal(a, e)
+    # Hand values: the compactness test's blocks (two pixels, a 2×2 square with a loop).
+    size = torch.tensor([1, 1, 4])
+    bbox = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1], [2, 0, 3, 1]])
+    edges = torch.tensor([[0, 1, 2, 0], [1, 0, 2, 2]])
+    mass, perimeter = _union_mass_and_perimeter(size, bbox, edges)
+    assert torch.equal(mass, torch.tensor([2.0, 2.0, 4.0, 5.0]))
+    assert torch.equal(perimeter, torch.tensor([3.0, 3.0, 4.0, 6.0]))
+
+
+def test_edge_affinity_native_equals_tensor_path_across_chunks(monkeypatch):
+    import dhtgraph.hierarchy.affinity as A
+
+    monkeypatch.setattr(A, "_EDGE_CHUNK", 64)  # several chunks, both branches
+    h, w = 9, 11
+    level = _contract(_features(1, h, w, seed=7), 1, h, w)
+    s = level.state
+    for requires_grad in (False, True):
+        mean = s.mean.detach().clone().requires_grad_(requires_grad)
+        got, expected = _both(lambda: edge_affinity(mean, s.var, s.size, s.bbox, s.edge_index,
+                                                    compactness=0.3, loop_default=0.2))
+        assert torch.equal(got, expected)
+    got, expected = _both(lambda: compactness_potential(s.size, s.bbox, s.edge_index))
+    assert torch.equal(got, expected)
+    # A pixel graph with float positions takes the tensor path (float boxes).
+    pos = torch.stack([torch.arange(h * w) // w, torch.arange(h * w) % w], 1).double()
+    edges = grid_edge_index(h, w)
+    size = torch.ones(h * w, dtype=torch.long)
+    got, expected = _both(lambda: _union_mass_and_perimeter(size, torch.cat([pos, pos], 1),
+                                                            edges))
+    assert all(torch.equal(a, e) for a, e in zip(got, expected))
+
+
+def test_union_kernel_refuses_edges_out_of_range():
+    size, bbox = _blocks(5, seed=3)
+    with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 5\) \(got edge 1: "
+                                         r"\(2, 5\)\)"):
+        _union_mass_and_perimeter(size, bbox, torch.tensor([[0, 2], [1, 5]]))
+    with pytest.raises(IndexError):
+        _union_mass_and_perimeter(size, bbox, torch.tensor([[-1], [1]]))
