@@ -140,13 +140,15 @@ void dht_grid_blocks(const int64_t *labels, int64_t nb, int64_t h, int64_t w, in
     for (int64_t b = 0; b < nb; ++b) {
         for (int64_t r = 0; r < h; ++r) {
             for (int64_t c = 0; c < w; ++c, ++g) {
-                int64_t *box = bbox + 4 * labels[g];
-                counts[labels[g]] += 1;
-                batch[labels[g]] = b;
-                if (r < box[0]) box[0] = r;
-                if (c < box[1]) box[1] = c;
-                if (r > box[2]) box[2] = r;
-                if (c > box[3]) box[3] = c;
+                const int64_t l = labels[g];
+                int64_t *box = bbox + 4 * l;
+                counts[l] += 1;
+                batch[l] = b;
+                /* branch-free (the labels of neighbouring pixels vary unpredictably) */
+                box[0] = r < box[0] ? r : box[0];
+                box[1] = c < box[1] ? c : box[1];
+                box[2] = r > box[2] ? r : box[2];
+                box[3] = c > box[3] ? c : box[3];
             }
         }
     }
@@ -164,11 +166,11 @@ void dht_grid_blocks(const int64_t *labels, int64_t nb, int64_t h, int64_t w, in
         for (int64_t i = 0; i < k * d; ++i) constant[i] = 1;                            \
         for (int64_t p = 0; p < n; ++p) {                                               \
             const int64_t q = choice[p];                                                \
-            if (q == p) continue;                                                       \
+            if (q == p) continue; /* (never on a grid: every pixel has a neighbour) */  \
             const T *a = x + p * sn, *b = x + q * sn;                                   \
             uint8_t *out = constant + labels[p] * d;                                    \
-            for (int64_t j = 0; j < d; ++j)                                             \
-                if (a[j * sd] != b[j * sd]) out[j] = 0;                                 \
+            for (int64_t j = 0; j < d; ++j) /* branch-free: out[j] &= equal */          \
+                out[j] &= (uint8_t)(a[j * sd] == b[j * sd]);                            \
         }                                                                               \
     }
 
