@@ -20,6 +20,11 @@ Host syncs: the edges are never compacted (an edge inside a tree is a no-op hook
 the jumps run :data:`JUMPS_PER_READ` at a time between reads, so one round costs one host
 read (``moving``, ``crossing`` and the component count together). Typical contraction
 levels take one or two rounds.
+
+Native path: on CPU tensors, with the kernels of :mod:`dhtgraph._native` in use, every
+function here runs one C pass instead (``_native/components.c``: a union-find whose roots
+are the smallest nodes, or a walk along the choices), with the same labels, dtype and
+count; indices out of range fall back to the tensor code (and its errors).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from . import _native
 
 __all__ = ["component_labels", "forest_labels", "forest_components", "finish_components",
            "functional_component_labels", "JUMPS_PER_READ", "CHOICE_JUMPS_PER_READ"]
@@ -70,6 +77,12 @@ def forest_components(parent: Tensor, low: Tensor | None = None, high: Tensor | 
     n = parent.numel()
     if n == 0:
         return parent.clone(), 0
+    if _native.enabled("components", parent, *((low, high) if low is not None else ())):
+        from ._native.components import forest_components as native
+
+        found = native(parent, low, high)
+        if found is not None:
+            return found[0].to(parent.dtype), found[1]
     device, dtype = parent.device, parent.dtype
     node = torch.arange(n, device=device, dtype=dtype)
     jumps = min(jumps, max(1, math.ceil(math.log2(n))))
@@ -123,6 +136,12 @@ def component_labels(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, 
     (:func:`forest_components`). The result does not depend on the order of the edges
     (only minima are taken), so it is the same under any thread count.
     """
+    if _native.enabled("components", src, dst):
+        from ._native.components import edge_components
+
+        found = edge_components(src, dst, num_nodes)
+        if found is not None:
+            return found
     device = src.device
     dtype = _index_dtype(num_nodes)
     if src.numel() == 0:
@@ -186,6 +205,12 @@ def functional_component_labels(choice: Tensor) -> tuple[Tensor, int]:
     count together. A longer cycle, which never passes the check, falls back to the
     min-forest algorithm once the jumps have covered n.
     """
+    if _native.enabled("components", choice):
+        from ._native.components import choice_components
+
+        found = choice_components(choice)
+        if found is not None:
+            return found
     n = choice.numel()
     device = choice.device
     dtype = _index_dtype(n)

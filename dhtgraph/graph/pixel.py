@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._checks import check_count
 
 __all__ = ["from_image", "grid_edge_index", "as_image_tensor", "ImageRangeWarning",
@@ -470,7 +471,15 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     row holds its lower neighbours (sorted: one stable sort of the ``hi`` ends),
     its loop, then its higher neighbours, at offsets from the degree counts — no sort
     of the directed list. Host syncs: the ``unique`` and two boolean selections.
+
+    On the CPU with the native kernels (:mod:`dhtgraph._native`), three passes over the
+    pixels give the same list without a sort (a counting sort of the block pairs by
+    target and a deduplicating walk, :func:`dhtgraph._native.edges.grid_quotient`).
     """
+    if _native.enabled("edges", labels):
+        from .._native.edges import grid_quotient as native
+
+        return native(labels, num_blocks, num_images, height, width, loops=loops)
     k = max(int(num_blocks), 1)
     device = labels.device
     key_dtype = torch.int32 if k * k < 2**31 else torch.long
