@@ -4,6 +4,8 @@ the selection, the grid regions' integer statistics, and whole tokenize calls.""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -266,3 +268,104 @@ def test_tokenize_native_equals_tensor(shape, max_tokens):
     for name in ("batch", "sizes", "bbox", "centroids", "features", "edge_index",
                  "selected_mean", "num_tokens"):
         assert torch.equal(getattr(native, name), getattr(tensor, name)), name
+
+
+# ---------------------------------------------------------------- IC selector
+
+def _built(seed, b=3, h=14, w=12, stop=None):
+    import dataclasses  # noqa: F401
+    from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, 3, 3, 4, generator=g) * 3
+    img = torch.nn.functional.interpolate(coarse, size=(h, w), mode="nearest") \
+        + 0.1 * torch.rand(b, 3, h, w, generator=g)
+    x = img.permute(0, 2, 3, 1).reshape(-1, 3)
+    return build_hierarchy(x, PixelGrid(b, h, w), weights="size", stop=stop)
+
+
+def _same_selection(a, b):
+    assert a.partition == b.partition
+    for name in ("mean", "var", "ic", "batch"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+@pytest.mark.parametrize("criterion,iota", [("aicc", 5.0), ("bic", 2.0), ("aic", 0.05),
+                                            ("cic", 50.0)])
+def test_replayed_selection_native_equals_tensor(criterion, iota):
+    # Replayed levels with images that stopped early (the `active` masks), and iotas that
+    # make the first update move every pixel or not.
+    from dhtgraph.selection.select import ic_stopping, select_partition
+    for seed in range(3):
+        built = _built(seed, stop=ic_stopping("aicc", 5.0))
+        native, tensor = _both(select_partition, built, criterion, iota)
+        _same_selection(native, tensor)
+        built = _built(seed)  # running selection with no stopping rule
+        native, tensor = _both(select_partition, built, criterion, iota)
+        _same_selection(native, tensor)
+
+
+def test_selector_update_by_hand():
+    from dhtgraph.hierarchy.contraction import BlockState
+    from dhtgraph.selection.select import InformationSelector
+
+    def level(mean, var, size, batch):
+        mean = torch.tensor(mean)
+        k = mean.shape[0]
+        return BlockState(mean=mean, var=torch.tensor(var), size=torch.tensor(size),
+                          bbox=torch.zeros(k, 4, dtype=torch.long),
+                          edge_index=torch.zeros(2, 0, dtype=torch.long), batch=batch)
+
+    def run():
+        x = torch.tensor([[0.0], [0.0], [0.0], [9.0], [1.0], [1.0]])
+        level0 = BlockState.from_pixels(x, torch.zeros(6, 2), grid_edge_index(1, 3, 2),
+                                        torch.tensor([0, 0, 0, 1, 1, 1]))
+        sel = InformationSelector(level0, 2, 9, "aic", 5.0)
+        lvl1 = level([[0.0], [4.5], [1.0]], [[0.0], [1e6], [0.0]], [2, 2, 2],
+                     torch.tensor([0, 1, 1]))
+        first = sel.update(Partition(torch.tensor([0, 0, 1, 1, 2, 2])), lvl1,
+                           torch.tensor([True, True]))
+        top = level([[1.5], [1.0]], [[1e7], [0.0]], [3, 3], torch.tensor([0, 1]))
+        second = sel.update(Partition(torch.tensor([0, 0, 1])), top, torch.tensor([True, False]))
+        out = sel.finish(grid_edge_index(1, 3, 2))
+        return first, second, out
+
+    (f1, s1, o1), (f2, s2, o2) = _both(run)
+    assert torch.equal(f1, f2) and torch.equal(s1, s2)
+    _same_selection(o1, o2)
+    assert s1.tolist() == [False, False]
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=st.integers(1, 40), k=st.integers(1, 10), b=st.integers(1, 3),
+       seed=st.integers(0, 2**31 - 1), with_current=st.booleans(), with_rows=st.booleans(),
+       with_active=st.booleans(), broadcast=st.booleans())
+def test_selector_kernels_equal_the_tensor_update(s, k, b, seed, with_current, with_rows,
+                                                  with_active, broadcast):
+    # ICs from a few values (ties: a block whose IC equals the slot's moves it), NaN and
+    # -inf among them; the update's tensor formula of InformationSelector.update.
+    from dhtgraph._native.selection import selector_all_move, selector_update
+    g = torch.Generator().manual_seed(seed)
+    values = torch.tensor([-math.inf, -3.0, -1.0, 0.0, -0.0, float("nan")])
+    pick = lambda n: values[torch.randint(0, len(values), (n,), generator=g)]  # noqa: E731
+    ic_new = pick(k)
+    slot_ic = torch.full((), -1.0).expand(s) if broadcast else pick(s)
+    current = torch.randint(0, s, (s,), generator=g) if with_current else None
+    labels = torch.randint(0, k, (s,), generator=g)
+    rows = torch.randint(0, 100, (s,), generator=g) if with_rows else None
+    active = torch.rand(b, generator=g) < 0.6 if with_active else None
+    slot_batch = torch.randint(0, b, (s,), generator=g)
+    out_ic, out_row, out_c, improved = selector_update(labels, current, ic_new, slot_ic, rows,
+                                                       7, active, slot_batch, b)
+    c = labels if current is None else labels.index_select(0, current)
+    ic_c = ic_new.index_select(0, c)
+    move = ic_c >= slot_ic
+    if active is not None:
+        move = move & active.index_select(0, slot_batch)
+    want = torch.zeros(b, dtype=torch.uint8).scatter_reduce_(0, slot_batch, move.to(torch.uint8),
+                                                             "amax").bool()
+    assert torch.equal(improved, want)
+    assert torch.equal(out_ic.view(torch.int32), torch.where(move, ic_c, slot_ic).view(torch.int32))
+    assert torch.equal(out_row, torch.where(move, c + 7, torch.arange(s) if rows is None else rows))
+    assert torch.equal(out_c, c)
+    assert selector_all_move(labels, ic_new, slot_ic) == bool(
+        (ic_new.index_select(0, labels) >= slot_ic).all())

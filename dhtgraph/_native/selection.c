@@ -422,3 +422,43 @@ void dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t 
         }
     }
 }
+
+/* ------------------------------------------------------------------ IC selector */
+
+/* Whether every slot moves at the first update: ic_new[labels[i]] >= slot_ic[i * stride]
+ * for all i < s (stride 0: one starting IC for every slot). */
+int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_new,
+                              const float *slot_ic, int64_t stride) {
+    for (int64_t i = 0; i < s; ++i)
+        if (!(ic_new[labels[i]] >= slot_ic[i * stride])) return 0;
+    return 1;
+}
+
+/* One update of the stored blocks (InformationSelector.update): the block c of every
+ * slot (labels[current[i]], or labels[i] when current is NULL) moves the slot when its IC
+ * is >= the slot's (and its graph is active, when active is given): the slot then takes
+ * c's IC and the statistics row c + offset (else keeps its own; rows NULL: the slot
+ * index). improved (num_images bytes) marks the graphs where a slot moved. out_c may be
+ * NULL (current NULL: c is labels itself). */
+void dht_selector_update(const int64_t *labels, const int64_t *current, int64_t s,
+                         const float *ic_new, const float *slot_ic, int64_t stride,
+                         const int64_t *rows, int64_t offset, const uint8_t *active,
+                         const int64_t *slot_batch, int64_t num_images, float *out_ic,
+                         int64_t *out_row, int64_t *out_c, uint8_t *improved) {
+    memset(improved, 0, (size_t)num_images);
+    for (int64_t i = 0; i < s; ++i) {
+        int64_t c = current ? labels[current[i]] : labels[i];
+        if (out_c) out_c[i] = c;
+        float ic = ic_new[c], own = slot_ic[i * stride];
+        int move = ic >= own;
+        if (active && !active[slot_batch[i]]) move = 0;
+        if (move) {
+            out_ic[i] = ic;
+            out_row[i] = c + offset;
+            improved[slot_batch[i]] = 1;
+        } else {
+            out_ic[i] = own;
+            out_row[i] = rows ? rows[i] : i;
+        }
+    }
+}

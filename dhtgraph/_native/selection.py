@@ -16,7 +16,8 @@ from torch import Tensor
 from . import I64, PTR, function, pointer
 
 __all__ = ["coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
-           "first_occurrence_groups", "grid_region_stats"]
+           "first_occurrence_groups", "grid_region_stats",
+           "selector_all_move", "selector_update"]
 
 _SET = "selection"
 _NULL = None
@@ -157,3 +158,45 @@ def grid_region_stats(labels: Tensor, num_blocks: int, num_images: int, height: 
         pointer(labels), int(num_images), int(height), int(width), k, pointer(box),
         pointer(sums), pointer(image))
     return box, sums, image
+
+
+def _ic_pointer(slot_ic: Tensor) -> tuple[ctypes.c_void_p, int]:
+    # A float32 slot IC: contiguous, or one value broadcast (stride 0).
+    if slot_ic.dim() == 1 and slot_ic.numel() > 1 and slot_ic.stride(0) == 0:
+        return ctypes.c_void_p(slot_ic.data_ptr()), 0
+    return pointer(slot_ic.contiguous()), 1
+
+
+def selector_all_move(labels: Tensor, ic_new: Tensor, slot_ic: Tensor) -> bool:
+    """Whether ``ic_new[labels] >= slot_ic`` everywhere (float32 ICs)."""
+    labels, ic_new = _long(labels), ic_new.contiguous()
+    slot_ic = slot_ic if slot_ic.stride(0) == 0 else slot_ic.contiguous()
+    ic_ptr, stride = _ic_pointer(slot_ic)
+    return bool(function(_SET, "dht_selector_all_move", I64, PTR, I64, PTR, PTR, I64)(
+        pointer(labels), labels.numel(), pointer(ic_new), ic_ptr, stride))
+
+
+def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, slot_ic: Tensor,
+                    rows: Optional[Tensor], offset: int, active: Optional[Tensor],
+                    slot_batch: Tensor, num_images: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The slots' new IC (float32), statistics row and current block, and the graphs that
+    improved (bool (B,)); see ``dht_selector_update``."""
+    labels, ic_new, slot_batch = _long(labels), ic_new.contiguous(), _long(slot_batch)
+    s = slot_batch.numel()
+    slot_ic = slot_ic if slot_ic.stride(0) == 0 else slot_ic.contiguous()
+    ic_ptr, stride = _ic_pointer(slot_ic)
+    out_ic = torch.empty(s, dtype=torch.float32)
+    out_row = torch.empty(s, dtype=torch.long)
+    out_c = torch.empty(s, dtype=torch.long) if current is not None else None
+    improved = torch.empty(int(num_images), dtype=torch.bool)
+    cur = _long(current) if current is not None else None
+    rws = _long(rows) if rows is not None else None
+    act = active.to(torch.bool).contiguous() if active is not None else None
+    function(_SET, "dht_selector_update", None, PTR, PTR, I64, PTR, PTR, I64, PTR, I64, PTR, PTR,
+             I64, PTR, PTR, PTR, PTR)(
+        pointer(labels), pointer(cur) if cur is not None else _NULL, s, pointer(ic_new), ic_ptr,
+        stride, pointer(rws) if rws is not None else _NULL, int(offset),
+        pointer(act) if act is not None else _NULL, pointer(slot_batch), int(num_images),
+        pointer(out_ic), pointer(out_row), pointer(out_c) if out_c is not None else _NULL,
+        pointer(improved))
+    return out_ic, out_row, (labels if out_c is None else out_c), improved

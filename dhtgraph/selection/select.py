@@ -315,12 +315,21 @@ class InformationSelector:
         self._rows += state.num_blocks
         labels = partition.labels
         device = labels.device
+        # The native path: float32 ICs (the built-in criteria), CPU tensors.
+        native = (ic_new.dtype == torch.float32 == self._slot_ic.dtype
+                  and self._slot_ic.dim() == 1
+                  and _native.enabled("selection", labels, ic_new, self._slot_ic))
         if self._initial:
             self._initial = False
             # The slots are still the nodes: when every node moves, the slots become the
             # new blocks as they are (one slot per block instead of one per node).
-            move = ic_new.index_select(0, labels) >= self._slot_ic
-            every = move.all() if active is None else move.all() & active.all()
+            if native:
+                from .._native.selection import selector_all_move
+                every = (active is None or bool(active.all())) and selector_all_move(
+                    labels, ic_new, self._slot_ic)
+            else:
+                move = ic_new.index_select(0, labels) >= self._slot_ic
+                every = move.all() if active is None else move.all() & active.all()
             if bool(every):
                 improved = torch.zeros(self.num_images, dtype=torch.bool, device=device)
                 improved.index_fill_(0, state.batch, True)
@@ -330,6 +339,12 @@ class InformationSelector:
                 self._slot_current, self._node_slot = None, labels
                 self._num_slots, self._first_table = k, table
                 return improved
+        if native:
+            from .._native.selection import selector_update
+            self._slot_ic, self._slot_row, self._slot_current, improved = selector_update(
+                labels, self._slot_current, ic_new, self._slot_ic, self._slot_row, offset,
+                active, self._slot_batch, self.num_images)
+            return improved
         c = labels if self._slot_current is None else labels.index_select(0, self._slot_current)
         ic_c = ic_new.index_select(0, c)
         move = ic_c >= self._slot_ic
