@@ -314,6 +314,23 @@ void dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, const i
     for (int64_t t = 0; t < k; ++t) labels[t] = step[labels[t]];
 }
 
+/* dht_budget_compact, then the contracted unit graph: the edges (2, e) relabelled by step
+ * and coalesced as undirected pairs a < b into out_edges (room for 2e; see
+ * dht_coalesce_pairs, scratch count (n - m + 1), tmp (2e)). Returns the new edge count. */
+int64_t dht_budget_contract(const char *state, int64_t n, int64_t row_bytes,
+                            const int64_t *pair, int64_t m, const int64_t *step,
+                            const int64_t *target, const char *merged, char *new_state,
+                            const int64_t *unit_batch, int64_t *new_batch, int64_t *excess,
+                            int64_t *units, int64_t *labels, int64_t k, uint8_t *is_b,
+                            const int64_t *edges, int64_t e, int64_t *count, int64_t *tmp,
+                            int64_t *out_edges) {
+    dht_budget_compact(state, n, row_bytes, pair, m, step, target, merged, new_state, unit_batch,
+                       new_batch, excess, units, labels, k, is_b);
+    int64_t nodes = n - m > 0 ? n - m : 1;
+    return dht_coalesce_pairs(edges, edges + e, e, step, nodes, 1, count, tmp, tmp + e,
+                              out_edges);
+}
+
 /* The representative of every output token: its largest input token (ties: the first).
  * labels (k) in [0, n), size (k) int64; kept (k bytes) set; scratch largest, first (n). */
 void dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, int64_t n,

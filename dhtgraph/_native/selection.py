@@ -15,7 +15,7 @@ from torch import Tensor
 
 from . import I64, PTR, function, pointer
 
-__all__ = ["coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
+__all__ = ["BudgetWorkspace", "coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
            "first_occurrence_groups", "grid_region_stats",
            "selector_all_move", "selector_update"]
 
@@ -200,3 +200,79 @@ def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, s
         pointer(out_ic), pointer(out_row), pointer(out_c) if out_c is not None else _NULL,
         pointer(improved))
     return out_ic, out_row, (labels if out_c is None else out_c), improved
+
+
+class BudgetWorkspace:
+    """The buffers of the budget's rounds, allocated once per call (sized by the first
+    round: units and edges only shrink), with the round's two kernels.
+
+    ``state``, ``unit_batch`` and ``edges`` go back and forth between two buffers each
+    (a round reads one and writes the other); the tensors returned are views that stay
+    valid until the round after next."""
+
+    def __init__(self, state: Tensor, edges: Tensor, num_images: int):
+        n, width = state.shape
+        e = edges.shape[1]
+        self.width, self.row_bytes = width, width * state.element_size()
+        long, byte = torch.long, torch.uint8
+        self.keys = torch.empty(3 * e, dtype=long)
+        self.best = torch.empty(max(n, 1), dtype=long)
+        self.matched = torch.empty(max(n, 1), dtype=byte)
+        self.chosen = torch.empty(max(e, 1), dtype=byte)
+        self.start = torch.empty(max(num_images, 1), dtype=long)
+        self.pair = torch.empty(max(n, 1), dtype=long)
+        self.step = torch.empty(max(n, 1), dtype=long)
+        self.target = torch.empty(max(n // 2, 1), dtype=long)
+        self.is_b = torch.empty(max(n, 1), dtype=byte)
+        self.count = torch.empty(n + 1, dtype=long)
+        self.tmp = torch.empty(max(2 * e, 1), dtype=long)
+        self.edge_buffers = [torch.empty(max(2 * e, 1), dtype=long) for _ in range(2)]
+        self.state_buffers = [state.new_empty(max(n, 1) * width) for _ in range(2)]
+        self.batch_buffers = [torch.empty(max(n, 1), dtype=long) for _ in range(2)]
+        self.flip = 0
+        self._round = function(_SET, "dht_budget_round", I64, PTR, I64, PTR, PTR, I64, I64, PTR,
+                               PTR, I64, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+                               PTR)
+        self._contract = function(_SET, "dht_budget_contract", I64, PTR, I64, I64, PTR, I64, PTR,
+                                  PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, PTR, PTR, I64,
+                                  PTR, PTR, PTR)
+
+    def round(self, edges: Tensor, cost: Tensor, union: Tensor, tie: Optional[Tensor],
+              unit_batch: Tensor, units: Tensor, excess: Tensor, *, packed: bool,
+              passes: int) -> Tensor:
+        """:func:`budget_round` into the workspace: the merged pairs (2, m) (``step`` and
+        ``target`` are kept for :meth:`contract`)."""
+        if cost.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"Expected float32 or float64 costs (got {cost.dtype})")
+        e = edges.shape[1]
+        n = unit_batch.numel()
+        cost, union = cost.contiguous(), union.to(cost.dtype).contiguous()
+        t = pointer(_long(tie)) if tie is not None else _NULL
+        m = int(self._round(
+            pointer(edges), e, pointer(cost), pointer(union), int(cost.dtype == torch.float64),
+            int(bool(packed)), t, pointer(unit_batch), n, pointer(units), pointer(excess),
+            units.numel(), int(passes), pointer(self.keys), pointer(self.best),
+            pointer(self.matched), pointer(self.chosen), pointer(self.start),
+            pointer(self.pair), pointer(self.step), pointer(self.target)))
+        self.merges, self.n = m, n
+        return self.pair[:2 * m].view(2, m)
+
+    def contract(self, state: Tensor, merged: Tensor, unit_batch: Tensor, excess: Tensor,
+                 units: Tensor, labels: Tensor, edges: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """After :meth:`round`: the compacted state, unit batch and contracted edges;
+        ``excess``, ``units`` and ``labels`` are updated in place."""
+        m, n = self.merges, self.n
+        merged = merged.to(state.dtype).contiguous()
+        side = self.flip
+        self.flip ^= 1
+        new_state = self.state_buffers[side][:(n - m) * self.width].view(n - m, self.width)
+        new_batch = self.batch_buffers[side][:n - m]
+        out = self.edge_buffers[side]
+        e = edges.shape[1]
+        k = int(self._contract(
+            pointer(state), n, self.row_bytes, pointer(self.pair), m, pointer(self.step),
+            pointer(self.target), pointer(merged), pointer(new_state), pointer(unit_batch),
+            pointer(new_batch), pointer(excess), pointer(units), pointer(labels), labels.numel(),
+            pointer(self.is_b), pointer(edges), e, pointer(self.count), pointer(self.tmp),
+            pointer(out)))
+        return new_state, new_batch, out[:2 * k].view(2, k)

@@ -218,9 +218,12 @@ def _tie_hash(a_local: Tensor, b_local: Tensor) -> Tensor:
     return x ^ (x >> 16)
 
 
-def _undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
-    """Unique edges (a, b) with a < b, sorted; self-loops dropped."""
-    if _native.enabled("selection", edge_index):
+def _undirected(edge_index: Tensor, num_nodes: int, native: Optional[bool] = None) -> Tensor:
+    """Unique edges (a, b) with a < b, sorted; self-loops dropped (``native``: whether
+    the caller found the native kernels enabled; None: ask)."""
+    if native is None:
+        native = _native.enabled("selection", edge_index)
+    if native:
         from .._native.selection import coalesce_pairs
         return coalesce_pairs(edge_index[0], edge_index[1], num_nodes, undirected=True)
     a = torch.minimum(edge_index[0], edge_index[1])
@@ -375,15 +378,16 @@ def merge_to_budget(
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(k, device=device)
         edges = inverse[edges]
-    edges = _undirected(edges, k)
+    # One check for the whole call (each costs a lookup of the kernel sets).
+    native = _native.enabled("selection", features, batch, edges)
+    edges = _undirected(edges, k, native)
     dtype = torch.promote_types(features.dtype, torch.float32)
     # One state row per unit: [size, mean features] (gathered and merged together).
     state = torch.cat([size0.to(dtype).unsqueeze(1), features.detach().to(dtype)], 1)
     unit_batch = batch
     if perm is not None:
         state, unit_batch = state[perm], batch[perm]
-    agglomerate = (_agglomerate_native if _native.enabled("selection", state, edges, unit_batch)
-                   else _agglomerate)
+    agglomerate = _agglomerate_native if native else _agglomerate
     labels, state, rounds = agglomerate(state, edges, unit_batch, counts, excess, remaining,
                                         max_tokens, generator, noise)
     n = state.shape[0]
@@ -403,7 +407,7 @@ def merge_to_budget(
     added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
     loss = torch.zeros(num_images, dtype=torch.float64, device=device).index_add_(0, batch, added)
     # Representative: the largest input token of every output token (ties: the first).
-    if not size0.is_floating_point() and _native.enabled("selection", labels, size0):
+    if native and not size0.is_floating_point():
         from .._native.selection import budget_kept
         return BudgetMerge(merge=merge, kept=budget_kept(labels, size0, n), loss=loss,
                            rounds=rounds)
@@ -579,7 +583,7 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
     and the matching (exact integer keys, the cost's order from its bits), another
     compacts the units, and a third contracts the unit graph (two counting sorts instead
     of a ``unique``). Same results bit for bit (tests/selection/test_budget.py)."""
-    from .._native.selection import budget_compact, budget_round, coalesce_pairs
+    from .._native.selection import BudgetWorkspace
 
     n = state.shape[0]
     num_images = counts.numel()
@@ -588,9 +592,10 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
     labels = torch.arange(n)
     units = counts.to(torch.long).clone()
     excess = excess.to(torch.long).clone()
-    unit_batch = unit_batch.contiguous()
+    unit_batch = unit_batch.to(torch.long).contiguous()
     state = state.contiguous()
-    edges = edges.contiguous()
+    edges = edges.to(torch.long).contiguous()
+    work = BudgetWorkspace(state, edges, num_images)
     rounds = 0
     while remaining > 0:
         e = edges.shape[1]
@@ -604,17 +609,16 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
             cost = cost * torch.exp(noise * z)
             tie = torch.randint(0, _HASH_MASK, cost.shape, generator=generator,
                                 device=generator.device).to(state.device)
-        pair, step, target = budget_round(edges, cost, union, tie, unit_batch, units, excess,
-                                          packed=packed, passes=_MATCHING_PASSES)
+        pair = work.round(edges, cost, union, tie, unit_batch, units, excess, packed=packed,
+                          passes=_MATCHING_PASSES)
         merges = pair.shape[1]
         if merges == 0:
             image = int((excess > 0).nonzero()[0, 0])
             _raise_disconnected(image, int(counts[image]), int(units[image]), max_tokens)
         merged = _merged_rows(state, pair)
-        state, unit_batch = budget_compact(state, pair, step, target, merged, unit_batch,
-                                           excess, units, labels)
+        state, unit_batch, edges = work.contract(state, merged, unit_batch, excess, units,
+                                                 labels, edges)
         n -= merges
         remaining -= merges
-        edges = coalesce_pairs(edges[0], edges[1], n, relabel=step, undirected=True)
         rounds += 1
     return labels, state, rounds

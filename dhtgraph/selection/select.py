@@ -205,6 +205,7 @@ class InformationSelector:
         self._explicit = False  # the stored blocks were assigned: they are the state
         # True until the first update.
         self._initial = True
+        self._native: Optional[bool] = None  # whether update takes the native path
 
     # ------------------------------------------------------------ stored-block view
     def _arange(self, n: int) -> Tensor:
@@ -316,9 +317,11 @@ class InformationSelector:
         labels = partition.labels
         device = labels.device
         # The native path: float32 ICs (the built-in criteria), CPU tensors.
-        native = (ic_new.dtype == torch.float32 == self._slot_ic.dtype
-                  and self._slot_ic.dim() == 1
-                  and _native.enabled("selection", labels, ic_new, self._slot_ic))
+        # The device check is made once per selector (both paths give the same values).
+        if self._native is None:
+            self._native = _native.enabled("selection", labels, ic_new, self._slot_ic)
+        native = (self._native and ic_new.dtype == torch.float32 == self._slot_ic.dtype
+                  and self._slot_ic.dim() == 1 and labels.device.type == "cpu")
         if self._initial:
             self._initial = False
             # The slots are still the nodes: when every node moves, the slots become the
