@@ -14,7 +14,12 @@ relabelled through the new partition (edges inside a block become its self-loop)
 bounding boxes merge by min/max.
 
 All of it is scatter/gather over ``edge_index``; nothing is dense and nothing loops over
-blocks in Python.
+blocks in Python. On CPU tensors the discrete steps — the argmax with its tie rules
+(:func:`argmax_choice`, :func:`tie_hash`, :func:`equal_ends`, :func:`local_index`), the
+constant-channel test of :func:`snap_constant_blocks` and the summed sizes, merged boxes
+and images of the pooling — run as native kernels (``dhtgraph/_native/contraction.c``,
+one pass each) that give the same tensors bit for bit; the floating-point steps (pooled
+moments, weights, ``K̃(v, a(v))``) are torch's on every path.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._registry import Registry
 from .._union import functional_component_labels
 from ..partition import Partition
@@ -217,6 +223,9 @@ def local_index(batch: Tensor) -> Tensor:
     -------
     LongTensor of shape (K,)
     """
+    if batch.dtype == torch.long and batch.dim() == 1 and _native.enabled("contraction", batch):
+        from .._native.contraction import local_index as native_local_index
+        return native_local_index(batch)
     k = batch.numel()
     index = torch.arange(k, device=batch.device)
     if k == 0:
@@ -266,6 +275,10 @@ def tie_hash(a: Tensor, b: Tensor) -> Tensor:
     -------
     LongTensor (same shape)
     """
+    if (a.dtype == b.dtype == torch.long and a.shape == b.shape
+            and _native.enabled("contraction", a, b)):
+        from .._native.contraction import tie_hash as native_tie_hash
+        return native_tie_hash(a, b)
     h = _mix32_(torch.minimum(a, b))  # a fresh tensor: mixed in place
     h.add_(torch.maximum(a, b)).bitwise_and_(_MASK32)
     return _mix32_(h).bitwise_right_shift_(32 - TIE_HASH_BITS)
@@ -309,10 +322,44 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
         ``tie_break``. A block without edges chooses itself.
     """
     check_tie_break(tie_break)
+    if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean):
+        from .._native.contraction import POTENTIAL_DTYPES
+        from .._native.contraction import argmax_choice as native_argmax_choice
+        if potential.dtype not in POTENTIAL_DTYPES:
+            potential = quantize_potential(potential)
+        return native_argmax_choice(potential, edge_index, num_nodes, movable,
+                                    tie_break == "hashed", batch, mean)
     if tie_break == "hashed":
         return _hashed_choice(potential, edge_index, num_nodes, movable, batch, mean)
     key = (quantize_potential(potential) << _INDEX_BITS) | edge_index[1]
     return _best_key_choice(key, edge_index, num_nodes, movable, _INDEX_BITS)
+
+
+def _native_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                   movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
+                   mean: Optional[Tensor]) -> bool:
+    # The native argmax (one pass over the edges, the same keys) takes inputs whose types
+    # the tensor code handles as documented; anything else stays on the tensor path.
+    hashed = tie_break == "hashed"
+    if edge_index.dtype != torch.long or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        return False
+    if potential.dim() != 1 or potential.numel() != edge_index.shape[1]:
+        return False
+    if not (potential.is_floating_point() or potential.dtype == torch.long):
+        return False
+    k = (num_nodes,)
+    if movable is not None and (movable.dtype != torch.bool or movable.shape != k):
+        return False
+    tensors = [potential, edge_index] + ([movable] if movable is not None else [])
+    if hashed and batch is not None:
+        if batch.dtype != torch.long or batch.shape != k:
+            return False
+        tensors.append(batch)
+    if hashed and mean is not None:
+        if not mean.is_floating_point() or mean.dim() != 2 or mean.shape[0] != num_nodes:
+            return False
+        tensors.append(mean)
+    return _native.enabled("contraction", *tensors)
 
 
 def _best_key_choice(key: Tensor, edge_index: Tensor, num_nodes: int, movable: Optional[Tensor],
@@ -351,6 +398,10 @@ def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
     -------
     BoolTensor of shape (E,)
     """
+    if (mean.is_floating_point() and mean.dim() == 2 and edge_index.dtype == torch.long
+            and _native.enabled("contraction", mean, edge_index)):
+        from .._native.contraction import equal_ends as native_equal_ends
+        return native_equal_ends(mean, edge_index)
     src, dst = edge_index[0], edge_index[1]
     items = mean.detach()
     out = torch.empty(src.numel(), dtype=torch.bool, device=mean.device)
@@ -534,6 +585,32 @@ def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, nu
     (Tensor of shape (K', d), Tensor of shape (K', d))
         ``new_mean`` unchanged and the snapped variance.
     """
+    constant = _native_constant(mean, var, labels, num_blocks)
+    if constant is None:
+        constant = _constant_channels(mean, var, labels, num_blocks)
+    zero = new_var.new_zeros(())
+    if torch.is_grad_enabled() and new_var.requires_grad:
+        # Value 0, gradient of the pooled formula.
+        return new_mean, torch.where(constant, (new_var - new_var.detach()).nan_to_num(0.0),
+                                     new_var)
+    return new_mean, torch.where(constant, zero, new_var)
+
+
+def _native_constant(mean: Tensor, var: Optional[Tensor], labels: Tensor,
+                     num_blocks: int) -> Optional[Tensor]:
+    # snap_constant_blocks's mask in one C pass over the items (None: not available here).
+    if not (mean.dtype in (torch.float32, torch.float64) and mean.dim() == 2
+            and labels.dtype == torch.long and labels.shape == mean.shape[:1]
+            and (var is None or (var.dtype == mean.dtype and var.shape == mean.shape))):
+        return None
+    if not _native.enabled("contraction", mean, labels, *([] if var is None else [var])):
+        return None
+    from .._native.contraction import constant_channels
+    return constant_channels(mean, var, labels, num_blocks)
+
+
+def _constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,
+                       num_blocks: int) -> Tensor:
     # A block is constant in a channel iff every item there equals one representative
     # item (any member: the outcome does not depend on which) and has zero variance. One
     # 1-d scatter, one gather and one index_add instead of per-channel min/max scatters.
@@ -545,14 +622,7 @@ def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, nu
         differs |= var.detach() != 0
     count = items.new_zeros((num_blocks, items.shape[1])).index_add_(0, labels,
                                                                     differs.to(items.dtype))
-    constant = count == 0
-    del differs, count
-    zero = new_var.new_zeros(())
-    if torch.is_grad_enabled() and new_var.requires_grad:
-        # Value 0, gradient of the pooled formula.
-        return new_mean, torch.where(constant, (new_var - new_var.detach()).nan_to_num(0.0),
-                                     new_var)
-    return new_mean, torch.where(constant, zero, new_var)
+    return count == 0
 
 
 def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
@@ -564,15 +634,7 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
     size_f = None if positive else state.size.to(mean.dtype)
     new_mean, new_var = weighted_moments(mean, state.var, labels, k_new, weight.to(mean.dtype),
                                          size_f)
-    new_size = torch.zeros(k_new, dtype=state.size.dtype, device=labels.device).index_add_(
-        0, labels, state.size)
-    idx4 = labels.unsqueeze(1).expand(-1, 4)
-    new_bbox = state.bbox.new_empty(k_new, 4)
-    new_bbox[:, :2].copy_(new_bbox.new_empty(k_new, 2).scatter_reduce_(
-        0, idx4[:, :2], state.bbox[:, :2], reduce="amin", include_self=False))
-    new_bbox[:, 2:].copy_(new_bbox.new_empty(k_new, 2).scatter_reduce_(
-        0, idx4[:, 2:], state.bbox[:, 2:], reduce="amax", include_self=False))
-    new_batch = state.batch.new_empty(k_new).scatter_(0, labels, state.batch)
+    new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new)
     return BlockState(
         mean=new_mean,
         var=new_var,
@@ -581,6 +643,28 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
         edge_index=_relabel_edges(partition, state.edge_index),
         batch=new_batch,
     )
+
+
+def _pool_integers(state: BlockState, labels: Tensor,
+                   k_new: int) -> tuple[Tensor, Tensor, Tensor]:
+    # Summed sizes, merged boxes (min / max) and the image of every new block.
+    size, bbox, batch = state.size, state.bbox, state.batch
+    k = labels.shape
+    if (labels.dtype == size.dtype == bbox.dtype == batch.dtype == torch.long
+            and labels.dim() == 1 and size.shape == batch.shape == k and bbox.shape == (*k, 4)
+            and _native.enabled("contraction", labels, size, bbox, batch)):
+        from .._native.contraction import pool_integers
+        return pool_integers(labels, k_new, size, bbox, batch)
+    new_size = torch.zeros(k_new, dtype=size.dtype, device=labels.device).index_add_(
+        0, labels, size)
+    idx4 = labels.unsqueeze(1).expand(-1, 4)
+    new_bbox = bbox.new_empty(k_new, 4)
+    new_bbox[:, :2].copy_(new_bbox.new_empty(k_new, 2).scatter_reduce_(
+        0, idx4[:, :2], bbox[:, :2], reduce="amin", include_self=False))
+    new_bbox[:, 2:].copy_(new_bbox.new_empty(k_new, 2).scatter_reduce_(
+        0, idx4[:, 2:], bbox[:, 2:], reduce="amax", include_self=False))
+    new_batch = batch.new_empty(k_new).scatter_(0, labels, batch)
+    return new_size, new_bbox, new_batch
 
 
 #: Pooling weightings by name: ``weighting(state, chosen) -> w (K,)``, where ``chosen`` is

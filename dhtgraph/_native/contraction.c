@@ -1,0 +1,343 @@
+/* The discrete steps of a general contraction level (dhtgraph.hierarchy.contraction).
+ *
+ * dht_quantize / dht_argmax_choice: every block's best incident edge in one pass over the
+ * edges, with the keys of the tensor implementation bit for bit:
+ *   reference: (q << 47) | dst
+ *   hashed:    (((q << 15) | h) << 31) | local(dst),  h = 0 along an edge whose two ends
+ *              have exactly equal means in every channel (equal_ends), else
+ *              tie_hash(local(src), local(dst)),
+ * q = floor(clip(nan_to_num(K), 0, 1) * 65535) (quantize_potential: one correctly rounded
+ * multiply in the potential's own type, so C and torch give the same integer), the
+ * largest key per source block (scatter-max from -1), edges into frozen blocks skipped.
+ *
+ * dht_constant_channels: snap_constant_blocks's test (every item of a new block equals
+ * the block's first item in the channel, by ==, and has zero variance there).
+ *
+ * dht_pool_integers: summed sizes, merged boxes (min / max) and the image of every new
+ * block (_pool_blocks's integer statistics).
+ *
+ * Re-entrant (no globals); every index is checked against its range (an error code, never
+ * a write out of bounds). Float comparisons are IEEE ==, as torch's: NaN != NaN and
+ * -0.0 == 0.0. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QBITS 16
+#define INDEX_BITS (63 - QBITS)
+#define HASH_BITS 15
+#define LOCAL_BITS 31
+
+enum { DT_INT64 = 0, DT_F32 = 1, DT_F64 = 2 };
+enum { OK = 0, ERR_INDEX = -1, ERR_LOCAL = -2, ERR_MEMORY = -3 };
+
+static inline int64_t quantize_f32(float x) {
+    /* nan_to_num(nan=0) (±inf become ±FLT_MAX, clipped like them), clamp(0, 1), * 65535 */
+    if (x != x) return 0;
+    if (x > 1.0f) x = 1.0f;
+    if (!(x > 0.0f)) return 0;
+    return (int64_t)(x * 65535.0f);
+}
+
+static inline int64_t quantize_f64(double x) {
+    if (x != x) return 0;
+    if (x > 1.0) x = 1.0;
+    if (!(x > 0.0)) return 0;
+    return (int64_t)(x * 65535.0);
+}
+
+static inline int64_t quantized(const void *potential, int64_t dtype, int64_t e) {
+    switch (dtype) {
+    case DT_F32: return quantize_f32(((const float *)potential)[e]);
+    case DT_F64: return quantize_f64(((const double *)potential)[e]);
+    default: return ((const int64_t *)potential)[e];
+    }
+}
+
+/* quantize_potential of m potentials (float32 or float64) into int64. */
+void dht_quantize(const void *potential, int64_t dtype, int64_t m, int64_t *out) {
+    for (int64_t e = 0; e < m; ++e) out[e] = quantized(potential, dtype, e);
+}
+
+/* _mix32_ of a value already in [0, 2^32): the "lowbias32" finaliser, uint32 arithmetic. */
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= UINT32_C(0x7FEB352D);
+    x ^= x >> 15;
+    x *= UINT32_C(0x846CA68B);
+    x ^= x >> 16;
+    return x;
+}
+
+/* _mix32_ of any int64, as the tensor code computes it: its first step x ^ (x >> 16) is
+ * an int64 (arithmetic) shift and everything after the first product is reduced mod 2^32,
+ * so only the low 32 bits of x ^ (x >> 16) matter. */
+static inline uint32_t mix64(int64_t x) {
+    uint32_t y = (uint32_t)((uint64_t)x ^ (uint64_t)(x >> 16));
+    y *= UINT32_C(0x7FEB352D);
+    y ^= y >> 15;
+    y *= UINT32_C(0x846CA68B);
+    y ^= y >> 16;
+    return y;
+}
+
+/* tie_hash(a, b) of any int64 pair, bit for bit as the tensor code (the documented domain
+ * is [0, 2^31)): mix(min) + max reduced mod 2^32, mixed again, top 15 bits. */
+static inline int64_t tie_hash(int64_t a, int64_t b) {
+    int64_t lo = a < b ? a : b, hi = a < b ? b : a;
+    uint32_t h = mix64(lo) + (uint32_t)(uint64_t)hi;
+    return (int64_t)(mix32(h) >> (32 - HASH_BITS));
+}
+
+/* Exact equality of two mean rows in every channel (d = 0: equal). */
+static inline int equal_rows(const void *mean, int64_t dtype, int64_t d, int64_t i, int64_t j) {
+    if (dtype == DT_F32) {
+        const float *a = (const float *)mean + i * d, *b = (const float *)mean + j * d;
+        for (int64_t c = 0; c < d; ++c)
+            if (!(a[c] == b[c])) return 0;
+    } else {
+        const double *a = (const double *)mean + i * d, *b = (const double *)mean + j * d;
+        for (int64_t c = 0; c < d; ++c)
+            if (!(a[c] == b[c])) return 0;
+    }
+    return 1;
+}
+
+/* tie_hash of m index pairs. */
+void dht_tie_hash(const int64_t *a, const int64_t *b, int64_t m, int64_t *out) {
+    for (int64_t e = 0; e < m; ++e) out[e] = tie_hash(a[e], b[e]);
+}
+
+/* local_index: i minus the first index of its run of equal batch values. */
+void dht_local_index(const int64_t *batch, int64_t k, int64_t *out) {
+    int64_t first = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        if (i > 0 && batch[i] != batch[i - 1]) first = i;
+        out[i] = i - first;
+    }
+}
+
+/* equal_ends of m edges (out: 0/1 bytes). Returns ERR_INDEX for an end outside [0, k). */
+int64_t dht_equal_ends(const void *mean, int64_t mean_dtype, int64_t d, int64_t k,
+                       const int64_t *src, const int64_t *dst, int64_t m, uint8_t *out) {
+    for (int64_t e = 0; e < m; ++e) {
+        int64_t v = src[e], u = dst[e];
+        if (v < 0 || v >= k || u < 0 || u >= k) return ERR_INDEX;
+        out[e] = (uint8_t)equal_rows(mean, mean_dtype, d, v, u);
+    }
+    return OK;
+}
+
+/* argmax_choice of k blocks over m edges (src[e], dst[e]).
+ *
+ * potential: m values of type p_dtype (DT_INT64: already quantised).
+ * movable:   k bytes or NULL (every block movable).
+ * hashed:    0 reference rule, 1 hashed rule; then batch (k, NULL: one graph) gives the
+ *            local indices and, when plateau is 1, mean (k x d of mean_dtype; NULL when
+ *            d = 0) the equal-ends test.
+ * choice:    out, k int64 (first the running maxima of the keys).
+ * Returns OK, ERR_INDEX (an edge end outside [0, k)), ERR_LOCAL (a local index >= 2^31
+ * under the hashed rule) or ERR_MEMORY (no scratch for the k local indices).
+ *
+ * The running maximum of the current source block stays in a register and is stored
+ * when the source changes (coalesced graphs list each block's edges together; any order
+ * gives the same result). Under the hashed rule an edge whose quantised potential is
+ * below the running maximum's cannot win, so its hash and mean test are skipped. */
+static int64_t reference_choice(const void *potential, int64_t p_dtype, const int64_t *src,
+                                const int64_t *dst, int64_t m, int64_t k,
+                                const uint8_t *movable, int64_t *choice);
+static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64_t *src,
+                             const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                             const int64_t *batch, int64_t plateau, const void *mean,
+                             int64_t mean_dtype, int64_t d, int64_t *local, int64_t *choice);
+
+int64_t dht_argmax_choice(const void *potential, int64_t p_dtype, const int64_t *src,
+                          const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                          int64_t hashed, const int64_t *batch, int64_t plateau,
+                          const void *mean, int64_t mean_dtype, int64_t d, int64_t *choice) {
+    if (!hashed) return reference_choice(potential, p_dtype, src, dst, m, k, movable, choice);
+    int64_t *local = (int64_t *)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
+    if (!local) return ERR_MEMORY;
+    int64_t rc = hashed_choice(potential, p_dtype, src, dst, m, k, movable, batch, plateau,
+                               mean, mean_dtype, d, local, choice);
+    free(local);
+    return rc;
+}
+
+/* The reference rule of dht_argmax_choice. */
+static int64_t reference_choice(const void *potential, int64_t p_dtype, const int64_t *src,
+                                const int64_t *dst, int64_t m, int64_t k,
+                                const uint8_t *movable, int64_t *choice) {
+    int64_t *best = choice; /* the running maxima, turned into the choices at the end */
+    for (int64_t v = 0; v < k; ++v) best[v] = -1;
+    if (m > 0) {
+        int64_t cv = src[0], cb = -1; /* current source block and its running maximum */
+        if (cv < 0 || cv >= k) return ERR_INDEX;
+        for (int64_t e = 0; e < m; ++e) {
+            int64_t v = src[e], u = dst[e];
+            if (v != cv) {
+                if (v < 0 || v >= k) return ERR_INDEX;
+                best[cv] = cb;
+                cv = v;
+                cb = best[v];
+            }
+            if (u < 0 || u >= k) return ERR_INDEX;
+            if (movable && !movable[u]) continue;
+            int64_t key = (int64_t)(((uint64_t)quantized(potential, p_dtype, e) << INDEX_BITS)
+                                    | (uint64_t)u);
+            cb = key > cb ? key : cb;
+        }
+        best[cv] = cb;
+    }
+    const int64_t mask = (INT64_C(1) << INDEX_BITS) - 1;
+    for (int64_t v = 0; v < k; ++v) {
+        int64_t b = best[v];
+        choice[v] = (b >= 0 && (!movable || movable[v])) ? (b & mask) : v;
+    }
+    return OK;
+}
+
+/* The hashed rule of dht_argmax_choice; local: scratch (k). */
+static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64_t *src,
+                             const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                             const int64_t *batch, int64_t plateau, const void *mean,
+                             int64_t mean_dtype, int64_t d, int64_t *local, int64_t *choice) {
+    int64_t *best = choice; /* the running maxima, turned into the choices at the end */
+    for (int64_t v = 0; v < k; ++v) best[v] = -1;
+    if (batch) {
+        dht_local_index(batch, k, local);
+        if (k > (INT64_C(1) << LOCAL_BITS))
+            for (int64_t v = 0; v < k; ++v)
+                if (local[v] >= (INT64_C(1) << LOCAL_BITS)) return ERR_LOCAL;
+    } else {
+        if (k > (INT64_C(1) << LOCAL_BITS)) return ERR_LOCAL;
+        for (int64_t v = 0; v < k; ++v) local[v] = v;
+    }
+    if (m > 0) {
+        const int shift = HASH_BITS + LOCAL_BITS;
+        const uint64_t below = (UINT64_C(1) << shift) - 1; /* every hash and local index */
+        int64_t cv = src[0], cb = -1; /* current source block and its running maximum */
+        if (cv < 0 || cv >= k) return ERR_INDEX;
+        int64_t lv = local[cv];
+        for (int64_t e = 0; e < m; ++e) {
+            int64_t v = src[e], u = dst[e];
+            if (v != cv) {
+                if (v < 0 || v >= k) return ERR_INDEX;
+                best[cv] = cb;
+                cv = v;
+                cb = best[v];
+                lv = local[v];
+            }
+            if (u < 0 || u >= k) return ERR_INDEX;
+            if (movable && !movable[u]) continue;
+            uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
+            if ((int64_t)(q | below) <= cb) continue; /* a smaller potential: cannot win */
+            int64_t lu = local[u];
+            uint64_t h = (uint64_t)tie_hash(lv, lu);
+            int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
+            if (key <= cb) continue; /* the key without the hash is no larger */
+            if (h && plateau && equal_rows(mean, mean_dtype, d, v, u)) {
+                key = (int64_t)(q | (uint64_t)lu); /* inside a plateau: no hash */
+                cb = key > cb ? key : cb;
+            } else {
+                cb = key;
+            }
+        }
+        best[cv] = cb;
+    }
+    const int64_t mask = (INT64_C(1) << LOCAL_BITS) - 1;
+    for (int64_t v = 0; v < k; ++v) {
+        int64_t b = best[v];
+        choice[v] = (b >= 0 && (!movable || movable[v])) ? v - local[v] + (b & mask) : v;
+    }
+    return OK;
+}
+
+/* snap_constant_blocks's mask: constant[j * d + c] = 1 iff every item i of block j
+ * (labels[i] == j) has mean[i, c] == mean[first item of j, c] and var[i, c] == 0 (var
+ * NULL: all zero). Blocks without items: 1 (as the tensor implementation's zero count).
+ * Returns ERR_INDEX for a label outside [0, k_new), ERR_MEMORY without scratch. */
+static int64_t constant_channels(const int64_t *labels, int64_t k, int64_t k_new,
+                                 const void *mean, const void *var, int64_t dtype, int64_t d,
+                                 int64_t *first, uint8_t *constant);
+
+int64_t dht_constant_channels(const int64_t *labels, int64_t k, int64_t k_new,
+                              const void *mean, const void *var, int64_t dtype, int64_t d,
+                              uint8_t *constant) {
+    int64_t *first = (int64_t *)malloc((size_t)(k_new > 0 ? k_new : 1) * sizeof(int64_t));
+    if (!first) return ERR_MEMORY;
+    int64_t rc = constant_channels(labels, k, k_new, mean, var, dtype, d, first, constant);
+    free(first);
+    return rc;
+}
+
+static int64_t constant_channels(const int64_t *labels, int64_t k, int64_t k_new,
+                                 const void *mean, const void *var, int64_t dtype, int64_t d,
+                                 int64_t *first, uint8_t *constant) {
+    for (int64_t j = 0; j < k_new; ++j) first[j] = -1;
+    memset(constant, 1, (size_t)(k_new * d));
+    for (int64_t i = 0; i < k; ++i) {
+        int64_t j = labels[i];
+        if (j < 0 || j >= k_new) return ERR_INDEX;
+        if (first[j] < 0) first[j] = i;
+        int64_t r = first[j];
+        uint8_t *out = constant + j * d;
+        if (dtype == DT_F32) {
+            const float *a = (const float *)mean + i * d, *b = (const float *)mean + r * d;
+            const float *s = var ? (const float *)var + i * d : 0;
+            for (int64_t c = 0; c < d; ++c)
+                if (!(a[c] == b[c]) || (s && s[c] != 0.0f)) out[c] = 0;
+        } else {
+            const double *a = (const double *)mean + i * d, *b = (const double *)mean + r * d;
+            const double *s = var ? (const double *)var + i * d : 0;
+            for (int64_t c = 0; c < d; ++c)
+                if (!(a[c] == b[c]) || (s && s[c] != 0.0)) out[c] = 0;
+        }
+    }
+    return OK;
+}
+
+/* _pool_blocks's integer statistics of k items in k_new blocks: new_size (sum of size),
+ * new_bbox (k_new x 4: min of the first two columns, max of the last two) and new_batch
+ * (the image of the block's items). A block without items keeps size 0, box and batch
+ * unset. Returns ERR_INDEX for a label outside [0, k_new), ERR_MEMORY without scratch. */
+static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
+                             const int64_t *size, const int64_t *bbox, const int64_t *batch,
+                             uint8_t *seen, int64_t *new_size, int64_t *new_bbox,
+                             int64_t *new_batch);
+
+int64_t dht_pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
+                          const int64_t *size, const int64_t *bbox, const int64_t *batch,
+                          int64_t *new_size, int64_t *new_bbox, int64_t *new_batch) {
+    uint8_t *seen = (uint8_t *)calloc((size_t)(k_new > 0 ? k_new : 1), 1);
+    if (!seen) return ERR_MEMORY;
+    int64_t rc = pool_integers(labels, k, k_new, size, bbox, batch, seen, new_size, new_bbox,
+                               new_batch);
+    free(seen);
+    return rc;
+}
+
+static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
+                             const int64_t *size, const int64_t *bbox, const int64_t *batch,
+                             uint8_t *seen, int64_t *new_size, int64_t *new_bbox,
+                             int64_t *new_batch) {
+    for (int64_t j = 0; j < k_new; ++j) new_size[j] = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        int64_t j = labels[i];
+        if (j < 0 || j >= k_new) return ERR_INDEX;
+        const int64_t *box = bbox + 4 * i;
+        int64_t *out = new_bbox + 4 * j;
+        new_size[j] += size[i];
+        if (!seen[j]) {
+            seen[j] = 1;
+            out[0] = box[0]; out[1] = box[1]; out[2] = box[2]; out[3] = box[3];
+            new_batch[j] = batch[i];
+        } else {
+            if (box[0] < out[0]) out[0] = box[0];
+            if (box[1] < out[1]) out[1] = box[1];
+            if (box[2] > out[2]) out[2] = box[2];
+            if (box[3] > out[3]) out[3] = box[3];
+        }
+    }
+    return OK;
+}

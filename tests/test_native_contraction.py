@@ -1,0 +1,341 @@
+"""The native kernels of the general contraction level (dhtgraph/_native/contraction.c):
+the same tensors as the tensor path (``_native.disabled()``), bit for bit — the argmax
+under both tie rules (ties, plateaus, movable masks, batches, loops, NaN), the tie hash,
+the quantisation, the equal-ends test, the constant-channel snap, the integer pooling and
+whole contraction levels — and their errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dhtgraph import _native
+from dhtgraph.hierarchy import contraction as C
+from dhtgraph.hierarchy.contraction import (BlockState, argmax_choice, contract, equal_ends,
+                                            local_index, quantize_potential,
+                                            snap_constant_blocks, tie_hash)
+from dhtgraph.partition import Partition
+from dhtgraph.testing.graphs import random_graphs
+
+pytestmark = pytest.mark.skipif(
+    not _native.available("contraction"),
+    reason=f"native contraction kernels not in use here ({_native.status()})")
+
+NAN, INF = float("nan"), float("inf")
+# A path 0 - 1 - 2 - 3 - 4 - 5, both directions (coalesced).
+PATH = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4, 4, 5],
+                     [1, 0, 2, 1, 3, 2, 4, 3, 5, 4]])
+
+
+def both(fn, *args, **kwargs):
+    """``fn`` on the native path and on the tensor path."""
+    native = fn(*args, **kwargs)
+    with _native.disabled():
+        tensor = fn(*args, **kwargs)
+    return native, tensor
+
+
+def assert_same(native, tensor):
+    if isinstance(native, (tuple, list)):
+        assert len(native) == len(tensor)
+        for a, b in zip(native, tensor):
+            assert_same(a, b)
+        return
+    assert native.dtype == tensor.dtype and native.shape == tensor.shape
+    assert torch.equal(native, tensor) or (native.is_floating_point()
+                                           and torch.equal(native.isnan(), tensor.isnan())
+                                           and torch.equal(native.nan_to_num(0),
+                                                           tensor.nan_to_num(0)))
+
+
+def choices_both_ways(potential, edge_index, k, movable=None, **kwargs):
+    native, tensor = both(argmax_choice, potential, edge_index, k, movable, **kwargs)
+    assert_same(native, tensor)
+    return native
+
+
+def undirected(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    both_ = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    key = torch.unique(both_[0] * n + both_[1])
+    return torch.stack([key // n, key % n])
+
+
+# -- hand cases -------------------------------------------------------------------------
+
+def test_the_path_of_equal_potentials_by_hand():
+    potential = torch.full((PATH.shape[1],), 0.5)
+    assert choices_both_ways(potential, PATH, 6).tolist() == [1, 2, 3, 4, 5, 4]
+    # Hashes of (0,1)..(4,5) = 13380, 25983, 4813, 3053, 4356 (test_ties).
+    assert choices_both_ways(potential, PATH, 6,
+                             tie_break="hashed").tolist() == [1, 2, 1, 2, 5, 4]
+    mean = torch.tensor([[0.0], [1.0], [1.0], [1.0], [2.0], [2.0]])
+    assert choices_both_ways(potential, PATH, 6, tie_break="hashed",
+                             mean=mean).tolist() == [1, 0, 3, 4, 3, 4]
+
+
+def test_quantised_ties_and_larger_potentials_by_hand():
+    # Node 1: the edge to 0 has the larger potential although hash(1, 2) > hash(0, 1);
+    # below the 16-bit quantisation the potentials tie and the hash decides.
+    potential = torch.tensor([0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    assert choices_both_ways(potential, PATH, 6, tie_break="hashed")[1].item() == 0
+    potential[:2] = 0.5 + 1e-7
+    assert choices_both_ways(potential, PATH, 6, tie_break="hashed")[1].item() == 2
+
+
+def test_loops_let_a_block_stay_and_blocks_without_edges_choose_themselves():
+    # 0 - 1 with loops on 0 and 1; 2 has only its loop; 3 has no edge at all.
+    edges = torch.tensor([[0, 0, 1, 1, 2], [0, 1, 0, 1, 2]])
+    for tie in ("reference", "hashed"):
+        potential = torch.tensor([0.9, 0.2, 0.2, 0.1, 0.3])
+        assert choices_both_ways(potential, edges, 4, tie_break=tie).tolist() == [0, 0, 2, 3]
+        potential = torch.full((5,), 0.4)  # all tied
+        choices_both_ways(potential, edges, 4, tie_break=tie,
+                          mean=torch.tensor([[1.0], [1.0], [2.0], [3.0]]))
+    # NaN means: a loop's ends are not equal (NaN != NaN), as in torch.
+    mean = torch.tensor([[NAN], [NAN], [0.0], [0.0]])
+    choices_both_ways(torch.full((5,), 0.4), edges, 4, tie_break="hashed", mean=mean)
+    assert equal_ends(mean, edges).tolist() == [False, False, False, False, True]
+
+
+def test_movable_masks_by_hand():
+    potential = torch.tensor([0.1, 0.1, 0.9, 0.9, 0.3, 0.3, 0.5, 0.5, 0.2, 0.2])
+    movable = torch.tensor([True, True, False, True, True, True])
+    for tie in ("reference", "hashed"):
+        choice = choices_both_ways(potential, PATH, 6, movable, tie_break=tie)
+        # 1 may not take 2 (frozen): 0; 2 stays; 3 may not take 2: 4.
+        assert choice.tolist()[:4] == [1, 0, 2, 4]
+    choices_both_ways(potential, PATH, 6, torch.zeros(6, dtype=torch.bool),
+                      tie_break="hashed")
+
+
+def test_batches_of_graphs_hash_local_indices():
+    # Three copies of the path: every copy chooses as the path alone.
+    edges = torch.cat([PATH + 6 * i for i in range(3)], dim=1)
+    batch = torch.arange(3).repeat_interleave(6)
+    potential = torch.full((edges.shape[1],), 0.5)
+    choice = choices_both_ways(potential, edges, 18, tie_break="hashed", batch=batch)
+    assert choice.view(3, 6).sub(torch.arange(3).unsqueeze(1) * 6).tolist() == \
+        [[1, 2, 1, 2, 5, 4]] * 3
+    assert_same(*both(local_index, batch))
+    assert_same(*both(local_index, torch.tensor([3, 3, 1, 1, 1, 3, 0])))
+    assert_same(*both(local_index, torch.zeros(0, dtype=torch.long)))
+
+
+def test_special_potentials_and_dtypes():
+    edges = undirected(torch.tensor([[0, 1, 2, 3, 0, 1], [1, 2, 3, 0, 2, 3]]), 4)
+    e = edges.shape[1]
+    values = torch.tensor([NAN, INF, -INF, -0.0, 0.0, 1.0, 2.0, -1.0, 1 - 1e-9, 1e-30])
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        potential = values[torch.arange(e) % values.numel()].to(dtype)
+        mean = torch.tensor([[0.0, -0.0], [-0.0, 0.0], [1.0, NAN], [INF, 1.0]], dtype=dtype)
+        for tie in ("reference", "hashed"):
+            choices_both_ways(potential, edges, 4, tie_break=tie, mean=mean)
+        assert_same(*both(equal_ends, mean, edges))
+    # The kernel takes quantised int64 potentials as they are; integer potentials given
+    # to argmax_choice are quantised first (clipped to 0 or 1), on both paths.
+    from dhtgraph._native.contraction import argmax_choice as native_argmax
+    potential = torch.rand(e)
+    for hashed in (False, True):
+        assert torch.equal(native_argmax(quantize_potential(potential), edges, 4, None, hashed,
+                                         None, None),
+                           native_argmax(potential, edges, 4, None, hashed, None, None))
+    for tie in ("reference", "hashed"):
+        choices_both_ways(torch.arange(e) % 3 - 1, edges, 4, tie_break=tie)
+    # -0.0 == 0.0: those ends are equal.
+    assert equal_ends(torch.tensor([[0.0, -0.0], [-0.0, 0.0]]),
+                      torch.tensor([[0], [1]])).tolist() == [True]
+
+
+def test_empty_graphs():
+    for tie in ("reference", "hashed"):
+        none = torch.zeros(2, 0, dtype=torch.long)
+        assert choices_both_ways(torch.zeros(0), none, 3, tie_break=tie).tolist() == [0, 1, 2]
+        assert choices_both_ways(torch.zeros(0), none, 0, tie_break=tie).tolist() == []
+    assert equal_ends(torch.zeros(2, 0), torch.tensor([[0], [1]])).tolist() == [True]
+
+
+def test_quantisation_is_the_tensor_one():
+    from dhtgraph._native.contraction import quantize
+    # Every float32 step boundary k/65535 and its neighbours, specials, random values.
+    k = torch.arange(65536, dtype=torch.float64) / 65535
+    for dtype in (torch.float32, torch.float64):
+        edge = k.to(dtype)
+        x = torch.cat([edge, torch.nextafter(edge, torch.tensor(-1.0, dtype=dtype)),
+                       torch.nextafter(edge, torch.tensor(2.0, dtype=dtype)),
+                       torch.rand(10**5, dtype=dtype) * 1.2 - 0.1,
+                       torch.tensor([NAN, INF, -INF, -0.0, 0.0, 1e-45, 5e-324, 1e38],
+                                    dtype=torch.float64).to(dtype)])
+        assert torch.equal(quantize(x), quantize_potential(x))
+
+
+def test_tie_hash_is_the_tensor_one_for_any_int64():
+    a = torch.arange(0, 7)
+    assert tie_hash(a, a + 1).tolist() == [13380, 25983, 4813, 3053, 4356, 6640, 15252]
+    g = torch.Generator().manual_seed(5)
+    for bits in (10, 31, 32, 40, 62):
+        x = torch.randint(-2**bits, 2**bits, (5000,), generator=g)
+        y = torch.randint(-2**bits, 2**bits, (5000,), generator=g)
+        assert_same(*both(tie_hash, x, y))
+    grid = torch.arange(30).view(5, 6)  # non-contiguous views, as the grid level passes
+    assert_same(*both(tie_hash, grid[:-1, :-1], grid[:-1, 1:]))
+
+
+# -- the pooling steps ------------------------------------------------------------------
+
+def test_constant_channels_by_hand():
+    # Blocks {0, 1}, {2, 3}, {4}: channel 0 constant in the first, NaN and -0.0 cases.
+    mean = torch.tensor([[1.0, 2.0], [1.0, 3.0], [NAN, -0.0], [NAN, 0.0], [INF, 5.0]])
+    var = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1e-30], [0.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    new_mean, new_var = torch.zeros(3, 2), torch.ones(3, 2)
+    for v in (None, var):
+        native, tensor = both(snap_constant_blocks, mean, v, labels, 3, new_mean, new_var)
+        assert_same(native, tensor)
+    out = snap_constant_blocks(mean, None, labels, 3, new_mean, new_var)[1]
+    assert out.tolist() == [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+    assert snap_constant_blocks(mean, var, labels, 3, new_mean, new_var)[1].tolist() == \
+        [[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+
+
+def test_constant_channels_keep_the_gradient_of_the_pooled_formula():
+    mean = torch.tensor([[1.0], [1.0], [2.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1])
+    new_var = torch.tensor([[0.5], [0.25]], dtype=torch.float64, requires_grad=True)
+    grads = []
+    for off in (False, True):
+        with (_native.disabled() if off else torch.enable_grad()):
+            out = snap_constant_blocks(mean, None, labels, 2, torch.zeros(2, 1), new_var)[1]
+            (g,) = torch.autograd.grad(out.sum(), new_var)
+        assert out.tolist() == [[0.0], [0.0]]
+        grads.append(g)
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_pooled_integers_by_hand():
+    state = BlockState(mean=torch.zeros(4, 1), var=torch.zeros(4, 1),
+                       size=torch.tensor([1, 2, 3, 4]),
+                       bbox=torch.tensor([[0, 0, 0, 0], [1, 5, 2, 6], [3, 1, 3, 9], [0, 2, 7, 2]]),
+                       edge_index=torch.zeros(2, 0, dtype=torch.long),
+                       batch=torch.tensor([0, 0, 1, 1]))
+    labels = torch.tensor([1, 1, 0, 0])
+    native, tensor = both(C._pool_integers, state, labels, 2)
+    assert_same(native, tensor)
+    assert native[0].tolist() == [7, 3]
+    assert native[1].tolist() == [[0, 1, 7, 9], [0, 0, 2, 6]]
+    assert native[2].tolist() == [1, 0]
+
+
+# -- property tests ---------------------------------------------------------------------
+
+@st.composite
+def levels(draw, max_nodes=12, max_edges=30):
+    """A block graph (coalesced, both directions, some loops) in 1-3 graphs, with tied
+    potentials, plateau means, sizes, boxes and an optional movable mask."""
+    graph = draw(random_graphs(min_nodes=1, max_nodes=max_nodes, max_edges=max_edges))
+    n = graph.num_nodes
+    edges = undirected(graph.edge_index, n) if graph.edge_index.numel() else graph.edge_index
+    # Cut the nodes into contiguous graphs; keep only the edges inside one graph.
+    cuts = sorted(draw(st.sets(st.integers(1, max(n - 1, 1)), max_size=2)))
+    batch = torch.zeros(n, dtype=torch.long)
+    for c in cuts:
+        batch[c:] += 1
+    edges = edges[:, batch[edges[0]] == batch[edges[1]]]
+    e = edges.shape[1]
+    levels_ = st.sampled_from([0.0, 0.25, 0.5, 0.5, 0.75, 1.0, NAN, 0.5 + 1e-7])
+    pot = torch.tensor(draw(st.lists(levels_, min_size=e, max_size=e)), dtype=torch.float32)
+    if draw(st.booleans()):  # symmetric, as the affinity gives them
+        key = torch.minimum(edges[0], edges[1]) * n + torch.maximum(edges[0], edges[1])
+        pot = pot[torch.searchsorted(key.unique(), key) % max(e, 1)] if e else pot
+    d = draw(st.integers(0, 3))
+    means = st.sampled_from([0.0, -0.0, 1.0, 2.0, NAN])
+    mean = torch.tensor(draw(st.lists(st.lists(means, min_size=d, max_size=d),
+                                      min_size=n, max_size=n)), dtype=torch.float32)
+    mean = mean.view(n, d)
+    var = torch.tensor(draw(st.lists(st.sampled_from([0.0, 0.0, 0.5]), min_size=n * d,
+                                     max_size=n * d)), dtype=torch.float32).view(n, d)
+    movable = None
+    if draw(st.booleans()):
+        movable = torch.tensor(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    size = torch.tensor(draw(st.lists(st.integers(1, 5), min_size=n, max_size=n)))
+    corner = torch.tensor(draw(st.lists(st.integers(0, 9), min_size=2 * n, max_size=2 * n)))
+    bbox = torch.cat([corner.view(n, 2), corner.view(n, 2) + size.unsqueeze(1)], dim=1)
+    state = BlockState(mean=mean, var=var, size=size, bbox=bbox, edge_index=edges, batch=batch)
+    return state, pot, movable
+
+
+@settings(max_examples=120)
+@given(levels(), st.sampled_from(["reference", "hashed"]), st.booleans())
+def test_argmax_is_the_tensor_one(level, tie, with_mean):
+    state, pot, movable = level
+    k = state.num_blocks
+    choices_both_ways(pot, state.edge_index, k, movable, tie_break=tie, batch=state.batch,
+                      mean=state.mean if with_mean else None)
+    choices_both_ways(pot.double(), state.edge_index, k, movable, tie_break=tie,
+                      batch=state.batch, mean=state.mean.double() if with_mean else None)
+    assert_same(*both(equal_ends, state.mean, state.edge_index))
+
+
+@settings(max_examples=60)
+@given(levels(), st.sampled_from(["reference", "hashed"]),
+       st.sampled_from(["argmax_edge", "size"]))
+def test_contraction_levels_are_the_tensor_ones(level, tie, weights):
+    state, pot, movable = level
+    pot = pot.nan_to_num(0.3)  # affinities are finite; NaN is covered by the argmax test
+    native, tensor = both(contract, state, pot, weights=weights, movable=movable,
+                          tie_break=tie)
+    assert_same(native.choice, tensor.choice)
+    assert native.partition == tensor.partition
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert_same(getattr(native.state, name), getattr(tensor.state, name))
+
+
+@settings(max_examples=60)
+@given(levels())
+def test_snap_and_integer_pooling_are_the_tensor_ones(level):
+    state, _, _ = level
+    k = state.num_blocks
+    # Any grouping of the blocks within their graphs (not only connected ones), labels
+    # by first occurrence (a block's image is any of its items': they agree).
+    labels = Partition.from_labels(state.batch * k + torch.arange(k) % 2).labels
+    k_new = int(labels.max()) + 1 if k else 0
+    new = torch.rand(k_new, state.mean.shape[1])
+    for var in (None, state.var):
+        assert_same(*both(snap_constant_blocks, state.mean, var, labels, k_new, new, new))
+    assert_same(*both(C._pool_integers, state, labels, k_new))
+
+
+# -- errors -----------------------------------------------------------------------------
+
+def test_indices_out_of_range_are_errors_not_writes():
+    from dhtgraph._native import contraction as N
+    bad = torch.tensor([[0, 3], [1, 0]])
+    for hashed in (False, True):
+        with pytest.raises(IndexError, match=r"'edge_index' in \[0, 3\)"):
+            N.argmax_choice(torch.ones(2), bad, 3, None, hashed, None, None)
+        with pytest.raises(IndexError, match="'edge_index'"):
+            N.argmax_choice(torch.ones(2), bad.flip(0), 3, None, hashed, None, None)
+        with pytest.raises(IndexError, match="'edge_index'"):
+            N.argmax_choice(torch.ones(2), -bad, 3, None, hashed, None, None)
+    with pytest.raises(IndexError, match="'edge_index'"):
+        equal_ends(torch.zeros(3, 1), bad)
+    with pytest.raises(IndexError, match=r"'labels' in \[0, 2\)"):
+        N.constant_channels(torch.zeros(3, 1), None, torch.tensor([0, 2, 1]), 2)
+    with pytest.raises(IndexError, match=r"'labels' in \[0, 2\)"):
+        N.pool_integers(torch.tensor([0, -1]), 2, torch.ones(2, dtype=torch.long),
+                        torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="'potential' of dtype"):
+        N.argmax_choice(torch.ones(2, dtype=torch.int32), bad, 3, None, False, None, None)
+    with pytest.raises(ValueError, match="floating tensor"):
+        N.equal_ends(torch.zeros(3, 1, dtype=torch.long), bad)
+
+
+def test_the_tensor_path_takes_what_the_kernels_do_not():
+    # Integer means (no native equality for them) and int32 batches take the tensor path.
+    potential = torch.full((PATH.shape[1],), 0.5)
+    mean = torch.tensor([[0], [1], [1], [1], [2], [2]])
+    assert argmax_choice(potential, PATH, 6, tie_break="hashed",
+                         mean=mean).tolist() == [1, 0, 3, 4, 3, 4]
+    assert argmax_choice(potential, PATH, 6, tie_break="hashed",
+                         batch=torch.zeros(6, dtype=torch.int32)).tolist() == [1, 2, 1, 2, 5, 4]
