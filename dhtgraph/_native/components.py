@@ -25,9 +25,9 @@ def choice_components(choice: Tensor) -> Optional[tuple[Tensor, int]]:
     """Canonical components (n,) int64 of ``v → choice[v]`` and their number."""
     choice = _long(choice)
     n = choice.numel()
-    labels = torch.empty(n, dtype=torch.long)
-    k = function("components", "dht_choice_components", I64, PTR, I64, PTR)(
-        pointer(choice), n, pointer(labels))
+    parent, labels = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
+    k = function("components", "dht_choice_components", I64, PTR, I64, PTR, PTR)(
+        pointer(choice), n, pointer(parent), pointer(labels))
     return None if k < 0 else (labels, int(k))
 
 

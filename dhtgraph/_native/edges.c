@@ -125,34 +125,96 @@ static int64_t row_pairs(const int64_t *restrict row, int64_t y, int64_t height,
             }                                                                           \
         }
 
-/* Pass 1 for the grid: count (k) receives the number of candidate pairs per target
- * (both directions of every pair). Labels must lie in 0..k-1; a loop (v, v) is added
- * for every v < num_loops. pair: scratch of 4·width. Returns the number of candidates,
- * or -1 for a label out of range. */
+/* The grid's quotient is symmetric, so only the undirected pairs lo < hi are bucketed
+ * (by hi, holding lo: half the candidates of both directions); the directed rows are
+ * then laid out in closed form, as the tensor implementation does: block v's row holds
+ * its lower neighbours, its loop (v < num_loops), then its higher neighbours.
+ *
+ * Pass 1 for the grid: count (k) receives the number of candidate pairs per upper end
+ * hi. Labels must lie in 0..k-1. pair: scratch of 4·width. Returns the number of
+ * candidates, or -1 for a label out of range. */
 int64_t dht_grid_count(const int64_t *restrict labels, int64_t num_images, int64_t height,
-                       int64_t width, int64_t k, int64_t num_loops, int64_t *restrict pair,
+                       int64_t width, int64_t k, int64_t *restrict pair,
                        int64_t *restrict count) {
     int64_t n = num_images * height * width;
     for (int64_t v = 0; v < n; ++v)
         if (labels[v] < 0 || labels[v] >= k) return -1;
-    for (int64_t v = 0; v < k; ++v) count[v] = v < num_loops;
-    int64_t total = num_loops;
-    GRID_ROWS(++count[a]; ++count[c]; total += 2)
+    for (int64_t v = 0; v < k; ++v) count[v] = 0;
+    int64_t total = 0;
+    GRID_ROWS(++count[a > c ? a : c]; ++total)
     return total;
 }
 
-/* Pass 2 for the grid: `count` from pass 1; start (k + 1), bucket (the candidates), last
- * and fill (k) are written. Returns the number of coalesced pairs. */
+/* Pass 2 for the grid: `count` from pass 1; start (k + 1) and bucket (the candidates)
+ * are written, then the walk over the upper ends in increasing order with a "last seen"
+ * mark per lower end counts each block's distinct higher (up) and lower (down)
+ * neighbours (last, up, down: k). Returns the number of directed pairs, loops included. */
 int64_t dht_grid_fill(const int64_t *restrict labels, int64_t num_images, int64_t height,
                       int64_t width, int64_t k, int64_t num_loops, int64_t *restrict pair,
                       const int64_t *restrict count, int64_t *restrict start,
-                      int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict fill) {
+                      int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict up,
+                      int64_t *restrict down) {
     prefix(count, k, start);
-    int64_t *next = fill; /* the bucket cursors, before fill is counted */
+    int64_t *next = up; /* the bucket cursors, before up is counted */
     for (int64_t v = 0; v < k; ++v) next[v] = start[v];
-    for (int64_t v = 0; v < num_loops; ++v) bucket[next[v]++] = v;
-    GRID_ROWS(bucket[next[c]++] = a; bucket[next[a]++] = c)
-    return count_distinct(start, bucket, k, last, fill);
+    GRID_ROWS(if (a < c) bucket[next[c]++] = a; else bucket[next[a]++] = c)
+    for (int64_t v = 0; v < k; ++v) {
+        last[v] = -1;
+        up[v] = 0;
+        down[v] = 0;
+    }
+    int64_t total = 0;
+    for (int64_t hi = 0; hi < k; ++hi) {
+        int64_t below = 0;
+        for (int64_t j = start[hi]; j < start[hi + 1]; ++j) {
+            int64_t lo = bucket[j];
+            int64_t fresh = last[lo] != hi;
+            last[lo] = hi;
+            up[lo] += fresh;
+            below += fresh;
+        }
+        down[hi] = below;
+        total += below;
+    }
+    return 2 * total + num_loops;
+}
+
+/* Pass 3 for the grid: the directed pairs (out_src, out_dst: the count pass 2 returned),
+ * sorted by (source, target). row (k + 1) is scratch; last, up and down are consumed.
+ * Higher neighbours are written by the walk over the upper ends (increasing, so each
+ * row's come out sorted; a repeat rewrites the slot of its first copy, the last one
+ * written in that row: branch-free), lower neighbours by a walk over the rows in
+ * increasing order reading the higher neighbours back (so they come out sorted too). */
+void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucket, int64_t k,
+                    int64_t num_loops, int64_t *restrict last, int64_t *restrict up,
+                    int64_t *restrict down, int64_t *restrict row, int64_t *restrict out_src,
+                    int64_t *restrict out_dst) {
+    int64_t total = 0;
+    for (int64_t v = 0; v < k; ++v) {
+        int64_t loop = v < num_loops;
+        row[v] = total;
+        total += down[v] + loop + up[v];
+        up[v] = row[v] + down[v] + loop; /* cursor of the higher neighbours */
+        down[v] = row[v];                /* cursor of the lower neighbours */
+        if (loop) out_dst[up[v] - 1] = v;
+        last[v] = -1;
+    }
+    row[k] = total;
+    for (int64_t hi = 0; hi < k; ++hi) {
+        for (int64_t j = start[hi]; j < start[hi + 1]; ++j) {
+            int64_t lo = bucket[j];
+            int64_t fresh = last[lo] != hi;
+            last[lo] = hi;
+            out_dst[up[lo] - 1 + fresh] = hi;
+            up[lo] += fresh;
+        }
+    }
+    /* Row lo's lower neighbours are all written once the rows before it are read. */
+    for (int64_t lo = 0; lo < k; ++lo) {
+        for (int64_t p = down[lo] + (lo < num_loops); p < row[lo + 1]; ++p)
+            out_dst[down[out_dst[p]]++] = lo;
+        for (int64_t p = row[lo]; p < row[lo + 1]; ++p) out_src[p] = lo;
+    }
 }
 
 /* ---------------------------------------------------------- pairs of an edge list */

@@ -59,14 +59,20 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     k = max(int(num_blocks), 1)
     num_loops = int(num_blocks) if loops else 0
     count, pair = _empty(k), _empty(4 * width)
-    grid = (pointer(labels), num_images, height, width, k, num_loops, pointer(pair))
-    total = function("edges", "dht_grid_count", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR)(
-        *grid, pointer(count))
+    total = function("edges", "dht_grid_count", I64, PTR, I64, I64, I64, I64, PTR, PTR)(
+        pointer(labels), num_images, height, width, k, pointer(pair), pointer(count))
     if total < 0:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
-    fill = function("edges", "dht_grid_fill", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR,
-                    PTR, PTR, PTR, PTR)
-    return _coalesce(count, total, lambda *scratch: fill(*grid, pointer(count), *scratch), k)
+    start, bucket, last, up, down = _empty(k + 1), _empty(total), _empty(k), _empty(k), _empty(k)
+    num_edges = function("edges", "dht_grid_fill", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR,
+                         PTR, PTR, PTR, PTR, PTR)(
+        pointer(labels), num_images, height, width, k, num_loops, pointer(pair), pointer(count),
+        pointer(start), pointer(bucket), pointer(last), pointer(up), pointer(down))
+    out, row = torch.empty((2, num_edges), dtype=torch.long), _empty(k + 1)
+    function("edges", "dht_grid_write", None, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR)(
+        pointer(start), pointer(bucket), k, num_loops, pointer(last), pointer(up), pointer(down),
+        pointer(row), pointer(out[0]), pointer(out[1]))
+    return out
 
 
 def _pairs(src: Tensor, dst: Tensor, labels: Optional[Tensor], n: int, k: int,
