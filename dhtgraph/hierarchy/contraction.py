@@ -16,10 +16,11 @@ bounding boxes merge by min/max.
 All of it is scatter/gather over ``edge_index``; nothing is dense and nothing loops over
 blocks in Python. On CPU tensors the discrete steps — the argmax with its tie rules
 (:func:`argmax_choice`, :func:`tie_hash`, :func:`equal_ends`, :func:`local_index`), the
-constant-channel test of :func:`snap_constant_blocks` and the summed sizes, merged boxes
-and images of the pooling — run as native kernels (``dhtgraph/_native/contraction.c``,
-one pass each) that give the same tensors bit for bit; the floating-point steps (pooled
-moments, weights, ``K̃(v, a(v))``) are torch's on every path.
+constant-channel test of :func:`snap_constant_blocks`, the summed sizes, merged boxes
+and images of the pooling (``dhtgraph/_native/contraction.c``) and the edge relabel
+(``edges.c``) — run as native kernels, one pass each, that give the same tensors bit
+for bit; the floating-point steps (pooled moments, weights, ``K̃(v, a(v))``) are
+torch's on every path.
 """
 
 from __future__ import annotations
@@ -477,10 +478,14 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
     """The quotient graph with self-loops, coalesced (same result as
     ``partition.quotient(edge_index, self_loops=True)``)."""
+    labels = partition.labels
+    if _native.enabled("edges", labels, edge_index):
+        # A counting sort and a deduplicating walk (edges.c): the same pairs, no sort.
+        from .._native.edges import relabel_edges
+        return relabel_edges(labels, partition.num_blocks, edge_index)
     # Keys src·K' + dst, sorted and deduplicated (the sort is most of the cost: 32-bit
     # keys, when K'² fits, sort in about half the time of 64-bit ones).
     k = max(partition.num_blocks, 1)
-    labels = partition.labels
     if k * k < 2**31:
         labels = labels.to(torch.int32)
     key = labels.index_select(0, edge_index[0]).mul_(k).add_(labels.index_select(0, edge_index[1]))
