@@ -20,7 +20,6 @@ from dhtgraph.testing import torch_images
 needs_native = pytest.mark.skipif(
     _native.mode() == "off" or not _native.available("grid"),
     reason=f"native grid kernels not in use here ({_native.status()})")
-pytestmark = needs_native
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 FIELDS = ("mean", "var", "size", "bbox", "edge_index", "batch")
@@ -61,6 +60,7 @@ CASES = [  # (b, h, w, levels): textures, ties, plateaus, 1-pixel-wide images, b
 ]
 
 
+@needs_native
 @pytest.mark.parametrize("b,h,w,levels", CASES)
 @pytest.mark.parametrize("tie_break", ["reference", "hashed"])
 @pytest.mark.parametrize("weights", ["size", "argmax_edge"])
@@ -73,6 +73,7 @@ def test_grid_level_native_equals_tensor_path(b, h, w, levels, tie_break, weight
     _assert_same_level(got, expected)
 
 
+@needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channel_first", [True, False])
 @pytest.mark.parametrize("tie_break", ["reference", "hashed"])
@@ -82,6 +83,7 @@ def test_dtypes_and_layouts(dtype, channel_first, tie_break):
     _assert_same_level(got, expected)
 
 
+@needs_native
 def test_constant_image_is_one_block_per_image():
     x = torch.full((2 * 6 * 7, 3), 0.25)
     for tie_break in ("reference", "hashed"):
@@ -92,6 +94,7 @@ def test_constant_image_is_one_block_per_image():
         assert torch.equal(got.state.var, torch.zeros(2, 3))
 
 
+@needs_native
 def test_signed_zeros_are_equal_and_nan_differs():
     # -0.0 == 0.0 is a plateau (hash dropped, block constant); NaN equals nothing.
     x = torch.zeros(4 * 5, 2)
@@ -111,6 +114,7 @@ def test_signed_zeros_are_equal_and_nan_differs():
                                    getattr(expected.state, name).nan_to_num(7.0))
 
 
+@needs_native
 def test_argmax_kernel_matches_directions_and_the_hash_of_wide_rows():
     # A 2×40000 image: local indices up to 8·10⁴ (the 32-bit hash against tie_hash's int64),
     # all potentials tied, so every choice is the hash's (hashed) or the index's (reference).
@@ -132,6 +136,7 @@ def test_argmax_kernel_matches_directions_and_the_hash_of_wide_rows():
         assert torch.equal(choice, torch.arange(b * h * w) + offsets[code.view(-1).long()])
 
 
+@needs_native
 def test_blocks_and_constant_kernels_match_the_tensor_pieces():
     from dhtgraph._native.grid import grid_blocks, grid_constant
 
@@ -162,6 +167,7 @@ def test_grid_level_on_every_device_equals_the_cpu_native_level(device):
         assert torch.equal(getattr(got.state, name).cpu(), getattr(expected.state, name)), name
 
 
+@needs_native
 @settings(max_examples=40)
 @given(image=torch_images(batched=True, max_side=9), tie_break=st.sampled_from(
     ["reference", "hashed"]), weights=st.sampled_from(["size", "argmax_edge"]),
@@ -186,6 +192,7 @@ def test_grid_contraction_refuses_images_of_one_pixel_and_wrong_sizes():
         G.grid_contraction(G.pixel_state(x, 1), 1, 2, 2)
 
 
+@needs_native
 def test_unsupported_features_take_the_tensor_path():
     # float16 and integer features: no native kernel reads them; same result either way.
     x = _features(1, 6, 5, seed=6, levels=2).half()
@@ -194,6 +201,7 @@ def test_unsupported_features_take_the_tensor_path():
     _assert_same_level(got, expected)
 
 
+@needs_native
 def test_kernel_bindings_refuse_wrong_shapes():
     from dhtgraph._native.grid import grid_argmax, grid_blocks, union_mass_perimeter
 
@@ -219,6 +227,7 @@ def _blocks(k, seed, span=50):
     return size, torch.cat([low, high], 1)
 
 
+@needs_native
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
 def test_union_mass_and_perimeter_native_equals_tensor_path(dtype):
     size, bbox = _blocks(40, seed=1)
@@ -238,6 +247,7 @@ def test_union_mass_and_perimeter_native_equals_tensor_path(dtype):
     assert torch.equal(perimeter, torch.tensor([3.0, 3.0, 4.0, 6.0]))
 
 
+@needs_native
 def test_edge_affinity_native_equals_tensor_path_across_chunks(monkeypatch):
     import dhtgraph.hierarchy.affinity as A
 
@@ -262,9 +272,32 @@ def test_edge_affinity_native_equals_tensor_path_across_chunks(monkeypatch):
 
 
 def test_union_kernel_refuses_edges_out_of_range():
+    # Native: the kernel names the edge (it reads nothing out of bounds); tensor path:
+    # index_select's IndexError.
     size, bbox = _blocks(5, seed=3)
+    native = _native.enabled("grid", size)
     with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 5\) \(got edge 1: "
-                                         r"\(2, 5\)\)"):
+                                         r"\(2, 5\)\)" if native else "out of range"):
         _union_mass_and_perimeter(size, bbox, torch.tensor([[0, 2], [1, 5]]))
     with pytest.raises(IndexError):
         _union_mass_and_perimeter(size, bbox, torch.tensor([[-1], [1]]))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channel_first", [True, False])
+def test_edge_difference_native_equals_the_gathers(dtype, channel_first):
+    import dhtgraph.hierarchy.affinity as A
+
+    x = _features(1, 1, 30, d=5, seed=8, dtype=dtype, channel_first=channel_first)
+    x[3] = float("nan")
+    x[4] = -0.0
+    g = torch.Generator().manual_seed(9)
+    src, dst = torch.randint(0, 30, (2, 400), generator=g)
+    got = A._difference(x, src, dst, True)
+    expected = A._difference(x, src, dst, False)
+    assert got.dtype == dtype and got.is_contiguous()
+    assert torch.equal(got.nan_to_num(5.0), expected.nan_to_num(5.0))
+    assert torch.equal(got.signbit(), expected.signbit())  # 0 − 0 and −0 − 0 alike
+    with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 30\) \(got edge 0"):
+        A._difference(x, torch.tensor([30]), torch.tensor([0]), True)

@@ -112,3 +112,22 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
         raise IndexError(f"Expected 'edge_index' entries in [0, {size.numel()}) (got edge "
                          f"{e}: ({int(src[e])}, {int(dst[e])}))")
     return mass, perimeter
+
+
+def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """``x[dst] − x[src]`` (E, d), row-major, of float32/float64 features ``x`` (K, d) of
+    any layout (no gradient)."""
+    x = x.detach()
+    _expect_shape("dst", dst, tuple(src.shape))
+    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
+    m = src.numel()
+    out = torch.empty((m, x.shape[1]), dtype=x.dtype)
+    kind = FEATURE_DTYPES[x.dtype]
+    bad = function("grid", f"dht_edge_difference_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
+                   PTR, I64, PTR)(*_features(x), x.shape[0], pointer(src), pointer(dst), m,
+                                  pointer(out))
+    if bad:
+        e = bad - 1
+        raise IndexError(f"Expected 'edge_index' entries in [0, {x.shape[0]}) (got edge "
+                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+    return out

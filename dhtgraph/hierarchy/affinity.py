@@ -47,16 +47,35 @@ DEFAULT_LOOP_POTENTIAL = 0.0
 _EDGE_CHUNK = 1 << 18
 
 
-def _squared_distance(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+def _difference(x: Tensor, src: Tensor, dst: Tensor, native: bool) -> Tensor:
+    """``x[dst] − x[src]`` (E, d), contiguous: one native pass (no gradient) or two
+    gathers and a subtraction (the same values: one IEEE subtraction per element)."""
+    if native:
+        from .._native.grid import edge_difference
+        return edge_difference(x, src, dst)
+    return x.index_select(0, dst) - x.index_select(0, src)
+
+
+def _use_native(native: Optional[bool], *tensors: Tensor) -> bool:
+    # ``native`` is the caller's _native.enabled("grid", ...) (one check per edge_affinity
+    # call: each check costs tens of µs), or None to check here.
+    return _native.enabled("grid", *tensors) if native is None else native
+
+
+def _squared_distance(x: Tensor, src: Tensor, dst: Tensor,
+                      native: Optional[bool] = None) -> Tensor:
     """‖x[dst] − x[src]‖² per edge, chunked when no gradient is recorded."""
     num_edges = src.numel()
-    if num_edges <= _EDGE_CHUNK or (torch.is_grad_enabled() and x.requires_grad):
-        return (x.index_select(0, dst) - x.index_select(0, src)).pow(2).sum(-1)
+    grad = torch.is_grad_enabled() and x.requires_grad
+    native = (not grad and x.dtype in (torch.float32, torch.float64) and x.dim() == 2
+              and _use_native(native, x, src, dst))
+    if num_edges <= _EDGE_CHUNK or grad:
+        return _difference(x, src, dst, native).pow(2).sum(-1)
     out = x.new_empty(num_edges)
     for start in range(0, num_edges, _EDGE_CHUNK):
         stop = min(start + _EDGE_CHUNK, num_edges)
-        out[start:stop] = (x.index_select(0, dst[start:stop])
-                           - x.index_select(0, src[start:stop])).pow(2).sum(-1)
+        out[start:stop] = _difference(x, src[start:stop], dst[start:stop],
+                                      native).pow(2).sum(-1)
     return out
 
 
@@ -75,7 +94,11 @@ def gaussian_potential(x: Tensor, edge_index: Tensor) -> Tensor:
     Tensor of shape (E,)
         Values in (0, 1], differentiable in ``x``.
     """
-    return _squared_distance(x, edge_index[0], edge_index[1]).neg().exp()
+    return _gaussian(x, edge_index)
+
+
+def _gaussian(x: Tensor, edge_index: Tensor, native: Optional[bool] = None) -> Tensor:
+    return _squared_distance(x, edge_index[0], edge_index[1], native).neg().exp()
 
 
 def self_loop_potential(
@@ -108,12 +131,13 @@ def self_loop_potential(
 _NATIVE_INTEGERS = (torch.int64, torch.int32)
 
 
-def _union_mass_and_perimeter(size: Tensor, bbox: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+def _union_mass_and_perimeter(size: Tensor, bbox: Tensor, edge_index: Tensor,
+                              native: Optional[bool] = None) -> tuple[Tensor, Tensor]:
     """Union mass ``m_u + m_v`` (``m_v`` for a loop) and perimeter ``2 + Δy + Δx`` of every
     edge, float32 (E,) each."""
     src, dst = edge_index[0], edge_index[1]
     if (size.dtype in _NATIVE_INTEGERS and bbox.dtype in _NATIVE_INTEGERS
-            and _native.enabled("grid", size, bbox, edge_index)):
+            and _use_native(native, size, bbox, edge_index)):
         # One pass of integer min/max per edge, the same float32 conversions and sums.
         from .._native.grid import union_mass_perimeter
         return union_mass_perimeter(size, bbox, src, dst)
@@ -193,14 +217,15 @@ def edge_affinity(
         raise ValueError(f"Expected 'compactness' to lie in [0, 1] (got {compactness!r})")
     num_edges = edge_index.shape[1]
     loop_value = self_loop_potential(var, var_projection, loop_default)
+    native = _native.enabled("grid", mean, size, bbox, edge_index)
     if num_edges <= _EDGE_CHUNK:
-        return _edge_affinity(mean, loop_value, size, bbox, edge_index, c)
+        return _edge_affinity(mean, loop_value, size, bbox, edge_index, c, native)
     if not (torch.is_grad_enabled() and (mean.requires_grad or loop_value.requires_grad)):
         # No gradient: the same per-edge arithmetic chunk by chunk (bounded temporaries).
         out = None
         for start in range(0, num_edges, _EDGE_CHUNK):
             part = _edge_affinity(mean, loop_value, size, bbox,
-                                  edge_index[:, start:start + _EDGE_CHUNK], c)
+                                  edge_index[:, start:start + _EDGE_CHUNK], c, native)
             if out is None:
                 out = part.new_empty(num_edges)
             out[start:start + part.numel()] = part
@@ -209,33 +234,33 @@ def edge_affinity(
     # and boxes only) chunk by chunk; the same operations per edge as _edge_affinity.
     src, dst = edge_index[0], edge_index[1]
     potential = torch.where(src == dst, loop_value.to(mean.dtype).index_select(0, src),
-                            gaussian_potential(mean, edge_index))
+                            _gaussian(mean, edge_index, native))
     if c <= 0:
         return potential
     term = potential.new_empty(num_edges)
     for start in range(0, num_edges, _EDGE_CHUNK):
         part = _compactness_term(size, bbox, edge_index[:, start:start + _EDGE_CHUNK], c,
-                                 potential.dtype)
+                                 potential.dtype, native)
         term[start:start + part.numel()] = part
     return potential * (1.0 - c) + term
 
 
 def _compactness_term(size: Tensor, bbox: Tensor, edge_index: Tensor, c: float,
-                      dtype: torch.dtype) -> Tensor:
+                      dtype: torch.dtype, native: Optional[bool] = None) -> Tensor:
     """``c·C(u, v)`` of every edge in ``dtype``, in the reference's operation order."""
-    mass, perimeter = _union_mass_and_perimeter(size, bbox, edge_index)
+    mass, perimeter = _union_mass_and_perimeter(size, bbox, edge_index, native)
     # Same operation order as the reference, so 16-bit ties quantise alike.
     return (4.0 * c) * mass.to(dtype) / perimeter.to(dtype).pow(2)
 
 
 def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
-                   edge_index: Tensor, c: float) -> Tensor:
+                   edge_index: Tensor, c: float, native: Optional[bool] = None) -> Tensor:
     src, dst = edge_index[0], edge_index[1]
     loop = src == dst
-    potential = gaussian_potential(mean, edge_index)
+    potential = _gaussian(mean, edge_index, native)
     loop_value = loop_value.to(potential.dtype)
     potential = torch.where(loop, loop_value.index_select(0, src), potential)
     if c > 0:
         potential = potential * (1.0 - c) + _compactness_term(size, bbox, edge_index, c,
-                                                              potential.dtype)
+                                                              potential.dtype, native)
     return potential
