@@ -364,11 +364,17 @@ static void unite(int64_t *parent, int64_t a, int64_t b) {
 }
 
 /* Connected pieces of the blocks (block_of, b images of h x w, row-major) on the
- * 4-neighbour grid, numbered by their first pixel. Scratch parent (N). Returns k. */
+ * 4-neighbour grid, numbered by their first pixel (labels, N). One raster scan: a pixel
+ * points to its left neighbour of the same block, else to the one above; when it has
+ * both, the two trees are united (larger root under the smaller one) unless the upper-left
+ * pixel is of the same block too (then they are joined already). Every pointer goes to a
+ * smaller pixel, so a second scan in pixel order numbers the pieces: a root takes the next
+ * label, any other pixel the label of the pixel it points to (the same piece, labelled
+ * before it). The pointers live in labels itself, overwritten in that order. Returns k. */
 int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w,
-                        int64_t *parent, int64_t *labels) {
+                        int64_t *labels) {
     int64_t n = b * h * w;
-    for (int64_t v = 0; v < n; ++v) parent[v] = v;
+    int64_t *parent = labels;
     for (int64_t i = 0; i < b; ++i) {
         int64_t base = i * h * w;
         for (int64_t r = 0; r < h; ++r) {
@@ -376,15 +382,21 @@ int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w
             for (int64_t c = 0; c < w; ++c) {
                 int64_t v = row + c;
                 int64_t x = block_of[v];
-                if (c && block_of[v - 1] == x) unite(parent, v - 1, v);
-                if (r && block_of[v - w] == x) unite(parent, v - w, v);
+                int left = c && block_of[v - 1] == x;
+                int up = r && block_of[v - w] == x;
+                if (left) {
+                    parent[v] = v - 1;
+                    if (up && block_of[v - w - 1] != x) unite(parent, v - w, v - 1);
+                } else {
+                    parent[v] = up ? v - w : v;
+                }
             }
         }
     }
     int64_t k = 0;
     for (int64_t v = 0; v < n; ++v) {
-        int64_t r = find_root(parent, v);
-        labels[v] = (r == v) ? k++ : labels[r];
+        int64_t p = parent[v];
+        labels[v] = (p == v) ? k++ : labels[p];
     }
     return k;
 }

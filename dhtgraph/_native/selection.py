@@ -127,9 +127,9 @@ def grid_pieces(block_of: Tensor, height: int, width: int) -> tuple[Tensor, int]
     block_of = _long(block_of)
     n = block_of.numel()
     b = n // (height * width) if height * width else 0
-    parent, labels = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
-    k = function(_SET, "dht_grid_pieces", I64, PTR, I64, I64, I64, PTR, PTR)(
-        pointer(block_of), b, int(height), int(width), pointer(parent), pointer(labels))
+    labels = torch.empty(n, dtype=torch.long)
+    k = function(_SET, "dht_grid_pieces", I64, PTR, I64, I64, I64, PTR)(
+        pointer(block_of), b, int(height), int(width), pointer(labels))
     return labels, int(k)
 
 
