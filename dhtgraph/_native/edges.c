@@ -221,14 +221,15 @@ void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucke
 
 /* The pairs of an edge list: (map[src[e]], map[dst[e]]), or (src[e], dst[e]) without a
  * map, for e < m, compacted a chunk of CHUNK edges at a time into a local buffer (as the
- * grid's rows are), leaving out a loop s == d when skip_loops, and a repeat of the
- * previous edge's pair (edge lists sorted by source repeat pairs in runs: a node's edges
- * into one block), so the buckets hold fewer repeats. */
+ * grid's rows are), leaving out a loop s == d when skip_loops, and a pair (s, d) when
+ * seen[d] == s: the last pair emitted with target d had source s, so this one is a repeat
+ * (fewer repeats in the buckets: a block's edges into one block come in runs when the
+ * list is sorted by source). seen (k) is reset here, so both passes emit the same pairs. */
 #define CHUNK 512
 #define EDGE_PAIRS(BODY)                                                               \
     {                                                                                   \
         int64_t pair[2 * CHUNK];                                                        \
-        int64_t ps = -1, pd = -1;                                                       \
+        for (int64_t v = 0; v < k; ++v) seen[v] = -1;                                   \
         for (int64_t e0 = 0; e0 < m; e0 += CHUNK) {                                     \
             int64_t e1 = e0 + CHUNK < m ? e0 + CHUNK : m, c = 0;                        \
             for (int64_t e = e0; e < e1; ++e) {                                         \
@@ -236,9 +237,8 @@ void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucke
                 int64_t d = map ? map[dst[e]] : dst[e];                                 \
                 pair[2 * c] = s;                                                        \
                 pair[2 * c + 1] = d;                                                    \
-                c += ((s != ps) | (d != pd)) & !(skip_loops & (s == d));                \
-                ps = s;                                                                 \
-                pd = d;                                                                 \
+                c += (seen[d] != s) & !(skip_loops & (s == d));                         \
+                seen[d] = s;                                                            \
             }                                                                           \
             for (int64_t i = 0; i < c; ++i) {                                           \
                 int64_t s = pair[2 * i], d = pair[2 * i + 1];                           \
@@ -253,7 +253,7 @@ void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucke
  * index out of range. */
 int64_t dht_edges_count(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
                         const int64_t *restrict map, int64_t n, int64_t k, int64_t skip_loops,
-                        int64_t *restrict count) {
+                        int64_t *restrict seen, int64_t *restrict count) {
     for (int64_t e = 0; e < m; ++e)
         if (src[e] < 0 || src[e] >= n || dst[e] < 0 || dst[e] >= n) return -1;
     if (map)
@@ -270,7 +270,7 @@ int64_t dht_edges_count(const int64_t *restrict src, const int64_t *restrict dst
  * pairs. */
 int64_t dht_edges_fill(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
                        const int64_t *restrict map, int64_t k, int64_t skip_loops,
-                       const int64_t *restrict count, int64_t *restrict start,
+                       int64_t *restrict seen, const int64_t *restrict count, int64_t *restrict start,
                        int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict fill) {
     prefix(count, k, start);
     int64_t *next = fill;

@@ -82,19 +82,20 @@ def _pairs(src: Tensor, dst: Tensor, labels: Optional[Tensor], n: int, k: int,
         raise ValueError(f"Expected '{names[0]}' and '{names[1]}' of the same length (got "
                          f"{src.numel()} and {dst.numel()})")
     table = _NULL if labels is None else pointer(labels)
-    count = _empty(k)
-    total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR)(
-        pointer(src), pointer(dst), src.numel(), table, n, k, int(skip_loops), pointer(count))
+    count, seen = _empty(k), _empty(k)
+    total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR,
+                     PTR)(pointer(src), pointer(dst), src.numel(), table, n, k, int(skip_loops),
+                          pointer(seen), pointer(count))
     if total < 0:
         if labels is None:
             raise ValueError(f"Expected '{names[0]}' and '{names[1]}' values in 0..{n - 1}")
         raise ValueError(f"Expected '{names[0]}' values in 0..{n - 1} and 'labels' values in "
                          f"0..{k - 1}")
     fill = function("edges", "dht_edges_fill", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR, PTR,
-                    PTR, PTR)
+                    PTR, PTR, PTR)
     return _coalesce(count, total, lambda *scratch: fill(
-        pointer(src), pointer(dst), src.numel(), table, k, int(skip_loops), pointer(count),
-        *scratch), k)
+        pointer(src), pointer(dst), src.numel(), table, k, int(skip_loops), pointer(seen),
+        pointer(count), *scratch), k)
 
 
 def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor:
