@@ -75,6 +75,18 @@ def test_the_path_of_equal_potentials_by_hand():
                              mean=mean).tolist() == [1, 0, 3, 4, 3, 4]
 
 
+def test_non_contiguous_inputs():
+    edges = PATH.t().contiguous().t()  # (2, E) with strides (1, 2)
+    assert not edges.is_contiguous()
+    potential = torch.arange(20.0)[::2] / 20
+    mean = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 2.0], [2.0, 2.0],
+                         [2.0, 2.0]]).t().contiguous().t()
+    for tie in ("reference", "hashed"):
+        choices_both_ways(potential, edges, 6, tie_break=tie, mean=mean)
+        choices_both_ways(torch.full((10,), 0.5), edges, 6, tie_break=tie, mean=mean)
+    assert_same(*both(equal_ends, mean, edges))
+
+
 def test_quantised_ties_and_larger_potentials_by_hand():
     # Node 1: the edge to 0 has the larger potential although hash(1, 2) > hash(0, 1);
     # below the 16-bit quantisation the potentials tie and the hash decides.

@@ -42,15 +42,26 @@ def _long(t: Tensor) -> Tensor:
 
 
 def _floats(t: Tensor) -> tuple[Tensor, int]:
-    # A contiguous float32/float64 tensor (detached) and its kernel code.
-    t = t.detach()
+    # A contiguous float32/float64 tensor and its kernel code (read through its data
+    # pointer: no detach needed, and none made, for a tensor that requires grad).
     if t.dtype in (torch.float16, torch.bfloat16):
-        t = t.float()
+        t = t.detach().float()
     code = _FLOAT_CODES.get(t.dtype)
     if code is None:
         raise ValueError(f"Expected a floating tensor of one of {MEAN_DTYPES} for a native "
                          f"kernel (got {t.dtype})")
-    return (t if t.is_contiguous() else t.contiguous()), code
+    return (t if t.is_contiguous() else t.detach().contiguous()), code
+
+
+def _ends(edge_index: Tensor) -> tuple[int, int, int, tuple]:
+    # Data pointers of the two rows of a (2, E) index tensor (no row views when it is
+    # contiguous int64), E, and the tensors to keep alive during the call.
+    m = edge_index.shape[1]
+    if edge_index.dtype is _LONG and edge_index.is_contiguous():
+        base = edge_index.data_ptr()
+        return base, base + 8 * m, m, (edge_index,)
+    src, dst = _long(edge_index[0]), _long(edge_index[1])
+    return src.data_ptr(), dst.data_ptr(), m, (src, dst)
 
 
 def _check(rc: int, name: str, k: int) -> None:
@@ -98,11 +109,11 @@ def local_index(batch: Tensor) -> Tensor:
 def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
     """``equal_ends(mean, edge_index)``: BoolTensor (E,)."""
     items, code = _floats(mean)
-    src, dst = _long(edge_index[0]), _long(edge_index[1])
-    out = torch.empty(src.numel(), dtype=torch.bool)
+    src, dst, m, keep = _ends(edge_index)
+    out = torch.empty(m, dtype=torch.bool)
     rc = function(_SET, "dht_equal_ends", I64, PTR, I64, I64, I64, PTR, PTR, I64, PTR)(
-        items.data_ptr(), code, items.shape[1], items.shape[0], src.data_ptr(),
-        dst.data_ptr(), src.numel(), out.data_ptr())
+        items.data_ptr(), code, items.shape[1], items.shape[0], src, dst, m, out.data_ptr())
+    del keep
     _check(rc, "edge_index", items.shape[0])
     return out
 
@@ -122,10 +133,8 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
             raise ValueError(f"Expected 'potential' of dtype float32, float64 or "
                              f"(quantised) int64 (got {potential.dtype})")
         code = _DT_INT64
-    p = potential.detach()
-    if not p.is_contiguous():
-        p = p.contiguous()
-    src, dst = _long(edge_index[0]), _long(edge_index[1])
+    p = potential if potential.is_contiguous() else potential.detach().contiguous()
+    src, dst, m, keep = _ends(edge_index)
     k = int(num_nodes)
     move = None if movable is None else movable.contiguous()
     batch_t = _long(batch) if hashed and batch is not None else None
@@ -137,10 +146,11 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     fn = function(_SET, "dht_argmax_choice", I64, PTR, I64, PTR, PTR, I64, I64, PTR, I64,
                   PTR, I64, PTR, I64, I64, PTR)
     # (an empty tensor's data pointer may be NULL: the plateau rule is its own flag)
-    rc = fn(p.data_ptr(), code, src.data_ptr(), dst.data_ptr(), src.numel(), k,
+    rc = fn(p.data_ptr(), code, src, dst, m, k,
             None if move is None else move.data_ptr(), int(bool(hashed)),
             None if batch_t is None else batch_t.data_ptr(), int(items is not None),
             None if items is None else items.data_ptr(), mean_code, d, choice.data_ptr())
+    del keep
     if rc == _ERR_LOCAL:
         largest = int(local_index(batch_t).max()) if batch_t is not None else k - 1
         raise ValueError(f"Expected graphs of fewer than 2**31 blocks with "
