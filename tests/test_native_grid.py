@@ -301,3 +301,17 @@ def test_edge_difference_native_equals_the_gathers(dtype, channel_first):
     assert torch.equal(got.signbit(), expected.signbit())  # 0 − 0 and −0 − 0 alike
     with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 30\) \(got edge 0"):
         A._difference(x, torch.tensor([30]), torch.tensor([0]), True)
+
+
+@needs_native
+@pytest.mark.parametrize("b,h,w", [(1, 5, 6), (2, 1, 7), (3, 6, 1), (1, 2, 2)])
+def test_chosen_potential_native_copy_equals_the_tensor_pick(b, h, w):
+    x = _features(b, h, w, seed=h * w, levels=2)
+    horizontal, vertical = G._grid_potentials(x.view(b, h, w, 3), 0.1)
+    code, _ = G._grid_choice(horizontal, vertical, "hashed", x, b, h, w, native=True)
+    got = G._chosen_potential(horizontal, vertical, code, native=True)
+    assert torch.equal(got, G._chosen_potential(horizontal, vertical, code, native=False))
+    # Recording a gradient: the tensor pick (differentiable), the same values.
+    leaf = horizontal.detach().requires_grad_()
+    picked = G._chosen_potential(leaf, vertical, code, native=True)
+    assert picked.requires_grad and torch.equal(picked.detach(), got)

@@ -124,6 +124,33 @@ static uint32_t mix32(uint32_t x) {
 GRID_ARGMAX(float)
 GRID_ARGMAX(double)
 
+/* The potential of every pixel's chosen edge (a copy: out[g] is qh's or qv's value of
+ * the edge in direction code[g]) from the potentials horizontal (B, H, W-1) and
+ * vertical (B, H-1, W). */
+#define GRID_CHOSEN(T)                                                                  \
+    void dht_grid_chosen_##T(const T *horizontal, const T *vertical, const int8_t *code, \
+                             int64_t nb, int64_t h, int64_t w, T *out) {                \
+        int64_t g = 0;                                                                  \
+        for (int64_t b = 0; b < nb; ++b) {                                              \
+            const T *hb = horizontal + b * h * (w - 1), *vb = vertical + b * (h - 1) * w; \
+            for (int64_t r = 0; r < h; ++r) {                                           \
+                for (int64_t c = 0; c < w; ++c, ++g) {                                  \
+                    /* the four candidates (borders: predictable tests), then an       \
+                     * indexed pick: no branch on the direction */                      \
+                    T cand[4] = {0, 0, 0, 0};                                           \
+                    if (r > 0) cand[0] = vb[(r - 1) * w + c];                           \
+                    if (c > 0) cand[1] = hb[r * (w - 1) + c - 1];                       \
+                    if (c + 1 < w) cand[2] = hb[r * (w - 1) + c];                       \
+                    if (r + 1 < h) cand[3] = vb[r * w + c];                             \
+                    out[g] = cand[code[g] & 3];                                         \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+    }
+
+GRID_CHOSEN(float)
+GRID_CHOSEN(double)
+
 /* ------------------------------------------------------------ grid blocks */
 
 /* Sizes, inclusive boxes (ymin, xmin, ymax, xmax) and images of the k blocks of a

@@ -131,3 +131,22 @@ def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         raise IndexError(f"Expected 'edge_index' entries in [0, {x.shape[0]}) (got edge "
                          f"{e}: ({int(src[e])}, {int(dst[e])}))")
     return out
+
+
+def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
+    """(B·H·W,) the potential of every pixel's chosen edge (direction ``code`` (B, H, W)
+    int8) from the edge potentials (B, H, W−1) and (B, H−1, W) (no gradient)."""
+    b, h, w = code.shape
+    _expect_shape("horizontal", horizontal, (b, h, w - 1))
+    _expect_shape("vertical", vertical, (b, h - 1, w))
+    if code.dtype != torch.int8 or horizontal.dtype != vertical.dtype:
+        raise ValueError(f"Expected int8 'code' and potentials of one dtype (got {code.dtype}, "
+                         f"{horizontal.dtype}, {vertical.dtype})")
+    horizontal = horizontal.detach().contiguous()
+    vertical = vertical.detach().contiguous()
+    code = code.contiguous()
+    out = torch.empty(b * h * w, dtype=horizontal.dtype)
+    kind = FEATURE_DTYPES[horizontal.dtype]
+    function("grid", f"dht_grid_chosen_{kind}", None, PTR, PTR, PTR, I64, I64, I64, PTR)(
+        pointer(horizontal), pointer(vertical), pointer(code), b, h, w, pointer(out))
+    return out

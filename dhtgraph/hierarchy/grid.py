@@ -277,8 +277,14 @@ def _snap_on_choice(constant: Tensor, new_var: Tensor) -> Tensor:
     return torch.where(constant, new_var.new_zeros(()), new_var)
 
 
-def _chosen_potential(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
-    """K̃(v, a(v)) per pixel from the direction codes (differentiable)."""
+def _chosen_potential(horizontal: Tensor, vertical: Tensor, code: Tensor,
+                      native: bool = False) -> Tensor:
+    """K̃(v, a(v)) per pixel from the direction codes (differentiable; ``native``: the
+    kernel's copy when no gradient is recorded)."""
+    if native and not (torch.is_grad_enabled() and (horizontal.requires_grad
+                                                    or vertical.requires_grad)):
+        from .._native.grid import grid_chosen
+        return grid_chosen(horizontal, vertical, code)
     b, h, w = code.shape
     zero = horizontal.new_zeros(())
     # Potentials seen from each pixel in the four directions (0 where there is none).
@@ -370,7 +376,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         del constant
     else:
         ones = torch.ones((), dtype=dtype, device=device)
-        weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code).to(dtype))
+        weight = _safe_sqrt(_chosen_potential(horizontal, vertical, code, native).to(dtype))
         del horizontal, vertical, code
         # Pixels: σ² = 0; a block whose weights are all zero falls back to sizes (1).
         new_mean, new_var = weighted_moments(x, None, labels, k, weight, ones.expand(n))
