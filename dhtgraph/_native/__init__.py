@@ -167,9 +167,12 @@ def library(kernels: str) -> Optional[ctypes.CDLL]:
                     _state[kernels] = (_build(kernels), "")
                 except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                     _state[kernels] = (None, str(error))
-                    if _compiler() is not None and setting == "auto":
+                    if (_compiler() is not None and setting == "auto"
+                            and not any(v[0] is None for k, v in _state.items() if k != kernels)):
+                        # Once per process (the first set that fails), not once per set.
                         warnings.warn(f"dhtgraph: native kernels {kernels!r} unavailable "
-                                      f"({error}); using the tensor implementation",
+                                      f"({error}); using the tensor implementation "
+                                      f"(dhtgraph.native_status() tells more)",
                                       RuntimeWarning, stacklevel=2)
     lib, why = _state[kernels]
     if lib is None and setting == "on":
