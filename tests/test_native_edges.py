@@ -38,6 +38,11 @@ def test_relabel_edges_by_hand():
     got = _native_edges().relabel_edges(labels, 3, edge_index)
     assert got.tolist() == [[0, 0, 1, 1, 1, 2, 2], [0, 1, 0, 1, 2, 1, 2]]
     assert got.dtype == torch.long and got.is_contiguous()
+    # A transposed (non-contiguous) or 32-bit edge_index gives the same list.
+    transposed = edge_index.t().contiguous().t()
+    assert not transposed.is_contiguous()
+    assert torch.equal(_native_edges().relabel_edges(labels, 3, transposed), got)
+    assert torch.equal(_native_edges().relabel_edges(labels.int(), 3, edge_index.int()), got)
 
 
 def test_relabel_edges_of_no_edges_and_one_block():

@@ -11,6 +11,7 @@ Inputs are CPU tensors (the callers check :func:`dhtgraph._native.enabled`).
 
 from __future__ import annotations
 
+import ctypes
 from typing import Optional
 
 import torch
@@ -27,19 +28,20 @@ def _long(t: Tensor) -> Tensor:
     return t.to(torch.long).contiguous()
 
 
-def _empty(n: int) -> Tensor:
-    return torch.empty(n, dtype=torch.long)
+def _buffers(*sizes: int) -> tuple[Tensor, list[ctypes.c_void_p]]:
+    """One int64 buffer cut into pieces of these sizes, and the pieces' addresses: one
+    allocation (one tensor op) for all the scratch arrays of a pass."""
+    buffer = torch.empty(sum(sizes), dtype=torch.long)
+    address, pieces = buffer.data_ptr(), []
+    for size in sizes:
+        pieces.append(ctypes.c_void_p(address))
+        address += 8 * size
+    return buffer, pieces
 
 
-def _coalesce(count: Tensor, total: int, fill_pass, k: int) -> Tensor:
-    """Passes 2 and 3 of ``edges.c`` once pass 1 has counted ``total`` candidates."""
-    start, bucket, last, fill = _empty(k + 1), _empty(total), _empty(k), _empty(k)
-    num_edges = fill_pass(pointer(start), pointer(bucket), pointer(last), pointer(fill))
-    out = torch.empty((2, num_edges), dtype=torch.long)
-    function("edges", "dht_write_pairs", None, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
-        pointer(start), pointer(bucket), k, pointer(last), pointer(fill),
-        pointer(out[0]), pointer(out[1]))
-    return out
+def _rows(out: Tensor) -> tuple[ctypes.c_void_p, ctypes.c_void_p]:
+    """The addresses of the two rows of a contiguous (2, E) int64 tensor."""
+    return pointer(out), ctypes.c_void_p(out.data_ptr() + 8 * out.shape[1])
 
 
 def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
@@ -58,44 +60,46 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     labels = _long(labels)
     k = max(int(num_blocks), 1)
     num_loops = int(num_blocks) if loops else 0
-    count, pair = _empty(k), _empty(4 * width)
+    first, (count, pair) = _buffers(k, 4 * width)
     total = function("edges", "dht_grid_count", I64, PTR, I64, I64, I64, I64, PTR, PTR)(
-        pointer(labels), num_images, height, width, k, pointer(pair), pointer(count))
+        pointer(labels), num_images, height, width, k, pair, count)
     if total < 0:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
-    start, bucket, last, up, down = _empty(k + 1), _empty(total), _empty(k), _empty(k), _empty(k)
+    second, (start, bucket, last, up, down, row) = _buffers(k + 1, total, k, k, k, k + 1)
     num_edges = function("edges", "dht_grid_fill", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR,
                          PTR, PTR, PTR, PTR, PTR)(
-        pointer(labels), num_images, height, width, k, num_loops, pointer(pair), pointer(count),
-        pointer(start), pointer(bucket), pointer(last), pointer(up), pointer(down))
-    out, row = torch.empty((2, num_edges), dtype=torch.long), _empty(k + 1)
+        pointer(labels), num_images, height, width, k, num_loops, pair, count, start, bucket,
+        last, up, down)
+    out = torch.empty((2, num_edges), dtype=torch.long)
     function("edges", "dht_grid_write", None, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR)(
-        pointer(start), pointer(bucket), k, num_loops, pointer(last), pointer(up), pointer(down),
-        pointer(row), pointer(out[0]), pointer(out[1]))
+        start, bucket, k, num_loops, last, up, down, row, *_rows(out))
+    del first, second  # (the buffers lived until here: the addresses point into them)
     return out
 
 
-def _pairs(src: Tensor, dst: Tensor, labels: Optional[Tensor], n: int, k: int,
-           skip_loops: bool, names: tuple[str, str]) -> Tensor:
-    src, dst = _long(src), _long(dst)
-    if src.numel() != dst.numel():
-        raise ValueError(f"Expected '{names[0]}' and '{names[1]}' of the same length (got "
-                         f"{src.numel()} and {dst.numel()})")
+def _pairs(src: ctypes.c_void_p, dst: ctypes.c_void_p, m: int, labels: Optional[Tensor], n: int,
+           k: int, skip_loops: bool, names: tuple[str, str]) -> Tensor:
+    """Passes 1–3 of ``edges.c`` on the m pairs (labels[src], labels[dst]) (no labels:
+    (src, dst)); src and dst are the addresses of contiguous int64 arrays."""
     table = _NULL if labels is None else pointer(labels)
-    count, seen = _empty(k), _empty(k)
+    first, (count, seen) = _buffers(k, k)
     total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR,
-                     PTR)(pointer(src), pointer(dst), src.numel(), table, n, k, int(skip_loops),
-                          pointer(seen), pointer(count))
+                     PTR)(src, dst, m, table, n, k, int(skip_loops), seen, count)
     if total < 0:
         if labels is None:
             raise ValueError(f"Expected '{names[0]}' and '{names[1]}' values in 0..{n - 1}")
         raise ValueError(f"Expected '{names[0]}' values in 0..{n - 1} and 'labels' values in "
                          f"0..{k - 1}")
-    fill = function("edges", "dht_edges_fill", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR, PTR,
-                    PTR, PTR, PTR)
-    return _coalesce(count, total, lambda *scratch: fill(
-        pointer(src), pointer(dst), src.numel(), table, k, int(skip_loops), pointer(seen),
-        pointer(count), *scratch), k)
+    second, (start, bucket, last, fill) = _buffers(k + 1, total, k, k)
+    num_edges = function("edges", "dht_edges_fill", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR,
+                         PTR, PTR, PTR, PTR)(
+        src, dst, m, table, k, int(skip_loops), seen, count, start, bucket,
+        last, fill)
+    out = torch.empty((2, num_edges), dtype=torch.long)
+    function("edges", "dht_write_pairs", None, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
+        start, bucket, k, last, fill, *_rows(out))
+    del first, second
+    return out
 
 
 def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor:
@@ -126,9 +130,9 @@ def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
                          f"{tuple(edge_index.shape)})")
-    labels = _long(labels)
-    return _pairs(edge_index[0], edge_index[1], labels, labels.numel(), max(int(num_blocks), 1),
-                  False, ("edge_index", "edge_index"))
+    labels, edge_index = _long(labels), _long(edge_index)
+    return _pairs(*_rows(edge_index), edge_index.shape[1], labels, labels.numel(),
+                  max(int(num_blocks), 1), False, ("edge_index", "edge_index"))
 
 
 def coalesce_pairs(lo: Tensor, hi: Tensor, num_nodes: int, *, self_loops: bool = True) -> Tensor:
@@ -148,5 +152,9 @@ def coalesce_pairs(lo: Tensor, hi: Tensor, num_nodes: int, *, self_loops: bool =
     LongTensor of shape (2, E')
         Sorted by (lo, hi), no duplicates.
     """
+    if lo.numel() != hi.numel():
+        raise ValueError(f"Expected 'lo' and 'hi' of the same length (got {lo.numel()} and "
+                         f"{hi.numel()})")
     n = max(int(num_nodes), 1)
-    return _pairs(lo, hi, None, n, n, not self_loops, ("lo", "hi"))
+    lo, hi = _long(lo), _long(hi)
+    return _pairs(pointer(lo), pointer(hi), lo.numel(), None, n, n, not self_loops, ("lo", "hi"))
