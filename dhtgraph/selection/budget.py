@@ -553,23 +553,24 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
 
 
 def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
-    # Ward cost and union size of every edge (the tensor path's arithmetic, op for op).
+    # Ward cost and union size of every edge: the tensor path's arithmetic op for op (the
+    # same values in the same ops, fewer views).
     e, width = edges.shape[1], state.shape[1]
     ends = state.index_select(0, edges.view(-1)).view(2, e, width)
-    sa, sb = ends[0, :, 0], ends[1, :, 0]
+    sa, sb = ends[..., 0].unbind(0)
     union = sa + sb
-    diff = ends[0, :, 1:] - ends[1, :, 1:]
+    diff = torch.sub(*ends[..., 1:].unbind(0))
     return diff.mul_(diff).sum(-1).mul_(sa * sb / union), union
 
 
 def _merged_rows(state: Tensor, pair: Tensor) -> Tensor:
     # [size, mean] of the unions of the pairs: two-term weighted means (as the tensor path).
     merges, width = pair.shape[1], state.shape[1]
-    q = state.index_select(0, pair.reshape(-1)).view(2, merges, width)
-    qa, qb = q[0], q[1]
-    merged_size = qa[:, :1] + qb[:, :1]
-    return torch.cat([merged_size, (qa[:, 1:] * qa[:, :1] + qb[:, 1:] * qb[:, :1])
-                      / merged_size], 1)
+    q = state.index_select(0, pair.view(-1)).view(2, merges, width)
+    sa, sb = q[..., :1].unbind(0)
+    fa, fb = q[..., 1:].unbind(0)
+    merged_size = sa + sb
+    return torch.cat([merged_size, (fa * sa + fb * sb) / merged_size], 1)
 
 
 def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tensor,
