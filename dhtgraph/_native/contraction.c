@@ -31,18 +31,18 @@
 enum { DT_INT64 = 0, DT_F32 = 1, DT_F64 = 2 };
 enum { OK = 0, ERR_INDEX = -1, ERR_LOCAL = -2, ERR_MEMORY = -3 };
 
+/* quantize_potential: nan_to_num(nan=0) (±inf become ±max, clipped as ±inf would be),
+ * clamp(0, 1), * 65535 in the potential's own type (one correctly rounded product, as
+ * torch's), truncation. Branch-free: NaN fails both comparisons and becomes 0. */
 static inline int64_t quantize_f32(float x) {
-    /* nan_to_num(nan=0) (±inf become ±FLT_MAX, clipped like them), clamp(0, 1), * 65535 */
-    if (x != x) return 0;
-    if (x > 1.0f) x = 1.0f;
-    if (!(x > 0.0f)) return 0;
+    x = x > 1.0f ? 1.0f : x;
+    x = x > 0.0f ? x : 0.0f;
     return (int64_t)(x * 65535.0f);
 }
 
 static inline int64_t quantize_f64(double x) {
-    if (x != x) return 0;
-    if (x > 1.0) x = 1.0;
-    if (!(x > 0.0)) return 0;
+    x = x > 1.0 ? 1.0 : x;
+    x = x > 0.0 ? x : 0.0;
     return (int64_t)(x * 65535.0);
 }
 
