@@ -22,6 +22,13 @@ computes that level with dense shifted-image operations instead of gathers over 
 The result is bit-for-bit what :func:`dhtgraph.hierarchy.contraction.contract` returns
 on ``edge_affinity`` of the level-0 state built with ``grid_edge_index`` (the tests
 compare them), only faster and with a fraction of the memory.
+
+On the CPU the discrete steps run as native kernels (:mod:`dhtgraph._native.grid`, see
+:mod:`dhtgraph._native`): the argmax from torch's quantised potentials straight to the
+choices, the blocks' sizes, boxes and images in one pass, the constant-channel test, and
+(no gradient) the chosen edge's potential. Potentials, quantisation and pooled moments
+stay torch operations; the tensor implementation here is the CUDA path and the
+``DHTGRAPH_NATIVE=off`` one, with the same values.
 """
 
 from __future__ import annotations
@@ -209,8 +216,8 @@ def _reference_argmax(qh: Tensor, qv: Tensor) -> Tensor:
 
 def _native_grid(x: Tensor, height: int, width: int) -> bool:
     """Whether the native kernels (:mod:`dhtgraph._native.grid`) take this level: CPU
-    features they can read (float32/float64, any layout) and images of fewer than 2³¹ pixels (the tie hash's
-    32-bit indices)."""
+    features they can read (float32/float64, any layout) and images of fewer than 2³¹
+    pixels (the tie hash's 32-bit indices)."""
     if not _native.enabled("grid", x) or height * width >= 1 << 31:
         return False
     from .._native.grid import supports
@@ -325,6 +332,12 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     Contraction
         Equal to ``contract(full_state, edge_affinity(full_state...), weights=weights,
         tie_break=tie_break)``.
+
+    Raises
+    ------
+    ValueError
+        For unknown ``weights`` or ``tie_break``, images of fewer than two pixels, or a
+        state without ``num_images·height·width`` blocks.
     """
     if weights not in POOL_WEIGHTS:
         raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
