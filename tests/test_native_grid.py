@@ -315,3 +315,17 @@ def test_chosen_potential_native_copy_equals_the_tensor_pick(b, h, w):
     leaf = horizontal.detach().requires_grad_()
     picked = G._chosen_potential(leaf, vertical, code, native=True)
     assert picked.requires_grad and torch.equal(picked.detach(), got)
+
+
+@needs_native
+def test_lazily_negated_features_are_read_as_their_values():
+    # torch._neg_view flips a sign bit on the tensor, not the stored data.
+    import dhtgraph.hierarchy.affinity as A
+
+    x = _features(1, 5, 6, seed=10, levels=2)
+    neg = torch._neg_view(x)
+    assert neg.is_neg()
+    got, expected = _both(lambda: _contract(neg, 1, 5, 6, tie_break="hashed"))
+    _assert_same_level(got, expected)
+    src, dst = torch.randint(0, 30, (2, 50), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(A._difference(neg, src, dst, True), A._difference(neg, src, dst, False))

@@ -51,7 +51,7 @@ def grid_argmax(qh: Tensor, qv: Tensor, num_images: int, height: int, width: int
     code = torch.empty((num_images, height, width), dtype=torch.int8)
     choice = torch.empty(n, dtype=torch.long)
     scratch = torch.empty(4 * width, dtype=torch.int32)
-    x = x.detach()
+    x = x.detach().resolve_neg()  # the kernels read the stored values
     kind = FEATURE_DTYPES[x.dtype]
     function("grid", f"dht_grid_argmax_{kind}", None, PTR, PTR, I64, I64, I64, I64, PTR,
              I64, I64, I64, PTR, PTR, PTR)(
@@ -78,7 +78,7 @@ def grid_blocks(labels: Tensor, num_blocks: int, num_images: int, height: int,
 def grid_constant(x: Tensor, choice: Tensor, labels: Tensor, num_blocks: int) -> Tensor:
     """(K, d) bool: the block is constant in the channel (no pixel differs there from the
     pixel it chose)."""
-    x = x.detach()
+    x = x.detach().resolve_neg()  # the kernels read the stored values
     n, d = x.shape
     _expect_shape("choice", choice, (n,))
     _expect_shape("labels", labels, (n,))
@@ -117,7 +117,7 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
 def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     """``x[dst] − x[src]`` (E, d), row-major, of float32/float64 features ``x`` (K, d) of
     any layout (no gradient)."""
-    x = x.detach()
+    x = x.detach().resolve_neg()  # the kernels read the stored values
     _expect_shape("dst", dst, tuple(src.shape))
     src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
     m = src.numel()
@@ -142,8 +142,8 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     if code.dtype != torch.int8 or horizontal.dtype != vertical.dtype:
         raise ValueError(f"Expected int8 'code' and potentials of one dtype (got {code.dtype}, "
                          f"{horizontal.dtype}, {vertical.dtype})")
-    horizontal = horizontal.detach().contiguous()
-    vertical = vertical.detach().contiguous()
+    horizontal = horizontal.detach().resolve_neg().contiguous()
+    vertical = vertical.detach().resolve_neg().contiguous()
     code = code.contiguous()
     out = torch.empty(b * h * w, dtype=horizontal.dtype)
     kind = FEATURE_DTYPES[horizontal.dtype]
