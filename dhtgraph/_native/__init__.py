@@ -139,9 +139,12 @@ def _build(kernels: str) -> ctypes.CDLL:
     return ctypes.CDLL(str(target))
 
 
+_KERNEL_SETS = tuple(sorted(path.stem for path in _SOURCE_DIR.glob("*.c")))
+
+
 def kernel_sets() -> tuple[str, ...]:
     """The names of the shipped kernel sets (``<name>.c`` beside this module)."""
-    return tuple(sorted(path.stem for path in _SOURCE_DIR.glob("*.c")))
+    return _KERNEL_SETS
 
 
 def library(kernels: str) -> Optional[ctypes.CDLL]:
@@ -156,7 +159,9 @@ def library(kernels: str) -> Optional[ctypes.CDLL]:
         With ``DHTGRAPH_NATIVE=on`` when the kernels cannot be built.
     """
     setting = mode()
-    if kernels not in kernel_sets():
+    if setting != "off" and kernels in _state and _state[kernels][0] is not None:
+        return _state[kernels][0]  # the common case: built (no lock)
+    if kernels not in _KERNEL_SETS:
         raise ValueError(f"Expected 'kernels' to be one of {kernel_sets()} (got {kernels!r})")
     if setting == "off":
         return None
@@ -192,11 +197,13 @@ def enabled(kernels: str, *tensors: Tensor) -> bool:
     True when the set is available, not suspended by :func:`disabled`, and every tensor
     is a CPU tensor (a kernel reads and writes host memory).
     """
-    if mode() == "off" or _disabled[0]:
+    if _disabled[0]:
         return False
-    if any(t.device.type != "cpu" for t in tensors):
-        return False
-    return library(kernels) is not None
+    for t in tensors:
+        if t.device.type != "cpu":
+            mode()  # still refuse an invalid setting
+            return False
+    return library(kernels) is not None  # None also when turned off
 
 
 @contextmanager
