@@ -369,3 +369,14 @@ def test_selector_kernels_equal_the_tensor_update(s, k, b, seed, with_current, w
     assert torch.equal(out_c, c)
     assert selector_all_move(labels, ic_new, slot_ic) == bool(
         (ic_new.index_select(0, labels) >= slot_ic).all())
+
+
+def test_tokenize_batch_with_worker_threads_native_equals_tensor():
+    # The batch workers call the kernels concurrently (re-entrant: no globals, one
+    # workspace per call).
+    torch.manual_seed(1)
+    x = (torch.rand(6, 3, 28, 28) * 5).floor() / 5
+    native, tensor = _both(dhtgraph.tokenize, x, max_tokens=12, num_threads=2)
+    assert native.partition == tensor.partition
+    for name in ("batch", "sizes", "bbox", "centroids", "features", "edge_index"):
+        assert torch.equal(getattr(native, name), getattr(tensor, name)), name

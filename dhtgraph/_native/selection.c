@@ -491,3 +491,45 @@ void dht_selector_update(const int64_t *labels, const int64_t *current, int64_t 
         }
     }
 }
+
+/* The pieces of InformationSelector.finish without its node-sized gather and scatter: the
+ * block of pixel v is rows[node_slot[v]] (rows NULL: node_slot[v]; node_slot NULL:
+ * rows[v], or v itself). As dht_grid_pieces (labels, N); besides, slot (k) receives the
+ * slot (node_slot[v], or v) of the last pixel of every piece (the tensor path's scatter).
+ * Scratch keys (2w): the blocks of the previous and the current row. Returns k. */
+int64_t dht_grid_pieces_of_slots(const int64_t *rows, const int64_t *node_slot, int64_t b,
+                                 int64_t h, int64_t w, int64_t *labels, int64_t *slot,
+                                 int64_t *keys) {
+    int64_t n = b * h * w;
+    int64_t *parent = labels;
+    for (int64_t i = 0; i < b; ++i) {
+        int64_t base = i * h * w;
+        int64_t *above = keys, *here = keys + w;
+        for (int64_t r = 0; r < h; ++r) {
+            int64_t row = base + r * w;
+            for (int64_t c = 0; c < w; ++c) {
+                int64_t v = row + c;
+                int64_t s = node_slot ? node_slot[v] : v;
+                int64_t x = rows ? rows[s] : s;
+                here[c] = x;
+                int left = c && here[c - 1] == x;
+                int up = r && above[c] == x;
+                if (left) {
+                    parent[v] = v - 1;
+                    if (up && above[c - 1] != x) unite(parent, v - w, v - 1);
+                } else {
+                    parent[v] = up ? v - w : v;
+                }
+            }
+            int64_t *t = above; above = here; here = t;
+        }
+    }
+    int64_t k = 0;
+    for (int64_t v = 0; v < n; ++v) {
+        int64_t p = parent[v];
+        int64_t l = (p == v) ? k++ : labels[p];
+        labels[v] = l;
+        slot[l] = node_slot ? node_slot[v] : v;
+    }
+    return k;
+}

@@ -16,7 +16,7 @@ from torch import Tensor
 from . import I64, PTR, function, pointer
 
 __all__ = ["BudgetWorkspace", "coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
-           "first_occurrence_groups", "grid_region_stats",
+           "first_occurrence_groups", "grid_region_stats", "grid_pieces_of_slots",
            "selector_all_move", "selector_update"]
 
 _SET = "selection"
@@ -276,3 +276,21 @@ class BudgetWorkspace:
             pointer(self.is_b), pointer(edges), e, pointer(self.count), pointer(self.tmp),
             pointer(out)))
         return new_state, new_batch, out[:2 * k].view(2, k)
+
+
+def grid_pieces_of_slots(rows: Optional[Tensor], node_slot: Optional[Tensor], num_pixels: int,
+                         height: int, width: int) -> tuple[Tensor, int, Tensor]:
+    """:func:`grid_pieces` of the blocks ``rows[node_slot]`` (either may be None: the
+    identity) of ``num_pixels`` pixels, and the slot of the last pixel of every piece."""
+    n = int(num_pixels)
+    b = n // (height * width) if height * width else 0
+    labels = torch.empty(n, dtype=torch.long)
+    slot = torch.empty(max(n, 1), dtype=torch.long)  # only the first k entries are touched
+    keys = torch.empty(max(2 * int(width), 1), dtype=torch.long)
+    r = _long(rows) if rows is not None else None
+    ns = _long(node_slot) if node_slot is not None else None
+    k = int(function(_SET, "dht_grid_pieces_of_slots", I64, PTR, PTR, I64, I64, I64, PTR, PTR,
+                     PTR)(
+        pointer(r) if r is not None else _NULL, pointer(ns) if ns is not None else _NULL, b,
+        int(height), int(width), pointer(labels), pointer(slot), pointer(keys)))
+    return labels, k, slot[:k].clone()

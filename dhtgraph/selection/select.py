@@ -389,6 +389,18 @@ class InformationSelector:
             return Selection(partition=pieces, mean=view["mean"][stored],
                              var=view["var"][stored], ic=view["ic"][stored],
                              batch=view["batch"][stored])
+        if (image_size is not None and self._native is not False
+                and _native.enabled("selection", self._slot_ic,
+                                    *(t for t in (self._slot_row, self._node_slot) if t is not None))):
+            # Natively: the pieces of the rows without the node-sized gather and scatter.
+            from .._native.selection import grid_pieces_of_slots
+            n = self._num_slots if self._node_slot is None else self._node_slot.numel()
+            labels, k, slot = grid_pieces_of_slots(self._slot_row, self._node_slot, n,
+                                                   *image_size)
+            pieces = Partition(labels, k, canonical=True)
+            mean, var, batch = self._gather_rows(self._rows_of_slots().index_select(0, slot))
+            return Selection(partition=pieces, mean=mean, var=var,
+                             ic=self._slot_ic.index_select(0, slot), batch=batch)
         rows = self._rows_of_slots()
         # A stored block is a statistics row: nodes with the same row share one.
         node_row = rows if self._node_slot is None else rows.index_select(0, self._node_slot)
