@@ -230,6 +230,10 @@ class BudgetWorkspace:
         self.state_buffers = [state.new_empty(max(n, 1) * width) for _ in range(2)]
         self.batch_buffers = [torch.empty(max(n, 1), dtype=long) for _ in range(2)]
         self.flip = 0
+        # The buffers' addresses, once (a pointer() per argument and round costs ~1 us).
+        self._p = {name: pointer(getattr(self, name)) for name in
+                   ("keys", "best", "matched", "chosen", "start", "pair", "step", "target",
+                    "is_b", "count", "tmp")}
         self._round = function(_SET, "dht_budget_round", I64, PTR, I64, PTR, PTR, I64, I64, PTR,
                                PTR, I64, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                                PTR)
@@ -251,9 +255,9 @@ class BudgetWorkspace:
         m = int(self._round(
             pointer(edges), e, pointer(cost), pointer(union), int(cost.dtype == torch.float64),
             int(bool(packed)), t, pointer(unit_batch), n, pointer(units), pointer(excess),
-            units.numel(), int(passes), pointer(self.keys), pointer(self.best),
-            pointer(self.matched), pointer(self.chosen), pointer(self.start),
-            pointer(self.pair), pointer(self.step), pointer(self.target)))
+            units.numel(), int(passes), *(self._p[name] for name in
+                                          ("keys", "best", "matched", "chosen", "start", "pair",
+                                           "step", "target"))))
         self.merges, self.n = m, n
         return self.pair[:2 * m].view(2, m)
 
@@ -270,10 +274,10 @@ class BudgetWorkspace:
         out = self.edge_buffers[side]
         e = edges.shape[1]
         k = int(self._contract(
-            pointer(state), n, self.row_bytes, pointer(self.pair), m, pointer(self.step),
-            pointer(self.target), pointer(merged), pointer(new_state), pointer(unit_batch),
+            pointer(state), n, self.row_bytes, self._p["pair"], m, self._p["step"],
+            self._p["target"], pointer(merged), pointer(new_state), pointer(unit_batch),
             pointer(new_batch), pointer(excess), pointer(units), pointer(labels), labels.numel(),
-            pointer(self.is_b), pointer(edges), e, pointer(self.count), pointer(self.tmp),
+            self._p["is_b"], pointer(edges), e, self._p["count"], self._p["tmp"],
             pointer(out)))
         return new_state, new_batch, out[:2 * k].view(2, k)
 
