@@ -205,7 +205,6 @@ class InformationSelector:
         self._explicit = False  # the stored blocks were assigned: they are the state
         # True until the first update.
         self._initial = True
-        self._native: Optional[bool] = None  # whether update takes the native path
 
     # ------------------------------------------------------------ stored-block view
     def _arange(self, n: int) -> Tensor:
@@ -317,11 +316,9 @@ class InformationSelector:
         labels = partition.labels
         device = labels.device
         # The native path: float32 ICs (the built-in criteria), CPU tensors.
-        # The device check is made once per selector (both paths give the same values).
-        if self._native is None:
-            self._native = _native.enabled("selection", labels, ic_new, self._slot_ic)
-        native = (self._native and ic_new.dtype == torch.float32 == self._slot_ic.dtype
-                  and self._slot_ic.dim() == 1 and labels.device.type == "cpu")
+        native = (ic_new.dtype == torch.float32 == self._slot_ic.dtype
+                  and self._slot_ic.dim() == 1
+                  and _native.enabled("selection", labels, ic_new, self._slot_ic))
         if self._initial:
             self._initial = False
             # The slots are still the nodes: when every node moves, the slots become the
@@ -389,9 +386,8 @@ class InformationSelector:
             return Selection(partition=pieces, mean=view["mean"][stored],
                              var=view["var"][stored], ic=view["ic"][stored],
                              batch=view["batch"][stored])
-        if (image_size is not None and self._native is not False
-                and _native.enabled("selection", self._slot_ic,
-                                    *(t for t in (self._slot_row, self._node_slot) if t is not None))):
+        slot_tensors = [t for t in (self._slot_row, self._node_slot) if t is not None]
+        if image_size is not None and _native.enabled("selection", self._slot_ic, *slot_tensors):
             # Natively: the pieces of the rows without the node-sized gather and scatter.
             from .._native.selection import grid_pieces_of_slots
             n = self._num_slots if self._node_slot is None else self._node_slot.numel()
