@@ -25,8 +25,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/dhtgraph demo --out out/demo
 
+# The core tests again with the native kernels off: the tensor path that CUDA tensors and
+# machines without a C compiler take (dhtgraph/_native).
+TENSOR_PATH_TESTS ?= tests/hierarchy tests/graph tests/selection tests/properties \
+	tests/features tests/test_tokenize.py tests/test_partition.py tests/nn/test_tokenizer.py \
+	tests/nn/test_tokens.py
+
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+	DHTGRAPH_NATIVE=off $(PY) -m pytest -q $(TENSOR_PATH_TESTS)
 
 # Optional accelerators (torch-scatter / torch-cluster); the core never needs them.
 scatter: $(VENV)/.installed

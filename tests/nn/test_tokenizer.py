@@ -251,6 +251,11 @@ def test_bad_input():
     nan[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="finite"):
         model(nan)
+    for value in (float("inf"), -float("inf")):
+        bad = images.clone()
+        bad[0, 2, 7, 7] = value
+        with pytest.raises(ValueError, match=r"finite values \(got NaN or inf\)"):
+            model(bad)
     with pytest.raises(ValueError, match="'max_tokens'"):
         model(images, max_tokens=0)
     with pytest.raises(ValueError, match="'max_tokens'"):
