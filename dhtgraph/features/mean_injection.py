@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import _native
 from ..partition import Partition
 
 __all__ = ["mean_injection", "block_mean_image"]
@@ -69,6 +70,20 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
         raise ValueError(f"Expected 'sizes' of shape ({partition.num_blocks},), the pixels per "
                          f"token (got {got})")
     b, c, h, w = image.shape
+    if _native.enabled("tokens", image, labels, sizes, token_values):
+        # x̄ natively (the same sequential sums in pixel order, the same division; x̄ is
+        # never differentiated) and, without a gradient, the injection too.
+        from .._native.tokens import mean_injection as native
+        grad = torch.is_grad_enabled() and token_values.requires_grad
+        done = native(image.detach(), labels, partition.num_blocks, sizes,
+                      None if grad else token_values.detach())
+        if done is not None:
+            mean, out = done
+            if out is not None:
+                return out
+            pixels = _pixels(image).detach()
+            residual = pixels - mean.index_select(0, labels)
+            return _image(residual + token_values.index_select(0, labels), image.shape)
     # Channel planes (C, N), pixels row-major as in ``partition`` (a view for one image).
     planes = image.detach().transpose(0, 1).reshape(c, b * h * w)
     count = sizes.to(planes.dtype)

@@ -91,6 +91,14 @@ def _check_sizes(sizes: Optional[Tensor], partition: Partition) -> Tensor:
 
 
 def _block_means(partition: Partition, x: Tensor, sizes: Tensor) -> Tensor:
+    if (not (torch.is_grad_enabled() and x.requires_grad)
+            and _native.enabled("tokens", x, partition.labels, sizes)):
+        # Without a gradient: the same sums (rows added in index order, as index_add
+        # along dim 0 on the CPU) and division in one native pass.
+        from .._native.tokens import block_means
+        out = block_means(x, partition.labels, partition.num_blocks, sizes)
+        if out is not None:
+            return out
     count = sizes.to(x.dtype).unsqueeze(1)
     return x.new_zeros(partition.num_blocks, x.shape[1]).index_add(0, partition.labels, x) / count
 

@@ -172,11 +172,7 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
                                  token_edge_index=token_edges, sizes=sizes)
         step = merged.merge
         if step.num_blocks < partition.num_blocks:
-            # μ* of a merged token: the size-weighted mean of the μ* it merged.
-            merged_sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
-            weight = sizes.to(mu.dtype).unsqueeze(1)
-            mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
-            batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
+            mu, batch, merged_sizes = _merge_means(step, mu, sizes, batch)
             token_edges = _quotient(step, token_edges)
             sizes = merged_sizes
             partition = partition.compose(step)
@@ -200,6 +196,30 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
         centroids=regions.centroids,
         edge_index=token_edges,
     )
+
+
+def _merge_means(step: Partition, mu: Tensor, sizes: Tensor,
+                 batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    # μ* of a merged token: the size-weighted mean of the μ* it merged; its image and size.
+    if _native.enabled("tokens", step.labels, mu, sizes, batch):
+        from .._native.tokens import block_means, merge_sizes
+        merged = merge_sizes(step.labels, step.num_blocks, sizes, batch)
+        if merged is not None:
+            merged_sizes, batch = merged
+            if not (torch.is_grad_enabled() and mu.requires_grad):
+                # The same products, sums in index order and division (index_add_ on the
+                # CPU adds the rows in index order).
+                mean = block_means(mu, step.labels, step.num_blocks, merged_sizes, sizes)
+                if mean is not None:
+                    return mean, batch, merged_sizes
+            weight = sizes.to(mu.dtype).unsqueeze(1)
+            mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
+            return mu, batch, merged_sizes
+    merged_sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
+    weight = sizes.to(mu.dtype).unsqueeze(1)
+    mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
+    batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
+    return mu, batch, merged_sizes
 
 
 def _quotient(step: Partition, token_edges: Tensor) -> Tensor:

@@ -554,7 +554,14 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
 
 def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
     # Ward cost and union size of every edge: the tensor path's arithmetic op for op (the
-    # same values in the same ops, fewer views).
+    # same values in the same ops, fewer views). The elementwise terms natively (the
+    # state never carries a gradient); the channel sum stays torch's.
+    if _native.enabled("tokens", state, edges):
+        from .._native.tokens import ward_terms
+        terms = ward_terms(state, edges)
+        if terms is not None:
+            sq, weight, union = terms
+            return sq.sum(-1).mul_(weight), union
     e, width = edges.shape[1], state.shape[1]
     ends = state.index_select(0, edges.view(-1)).view(2, e, width)
     sa, sb = ends[..., 0].unbind(0)
@@ -565,6 +572,11 @@ def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
 
 def _merged_rows(state: Tensor, pair: Tensor) -> Tensor:
     # [size, mean] of the unions of the pairs: two-term weighted means (as the tensor path).
+    if _native.enabled("tokens", state, pair):
+        from .._native.tokens import merged_rows
+        rows = merged_rows(state, pair)
+        if rows is not None:
+            return rows
     merges, width = pair.shape[1], state.shape[1]
     q = state.index_select(0, pair.view(-1)).view(2, merges, width)
     sa, sb = q[..., :1].unbind(0)

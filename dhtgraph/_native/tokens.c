@@ -1,0 +1,152 @@
+/* Token assembly kernels (assemble_tokens' float work without gradients; issue 15).
+ *
+ * Every float operation here is one the tensor path makes, in the same dtype and in the
+ * same order, so the results are the same bits (IEEE-754 round-to-nearest, compiled
+ * with -ffp-contract=off: no fused multiply-add):
+ *
+ * - block sums accumulate the rows in index order, as torch's CPU bincount(weights=)
+ *   and index_add_ along dim 0 do (a serial loop over the index; the accumulator is the
+ *   output's dtype and starts at +0.0);
+ * - everything else is elementwise: + - * / and exact copies (gathers).
+ *
+ * Two variants of each kernel, float (f32) and double (f64), from one macro body. Every
+ * kernel checks its labels first and returns -1, writing nothing, when one is out of
+ * range (the caller then takes the tensor path). No globals: re-entrant. */
+#include <stdint.h>
+#include <string.h>
+
+static int labels_ok(const int64_t *labels, int64_t n, int64_t k) {
+    for (int64_t i = 0; i < n; ++i)
+        if (labels[i] < 0 || labels[i] >= k) return 0;
+    return 1;
+}
+
+#define DEFINE_KERNELS(T, SUFFIX)                                                           \
+/* Mean injection of B images (B, C, HW) with labels (B*HW,) of K tokens:                \
+ * mean[l, c] = (sum over the pixels p of l, in pixel order, of image[p, c]) / (T)size[l] \
+ * (torch.bincount(labels, weights=plane) / sizes.to(T)), and, when out is given,        \
+ * out[p, c] = (image[p, c] - mean[l, c]) + values[l, c], out laid out as the image.   */ \
+int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t c,      \
+                                    int64_t hw, const int64_t *restrict labels,         \
+                                    int64_t k, const int64_t *restrict sizes,           \
+                                    const T *restrict values, T *restrict mean,         \
+                                    T *restrict out) {                                  \
+    if (!labels_ok(labels, b * hw, k)) return -1;                                       \
+    for (int64_t i = 0; i < k * c; ++i) mean[i] = (T)0;                                 \
+    for (int64_t img = 0; img < b; ++img) {                                             \
+        const int64_t *lab = labels + img * hw;                                         \
+        for (int64_t ch = 0; ch < c; ++ch) {                                            \
+            const T *plane = image + (img * c + ch) * hw;                               \
+            T *col = mean + ch;                                                         \
+            for (int64_t p = 0; p < hw; ++p) col[lab[p] * c] += plane[p];               \
+        }                                                                               \
+    }                                                                                   \
+    for (int64_t l = 0; l < k; ++l) {                                                   \
+        T count = (T)sizes[l];                                                          \
+        for (int64_t ch = 0; ch < c; ++ch) mean[l * c + ch] = mean[l * c + ch] / count; \
+    }                                                                                   \
+    if (!out) return 0;                                                                 \
+    for (int64_t img = 0; img < b; ++img) {                                             \
+        const int64_t *lab = labels + img * hw;                                         \
+        for (int64_t ch = 0; ch < c; ++ch) {                                            \
+            const T *plane = image + (img * c + ch) * hw;                               \
+            T *dst = out + (img * c + ch) * hw;                                         \
+            const T *m = mean + ch, *v = values + ch;                                   \
+            for (int64_t p = 0; p < hw; ++p) {                                          \
+                int64_t at = lab[p] * c;                                                \
+                dst[p] = (plane[p] - m[at]) + v[at];                                    \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+    return 0;                                                                           \
+}                                                                                       \
+                                                                                        \
+/* Block means of rows: out[l] = (sum over i with labels[i] = l, in index order, of    \
+ * (weights ? x[i] * (T)weights[i] : x[i])) / (T)sizes[l] (the zeros(K, d).index_add_  \
+ * (0, labels, x) / sizes.to(T) of the tensor path). x (n, d) with element strides     \
+ * (si, sj), out (k, d).                                                              */ \
+int64_t dht_block_means_##SUFFIX(const T *restrict x, int64_t n, int64_t d,             \
+                                 int64_t si, int64_t sj,                                \
+                                 const int64_t *restrict labels, int64_t k,             \
+                                 const int64_t *restrict weights,                       \
+                                 const int64_t *restrict sizes, T *restrict out) {      \
+    if (!labels_ok(labels, n, k)) return -1;                                            \
+    for (int64_t i = 0; i < k * d; ++i) out[i] = (T)0;                                  \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        T *row = out + labels[i] * d;                                                   \
+        const T *src = x + i * si;                                                      \
+        if (weights) {                                                                  \
+            T w = (T)weights[i];                                                        \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj] * w;                  \
+        } else if (sj == 1) {                                                           \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j];                           \
+        } else {                                                                        \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj];                      \
+        }                                                                               \
+    }                                                                                   \
+    for (int64_t l = 0; l < k; ++l) {                                                   \
+        T count = (T)sizes[l];                                                          \
+        T *row = out + l * d;                                                           \
+        for (int64_t j = 0; j < d; ++j) row[j] = row[j] / count;                        \
+    }                                                                                   \
+    return 0;                                                                           \
+}                                                                                       \
+                                                                                        \
+/* Ward terms of the edges (a, b) of units with state rows [size, f (w - 1)]:           \
+ * sq[e, j] = (f_a[j] - f_b[j])^2 (as diff * diff), weight[e] = s_a * s_b / (s_a + s_b),  \
+ * uni[e] = s_a + s_b. The cost is sq.sum(-1) * weight (that sum stays torch's).      */ \
+int64_t dht_ward_terms_##SUFFIX(const T *restrict state, int64_t n, int64_t w,          \
+                                const int64_t *restrict a, const int64_t *restrict bb,  \
+                                int64_t e, T *restrict sq, T *restrict weight,          \
+                                T *restrict uni) {                                      \
+    if (!labels_ok(a, e, n) || !labels_ok(bb, e, n)) return -1;                         \
+    int64_t c = w - 1;                                                                  \
+    for (int64_t i = 0; i < e; ++i) {                                                   \
+        const T *ra = state + a[i] * w, *rb = state + bb[i] * w;                        \
+        T sa = ra[0], sb = rb[0];                                                       \
+        T s = sa + sb;                                                                  \
+        uni[i] = s;                                                                     \
+        weight[i] = sa * sb / s;                                                        \
+        T *dst = sq + i * c;                                                            \
+        for (int64_t j = 0; j < c; ++j) {                                               \
+            T diff = ra[1 + j] - rb[1 + j];                                             \
+            dst[j] = diff * diff;                                                       \
+        }                                                                               \
+    }                                                                                   \
+    return 0;                                                                           \
+}                                                                                       \
+                                                                                        \
+/* Merged state rows of the pairs (a, b): [s_a + s_b, (f_a * s_a + f_b * s_b) / (s_a +   \
+ * s_b)] (two-term weighted means).                                                 */ \
+int64_t dht_merged_rows_##SUFFIX(const T *restrict state, int64_t n, int64_t w,         \
+                                 const int64_t *restrict a, const int64_t *restrict bb, \
+                                 int64_t m, T *restrict out) {                          \
+    if (!labels_ok(a, m, n) || !labels_ok(bb, m, n)) return -1;                         \
+    for (int64_t i = 0; i < m; ++i) {                                                   \
+        const T *ra = state + a[i] * w, *rb = state + bb[i] * w;                        \
+        T sa = ra[0], sb = rb[0];                                                       \
+        T s = sa + sb;                                                                  \
+        T *dst = out + i * w;                                                           \
+        dst[0] = s;                                                                     \
+        for (int64_t j = 1; j < w; ++j) dst[j] = (ra[j] * sa + rb[j] * sb) / s;         \
+    }                                                                                   \
+    return 0;                                                                           \
+}
+
+DEFINE_KERNELS(float, f32)
+DEFINE_KERNELS(double, f64)
+
+/* Sizes of the blocks of a composed partition and the image of every block:
+ * merged[l] = sum of sizes[i] over labels[i] = l; batch_out[l] = batch[i] of any such i
+ * (they agree within a block). */
+int64_t dht_merge_sizes(const int64_t *restrict labels, int64_t n, int64_t k,
+                        const int64_t *restrict sizes, const int64_t *restrict batch,
+                        int64_t *restrict merged, int64_t *restrict batch_out) {
+    if (!labels_ok(labels, n, k)) return -1;
+    memset(merged, 0, (size_t)k * sizeof(int64_t));
+    for (int64_t i = 0; i < n; ++i) {
+        merged[labels[i]] += sizes[i];
+        batch_out[labels[i]] = batch[i];
+    }
+    return 0;
+}

@@ -1,0 +1,128 @@
+"""ctypes bindings of ``tokens.c`` (callers: :mod:`dhtgraph.nn.tokens`,
+:mod:`dhtgraph.features.mean_injection`, :mod:`dhtgraph.features.pooling`,
+:mod:`dhtgraph.selection.budget`).
+
+Float kernels for float32 and float64 tensors only (:func:`float_kind`); callers use
+them only when no gradient is recorded. Each function returns its tensors, or ``None``
+when an index is out of range (nothing is raised here: the caller then runs its tensor
+implementation, whose errors are the documented ones).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import I64, PTR, function, pointer
+
+__all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
+           "merge_sizes"]
+
+_KINDS = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def float_kind(*tensors: Tensor) -> Optional[str]:
+    """'f32' or 'f64' when every tensor has that one dtype, else None."""
+    kinds = {_KINDS.get(t.dtype) for t in tensors}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def _long(t: Tensor) -> Tensor:
+    return t.to(torch.long).contiguous()
+
+
+def _values(t: Tensor) -> Tensor:
+    # The stored values of a lazily negated tensor are not its values.
+    return t.resolve_neg() if t.is_neg() else t
+
+
+def mean_injection(image: Tensor, labels: Tensor, k: int, sizes: Tensor,
+                   values: Optional[Tensor]) -> Optional[tuple[Tensor, Optional[Tensor]]]:
+    """The token means (k, C) of a (B, C, H, W) image and, with ``values`` (k, C), the
+    injected image ``x − mean[l] + values[l]`` (B, C, H, W), contiguous."""
+    b, c, h, w = image.shape
+    kind = float_kind(image) if values is None else float_kind(image, values)
+    if kind is None or labels.numel() != b * h * w or sizes.numel() != k:
+        return None
+    image, labels, sizes = _values(image).contiguous(), _long(labels), _long(sizes)
+    mean = image.new_empty(k, c)
+    out = None
+    if values is not None:
+        values = _values(values).contiguous()
+        out = torch.empty_like(image)
+    status = function("tokens", f"dht_mean_injection_{kind}", I64, PTR, I64, I64, I64, PTR,
+                      I64, PTR, PTR, PTR, PTR)(
+        pointer(image), b, c, h * w, pointer(labels), k, pointer(sizes),
+        None if values is None else pointer(values), pointer(mean),
+        None if out is None else pointer(out))
+    return None if status < 0 else (mean, out)
+
+
+def block_means(x: Tensor, labels: Tensor, k: int, sizes: Tensor,
+                weights: Optional[Tensor] = None) -> Optional[Tensor]:
+    """``zeros(k, d).index_add_(0, labels, x [* weights]) / sizes`` (k, d)."""
+    kind = float_kind(x)
+    if kind is None or x.dim() != 2 or labels.numel() != x.shape[0] or sizes.numel() != k:
+        return None
+    if weights is not None and weights.numel() != x.shape[0]:
+        return None
+    x, labels, sizes = _values(x), _long(labels), _long(sizes)
+    if weights is not None:
+        weights = _long(weights)
+    out = x.new_empty(k, x.shape[1])
+    # Read x through its strides (the tokenizer's pixel features are a view of planes).
+    status = function("tokens", f"dht_block_means_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
+                      I64, PTR, PTR, PTR)(
+        ctypes.c_void_p(x.data_ptr()), x.shape[0], x.shape[1], x.stride(0), x.stride(1),
+        pointer(labels), k,
+        None if weights is None else pointer(weights), pointer(sizes), pointer(out))
+    return None if status < 0 else out
+
+
+def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    """Per edge (a, b) of the unit states [size, f]: ``(f_a − f_b)²`` (E, C),
+    ``s_a s_b / (s_a + s_b)`` (E,) and ``s_a + s_b`` (E,)."""
+    kind = float_kind(state)
+    if kind is None or state.dim() != 2 or state.shape[1] < 1:
+        return None
+    state, edges = _values(state).contiguous(), _long(edges)
+    n, w = state.shape
+    e = edges.shape[1]
+    sq = state.new_empty(e, w - 1)
+    weight, union = state.new_empty(e), state.new_empty(e)
+    status = function("tokens", f"dht_ward_terms_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
+                      PTR, PTR, PTR)(
+        pointer(state), n, w, pointer(edges[0]), pointer(edges[1]), e, pointer(sq),
+        pointer(weight), pointer(union))
+    return None if status < 0 else (sq, weight, union)
+
+
+def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
+    """The state rows [s_a + s_b, (f_a s_a + f_b s_b) / (s_a + s_b)] of the pairs (2, m)."""
+    kind = float_kind(state)
+    if kind is None or state.dim() != 2 or state.shape[1] < 1:
+        return None
+    state, pair = _values(state).contiguous(), _long(pair)
+    n, w = state.shape
+    m = pair.shape[1]
+    out = state.new_empty(m, w)
+    status = function("tokens", f"dht_merged_rows_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
+                      PTR)(
+        pointer(state), n, w, pointer(pair[0]), pointer(pair[1]), m, pointer(out))
+    return None if status < 0 else out
+
+
+def merge_sizes(labels: Tensor, k: int, sizes: Tensor,
+                batch: Tensor) -> Optional[tuple[Tensor, Tensor]]:
+    """The summed sizes (k,) of the blocks ``labels`` and the image (k,) of each."""
+    n = labels.numel()
+    if sizes.numel() != n or batch.numel() != n:
+        return None
+    labels, sizes, batch = _long(labels), _long(sizes), _long(batch)
+    merged, image = torch.empty(k, dtype=torch.long), torch.empty(k, dtype=torch.long)
+    status = function("tokens", "dht_merge_sizes", I64, PTR, I64, I64, PTR, PTR, PTR, PTR)(
+        pointer(labels), n, k, pointer(sizes), pointer(batch), pointer(merged), pointer(image))
+    return None if status < 0 else (merged, image)
