@@ -122,14 +122,13 @@ def test_argmax_kernel_matches_directions_and_the_hash_of_wide_rows():
 
     b, h, w = 1, 2, 40000
     x = _features(b, h, w, seed=1, levels=None)
-    qh = torch.full((b, h, w - 1), 12345, dtype=torch.int32)
-    qv = torch.full((b, h - 1, w), 12345, dtype=torch.int32)
     for tie_break in ("reference", "hashed"):
-        code, choice = grid_argmax(qh, qv, b, h, w, tie_break == "hashed", x)
+        horizontal = torch.full((b, h, w - 1), 12345.5 / 65535)
+        vertical = torch.full((b, h - 1, w), 12345.5 / 65535)
+        code, choice = grid_argmax(horizontal, vertical, b, h, w, tie_break == "hashed", x)
         with _native.disabled():
-            horizontal = torch.full((b, h, w - 1), 12345.5 / 65535)
-            vertical = torch.full((b, h - 1, w), 12345.5 / 65535)
-            assert torch.equal(quantize_potential(horizontal, torch.int32), qh)
+            assert torch.equal(quantize_potential(horizontal, torch.int32),
+                               torch.full((b, h, w - 1), 12345, dtype=torch.int32))
             expected = G._grid_argmax(horizontal, vertical, tie_break, x.view(b, h, w, 3))
         assert code.dtype == torch.int8 and torch.equal(code, expected)
         offsets = torch.tensor([-w, -1, 1, w])
@@ -206,8 +205,10 @@ def test_kernel_bindings_refuse_wrong_shapes():
     from dhtgraph._native.grid import grid_argmax, grid_blocks, union_mass_perimeter
 
     x = torch.rand(12, 3)
-    with pytest.raises(ValueError, match=r"'qh' of shape \(1, 3, 3\)"):
-        grid_argmax(torch.zeros(1, 3, 4, dtype=torch.int32),
+    with pytest.raises(ValueError, match=r"'horizontal' of shape \(1, 3, 3\)"):
+        grid_argmax(torch.zeros(1, 3, 4), torch.zeros(1, 2, 4), 1, 3, 4, True, x)
+    with pytest.raises(ValueError, match=r"features' dtype"):
+        grid_argmax(torch.zeros(1, 3, 3, dtype=torch.int32),
                     torch.zeros(1, 2, 4, dtype=torch.int32), 1, 3, 4, True, x)
     with pytest.raises(ValueError, match=r"'labels' of shape \(12,\)"):
         grid_blocks(torch.zeros(11, dtype=torch.long), 1, 1, 3, 4)
@@ -288,19 +289,21 @@ def test_union_kernel_refuses_edges_out_of_range():
 @pytest.mark.parametrize("channel_first", [True, False])
 def test_edge_difference_native_equals_the_gathers(dtype, channel_first):
     import dhtgraph.hierarchy.affinity as A
+    from dhtgraph._native.grid import edge_difference
 
     x = _features(1, 1, 30, d=5, seed=8, dtype=dtype, channel_first=channel_first)
     x[3] = float("nan")
     x[4] = -0.0
     g = torch.Generator().manual_seed(9)
     src, dst = torch.randint(0, 30, (2, 400), generator=g)
-    got = A._difference(x, src, dst, True)
-    expected = A._difference(x, src, dst, False)
-    assert got.dtype == dtype and got.is_contiguous()
-    assert torch.equal(got.nan_to_num(5.0), expected.nan_to_num(5.0))
-    assert torch.equal(got.signbit(), expected.signbit())  # 0 − 0 and −0 − 0 alike
-    with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 30\) \(got edge 0"):
-        A._difference(x, torch.tensor([30]), torch.tensor([0]), True)
+    for got, expected in ((edge_difference(x, src, dst), x[dst] - x[src]),
+                          (A._squared(x, src, dst, True), A._squared(x, src, dst, False))):
+        assert got.dtype == dtype and got.is_contiguous()
+        assert torch.equal(got.nan_to_num(5.0), expected.nan_to_num(5.0))
+        assert torch.equal(got.signbit(), expected.signbit())  # 0 − 0 and −0 − 0 alike
+    for fn in (edge_difference, lambda *a: A._squared(*a, True)):
+        with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 30\) \(got edge 0"):
+            fn(x, torch.tensor([30]), torch.tensor([0]))
 
 
 @needs_native
@@ -328,4 +331,4 @@ def test_lazily_negated_features_are_read_as_their_values():
     got, expected = _both(lambda: _contract(neg, 1, 5, 6, tie_break="hashed"))
     _assert_same_level(got, expected)
     src, dst = torch.randint(0, 30, (2, 50), generator=torch.Generator().manual_seed(1))
-    assert torch.equal(A._difference(neg, src, dst, True), A._difference(neg, src, dst, False))
+    assert torch.equal(A._squared(neg, src, dst, True), A._squared(neg, src, dst, False))

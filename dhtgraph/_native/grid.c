@@ -7,6 +7,7 @@
  * blocks, and the union masses and perimeters of an edge list. Each is one pass and
  * gives bit for bit the tensors of the tensor implementation. No globals: re-entrant. */
 #include <stdint.h>
+#include <stdlib.h>
 
 /* ------------------------------------------------------------------ tie hash */
 
@@ -23,6 +24,22 @@ static uint32_t mix32(uint32_t x) {
 
 /* tie_hash(a, b) of a < b (TIE_HASH_BITS = 15) is mix32(mix32(a) + b) >> 17. */
 
+/* quantize_potential (contraction.c's quantize_f32/f64, equal to it on all 2^32 float32
+ * patterns): nan_to_num(nan=0) and clamp(0, 1) (NaN fails both comparisons and becomes
+ * 0; +-inf clip to 1 and 0), one correctly rounded product by 65535 in the potential's
+ * own type, truncation. */
+static inline int32_t quantize_float(float x) {
+    x = x > 1.0f ? 1.0f : x;
+    x = x > 0.0f ? x : 0.0f;
+    return (int32_t)(x * 65535.0f);
+}
+
+static inline int32_t quantize_double(double x) {
+    x = x > 1.0 ? 1.0 : x;
+    x = x > 0.0 ? x : 0.0;
+    return (int32_t)(x * 65535.0);
+}
+
 /* ------------------------------------------------------------- grid argmax */
 
 /* Row r's edge keys: kh[c] of the edge (r, c)–(r, c+1) (c < W-1), and when r < H-1,
@@ -31,17 +48,21 @@ static uint32_t mix32(uint32_t x) {
  * reference rule: q. `eq` is scratch of W int32. Loops over one row and one channel at
  * a time, so a channel-major image (sn = 1) compares contiguous runs. */
 #define GRID_ROW_KEYS(T)                                                                \
-    static void grid_row_keys_##T(const int32_t *qh, const int32_t *qv, int64_t r,      \
-                                  int64_t h, int64_t w, int hashed, const T *x,         \
+    static void grid_row_keys_##T(T *ph, T *pv, int64_t r, int64_t h, int64_t w,        \
+                                  int hashed, int affine, T scale, T term, const T *x,  \
                                   int64_t sn, int64_t sd, int64_t d, int64_t base,      \
                                   int32_t *kh, int32_t *kv, int32_t *eq) {              \
         const int below = r + 1 < h;                                                    \
-        const int32_t *qhr = qh + r * (w - 1), *qvr = qv + r * w;                       \
-        if (!hashed) {                                                                  \
-            for (int64_t c = 0; c + 1 < w; ++c) kh[c] = qhr[c];                         \
-            if (below) for (int64_t c = 0; c < w; ++c) kv[c] = qvr[c];                  \
-            return;                                                                     \
+        T *phr = ph + r * (w - 1), *pvr = pv + r * w;                                   \
+        /* the potentials' last two operations (p*(1-c) + c*C, written back) and   \
+         * quantize_potential, one element at a time */                                 \
+        if (affine) {                                                                   \
+            for (int64_t c = 0; c + 1 < w; ++c) phr[c] = phr[c] * scale + term;         \
+            if (below) for (int64_t c = 0; c < w; ++c) pvr[c] = pvr[c] * scale + term;  \
         }                                                                               \
+        for (int64_t c = 0; c + 1 < w; ++c) kh[c] = quantize_##T(phr[c]);              \
+        if (below) for (int64_t c = 0; c < w; ++c) kv[c] = quantize_##T(pvr[c]);       \
+        if (!hashed) return;                                                            \
         const uint32_t first = (uint32_t)(r * w);                                       \
         /* horizontal: equal channels, then the keys */                                 \
         for (int64_t c = 0; c < w; ++c) eq[c] = 1;                                      \
@@ -55,7 +76,7 @@ static uint32_t mix32(uint32_t x) {
         for (int64_t c = 0; c + 1 < w; ++c) {                                           \
             const uint32_t l = first + (uint32_t)c;                                     \
             const int32_t hash = (int32_t)(mix32(mix32(l) + l + 1u) >> 17);             \
-            kh[c] = (qhr[c] << 15) | (hash & (eq[c] - 1));                              \
+            kh[c] = (kh[c] << 15) | (hash & (eq[c] - 1));                              \
         }                                                                               \
         if (!below) return;                                                             \
         for (int64_t c = 0; c < w; ++c) eq[c] = 1;                                      \
@@ -69,13 +90,14 @@ static uint32_t mix32(uint32_t x) {
         for (int64_t c = 0; c < w; ++c) {                                               \
             const uint32_t l = first + (uint32_t)c;                                     \
             const int32_t hash = (int32_t)(mix32(mix32(l) + l + (uint32_t)w) >> 17);    \
-            kv[c] = (qvr[c] << 15) | (hash & (eq[c] - 1));                              \
+            kv[c] = (kv[c] << 15) | (hash & (eq[c] - 1));                              \
         }                                                                               \
     }
 
 /* Every pixel's best neighbour: candidates visited up, left, right, down (increasing
- * index), a later one winning ties (>=). qh (B, H, W-1) and qv (B, H-1, W) are the
- * quantised potentials of the horizontal and vertical edges; x the features (row g of
+ * index), a later one winning ties (>=). ph (B, H, W-1) and pv (B, H-1, W) are the
+ * potentials of the horizontal and vertical edges (with `affine`, the Gaussian parts,
+ * turned into p*scale + term in place first), quantised here; x the features (row g of
  * pixel g at x + g*sn, channel j at + j*sd), read by the hashed rule only. Writes the
  * direction code (0 up, 1 left, 2 right, 3 down) and the chosen pixel (global index);
  * `scratch` holds 4·W int32. Branch-free maximum: each candidate's key is extended by
@@ -83,19 +105,19 @@ static uint32_t mix32(uint32_t x) {
  * keys in visiting order. */
 #define GRID_ARGMAX(T)                                                                  \
     GRID_ROW_KEYS(T)                                                                    \
-    void dht_grid_argmax_##T(const int32_t *qh, const int32_t *qv, int64_t nb,          \
-                             int64_t h, int64_t w, int64_t hashed, const T *x,          \
-                             int64_t sn, int64_t sd, int64_t d, int32_t *scratch,       \
-                             int8_t *code, int64_t *choice) {                           \
+    void dht_grid_argmax_##T(T *ph, T *pv, int64_t nb, int64_t h, int64_t w,            \
+                             int64_t hashed, int64_t affine, double scale, double term, \
+                             const T *x, int64_t sn, int64_t sd, int64_t d,             \
+                             int32_t *scratch, int8_t *code, int64_t *choice) {         \
         const int64_t step[4] = {-w, -1, 1, w};                                         \
         int32_t *kh = scratch, *up = scratch + w, *down = scratch + 2 * w;              \
         int32_t *eq = scratch + 3 * w;                                                  \
         for (int64_t b = 0; b < nb; ++b) {                                              \
             const int64_t base = b * h * w;                                             \
-            const int32_t *qhb = qh + b * h * (w - 1), *qvb = qv + b * (h - 1) * w;     \
+            T *phb = ph + b * h * (w - 1), *pvb = pv + b * (h - 1) * w;                 \
             for (int64_t r = 0; r < h; ++r) {                                           \
-                grid_row_keys_##T(qhb, qvb, r, h, w, (int)hashed, x, sn, sd, d, base,   \
-                                  kh, down, eq);                                        \
+                grid_row_keys_##T(phb, pvb, r, h, w, (int)hashed, (int)affine,          \
+                                  (T)scale, (T)term, x, sn, sd, d, base, kh, down, eq); \
                 int8_t *code_r = code + base + r * w;                                   \
                 int64_t *choice_r = choice + base + r * w;                              \
                 for (int64_t c = 0; c < w; ++c) {                                       \
@@ -248,3 +270,146 @@ int64_t dht_union_mass_perimeter(const int64_t *size, const int64_t *bbox, int64
 
 EDGE_DIFFERENCE(float)
 EDGE_DIFFERENCE(double)
+
+/* out (m, d) row-major: (x[dst[e]] - x[src[e]])^2 per channel (one IEEE subtraction and
+ * one product each: the gathers, sub and pow(2) of the tensor version, which squares as
+ * t*t). Returns 0, or 1 + the first edge with an end outside [0, nb). */
+#define EDGE_SQUARED_DIFFERENCE(T)                                                      \
+    int64_t dht_edge_squared_difference_##T(const T *x, int64_t sn, int64_t sd,         \
+                                            int64_t d, int64_t nb, const int64_t *src,  \
+                                            const int64_t *dst, int64_t m, T *out) {    \
+        for (int64_t e = 0; e < m; ++e) {                                               \
+            const int64_t u = src[e], v = dst[e];                                       \
+            if (u < 0 || u >= nb || v < 0 || v >= nb) return e + 1;                     \
+            const T *a = x + v * sn, *b = x + u * sn;                                   \
+            T *o = out + e * d;                                                         \
+            for (int64_t j = 0; j < d; ++j) {                                           \
+                const T t = a[j * sd] - b[j * sd];                                      \
+                o[j] = t * t;                                                           \
+            }                                                                           \
+        }                                                                               \
+        return 0;                                                                       \
+    }
+
+EDGE_SQUARED_DIFFERENCE(float)
+EDGE_SQUARED_DIFFERENCE(double)
+
+/* edge_affinity's last steps, in place on p (m,): the Gaussian potential p[e] of the
+ * edge (src[e], dst[e]), replaced by loop[src[e]] on a loop (torch.where), then, with
+ * `compact`, p*scale + (four_c*mass) / (perimeter*perimeter) with the union mass and
+ * perimeter of dht_union_mass_perimeter (float32, converted to T): the tensor version's
+ * elementwise operations in its order and dtype. int64 sizes (nb,) and boxes (nb, 4).
+ * Returns 0, or 1 + the first edge with an end outside [0, nb). */
+#define EDGE_COMBINE(T)                                                                 \
+    int64_t dht_edge_combine_##T(T *p, const T *loop, const int64_t *size,              \
+                                 const int64_t *bbox, int64_t nb, const int64_t *src,   \
+                                 const int64_t *dst, int64_t m, int64_t compact,        \
+                                 double scale_, double four_c_) {                       \
+        const T scale = (T)scale_, four_c = (T)four_c_;                                 \
+        for (int64_t e = 0; e < m; ++e) {                                               \
+            const int64_t u = src[e], v = dst[e];                                       \
+            if (u < 0 || u >= nb || v < 0 || v >= nb) return e + 1;                     \
+            T value = u == v ? loop[u] : p[e];                                          \
+            if (compact) {                                                              \
+                const int64_t *a = bbox + 4 * u, *b = bbox + 4 * v;                     \
+                const float mu = (float)size[u];                                        \
+                const float mass = u == v ? mu : mu + (float)size[v];                   \
+                const int64_t y0 = a[0] < b[0] ? a[0] : b[0];                           \
+                const int64_t x0 = a[1] < b[1] ? a[1] : b[1];                           \
+                const int64_t y1 = a[2] > b[2] ? a[2] : b[2];                           \
+                const int64_t x1 = a[3] > b[3] ? a[3] : b[3];                           \
+                const float q = 2.0f + (float)(y1 - y0);                                \
+                const T perimeter = (T)(q + (float)(x1 - x0));                          \
+                const T term = (four_c * (T)mass) / (perimeter * perimeter);            \
+                value = value * scale + term;                                           \
+            }                                                                           \
+            p[e] = value;                                                               \
+        }                                                                               \
+        return 0;                                                                       \
+    }
+
+EDGE_COMBINE(float)
+EDGE_COMBINE(double)
+
+/* Squared differences of grid neighbours: for the pixels p = base + b*image + r*row + c
+ * ((b, r, c) in nb x ny x nx) and every channel j, (x[p + step] - x[p])^2 (one IEEE
+ * subtraction and one product, as the tensor version's sub and pow(2)) at
+ * out + b*ob + r*orow + c*oc + j*oj (the layout torch gives that sub). */
+#define GRID_SQUARED(T)                                                                 \
+    void dht_grid_squared_##T(const T *x, int64_t sn, int64_t sd, int64_t d,            \
+                              int64_t base, int64_t image, int64_t row, int64_t step,   \
+                              int64_t nb, int64_t ny, int64_t nx, T *out, int64_t ob,   \
+                              int64_t orow, int64_t oc, int64_t oj) {                   \
+        for (int64_t b = 0; b < nb; ++b)                                                \
+            for (int64_t r = 0; r < ny; ++r)                                            \
+                for (int64_t j = 0; j < d; ++j) {                                       \
+                    const T *a = x + (base + b * image + r * row) * sn + j * sd;        \
+                    const T *s = a + step * sn;                                         \
+                    T *o = out + b * ob + r * orow + j * oj;                            \
+                    if (sn == 1 && oc == 1)                                             \
+                        for (int64_t c = 0; c < nx; ++c) {                              \
+                            const T t = s[c] - a[c];                                    \
+                            o[c] = t * t;                                               \
+                        }                                                               \
+                    else                                                                \
+                        for (int64_t c = 0; c < nx; ++c) {                              \
+                            const T t = s[c * sn] - a[c * sn];                          \
+                            o[c * oc] = t * t;                                          \
+                        }                                                               \
+                }                                                                       \
+    }
+
+GRID_SQUARED(float)
+GRID_SQUARED(double)
+
+/* The 'size'-weighted moments of the grid level's blocks (no gradient): mean (k, d) =
+ * the pixels' sum per block in pixel order (index_add_'s sequential order) / count,
+ * var (k, d) = the sum of (x - mean)^2 in pixel order / count, 0 where the block is
+ * constant in the channel (no pixel differs there from the pixel it chose: the
+ * dht_grid_constant test). The tensor version's elementwise IEEE operations in its
+ * order. Returns 0, or -1 when the scratch could not be allocated. */
+#define GRID_SIZE_MOMENTS(T)                                                            \
+    int64_t dht_grid_size_moments_##T(const T *x, int64_t sn, int64_t sd, int64_t d,    \
+                                      const int64_t *choice, const int64_t *labels,     \
+                                      const int64_t *counts, int64_t n, int64_t k,      \
+                                      T *mean, T *var) {                                \
+        uint8_t *constant = (uint8_t *)malloc((size_t)(k * d > 0 ? k * d : 1));         \
+        if (!constant) return -1;                                                       \
+        for (int64_t i = 0; i < k * d; ++i) {                                           \
+            mean[i] = 0;                                                                \
+            var[i] = 0;                                                                 \
+            constant[i] = 1;                                                            \
+        }                                                                               \
+        for (int64_t p = 0; p < n; ++p) {                                               \
+            const T *a = x + p * sn;                                                    \
+            T *o = mean + labels[p] * d;                                                \
+            for (int64_t j = 0; j < d; ++j) o[j] += a[j * sd];                          \
+        }                                                                               \
+        for (int64_t i = 0; i < k; ++i) {                                               \
+            const T total = (T)counts[i];                                               \
+            for (int64_t j = 0; j < d; ++j) mean[i * d + j] /= total;                   \
+        }                                                                               \
+        for (int64_t p = 0; p < n; ++p) {                                               \
+            const int64_t l = labels[p], q = choice[p];                                 \
+            const T *a = x + p * sn, *b = x + q * sn, *mu = mean + l * d;               \
+            T *o = var + l * d;                                                         \
+            uint8_t *same = constant + l * d;                                           \
+            for (int64_t j = 0; j < d; ++j) {                                           \
+                const T t = a[j * sd] - mu[j];                                          \
+                o[j] += t * t;                                                          \
+                same[j] &= (uint8_t)(q == p || a[j * sd] == b[j * sd]);                 \
+            }                                                                           \
+        }                                                                               \
+        for (int64_t i = 0; i < k; ++i) {                                               \
+            const T total = (T)counts[i];                                               \
+            for (int64_t j = 0; j < d; ++j) {                                           \
+                const T v = var[i * d + j] / total;                                     \
+                var[i * d + j] = constant[i * d + j] ? (T)0 : v;                        \
+            }                                                                           \
+        }                                                                               \
+        free(constant);                                                                 \
+        return 0;                                                                       \
+    }
+
+GRID_SIZE_MOMENTS(float)
+GRID_SIZE_MOMENTS(double)

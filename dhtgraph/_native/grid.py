@@ -10,10 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import I64, PTR, function, pointer
+from typing import Optional
 
-__all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_blocks", "grid_constant",
-           "union_mass_perimeter"]
+from . import F64, I64, PTR, function, pointer
+
+__all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
+           "grid_blocks", "grid_constant", "union_mass_perimeter", "edge_difference",
+           "edge_squared_difference", "edge_combine", "grid_chosen"]
 
 #: Feature dtypes the kernels that compare features read.
 FEATURE_DTYPES = {torch.float32: "float", torch.float64: "double"}
@@ -37,27 +40,94 @@ def _expect_shape(name: str, tensor: Tensor, shape: tuple) -> None:
         raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(tensor.shape)})")
 
 
-def grid_argmax(qh: Tensor, qv: Tensor, num_images: int, height: int, width: int,
-                hashed: bool, x: Tensor) -> tuple[Tensor, Tensor]:
+def grid_argmax(horizontal: Tensor, vertical: Tensor, num_images: int, height: int,
+                width: int, hashed: bool, x: Tensor, scale: Optional[float] = None,
+                term: Optional[float] = None) -> tuple[Tensor, Tensor]:
     """Direction codes (B, H, W) int8 and choices (B·H·W,) int64 of
-    :func:`dhtgraph.hierarchy.grid._grid_argmax` from the quantised potentials ``qh``
-    (B, H, W−1) and ``qv`` (B, H−1, W) (int32); ``x`` (B·H·W, d), read when ``hashed``."""
+    :func:`dhtgraph.hierarchy.grid._grid_argmax` from the potentials ``horizontal``
+    (B, H, W−1) and ``vertical`` (B, H−1, W) (x's dtype; quantised here as
+    ``quantize_potential`` does); ``x`` (B·H·W, d), read when ``hashed``.
+
+    With ``scale`` and ``term`` the potentials given are the Gaussian parts, contiguous
+    and owned by the caller: they are replaced in place by ``p·scale + term`` (the
+    compactness mix, the tensor version's two float operations) before quantisation.
+    """
     n = num_images * height * width
-    _expect_shape("qh", qh, (num_images, height, width - 1))
-    _expect_shape("qv", qv, (num_images, height - 1, width))
+    _expect_shape("horizontal", horizontal, (num_images, height, width - 1))
+    _expect_shape("vertical", vertical, (num_images, height - 1, width))
     _expect_shape("x", x, (n, x.shape[1] if x.dim() == 2 else -1))
-    qh = qh.to(torch.int32).contiguous()
-    qv = qv.to(torch.int32).contiguous()
+    if not (horizontal.dtype == vertical.dtype == x.dtype):
+        raise ValueError(f"Expected potentials of the features' dtype {x.dtype} (got "
+                         f"{horizontal.dtype}, {vertical.dtype})")
+    affine = scale is not None
+    if affine:
+        if not (horizontal.is_contiguous() and vertical.is_contiguous()):
+            raise ValueError("Expected contiguous potentials to mix in place")
+    else:
+        horizontal = horizontal.detach().resolve_neg().contiguous()
+        vertical = vertical.detach().resolve_neg().contiguous()
     code = torch.empty((num_images, height, width), dtype=torch.int8)
     choice = torch.empty(n, dtype=torch.long)
     scratch = torch.empty(4 * width, dtype=torch.int32)
     x = x.detach().resolve_neg()  # the kernels read the stored values
     kind = FEATURE_DTYPES[x.dtype]
-    function("grid", f"dht_grid_argmax_{kind}", None, PTR, PTR, I64, I64, I64, I64, PTR,
-             I64, I64, I64, PTR, PTR, PTR)(
-        pointer(qh), pointer(qv), num_images, height, width, int(bool(hashed)),
-        *_features(x), pointer(scratch), pointer(code), pointer(choice))
+    function("grid", f"dht_grid_argmax_{kind}", None, PTR, PTR, I64, I64, I64, I64, I64,
+             F64, F64, PTR, I64, I64, I64, PTR, PTR, PTR)(
+        pointer(horizontal), pointer(vertical), num_images, height, width,
+        int(bool(hashed)), int(affine), float(scale) if affine else 0.0,
+        float(term) if affine else 0.0, *_features(x), pointer(scratch), pointer(code),
+        pointer(choice))
     return code, choice
+
+
+def grid_squared(x: Tensor, base: int, image: int, row: int, step: int, num_images: int,
+                 rows: int, columns: int) -> Tensor:
+    """``(x[p + step] − x[p])²`` (B', rows, columns, d) for the pixels ``p = base +
+    b·image + r·row + c`` of float32/float64 features ``x`` (N, d), channel-major
+    (``x.stride(0) == 1``: the result is laid out (d, B', rows, columns), as torch lays
+    out the subtraction of two such grid views) or row-major (contiguous result); no
+    gradient. Pixel ranges are the caller's (grid shapes)."""
+    d = x.shape[1]
+    channel_major = x.stride(0) == 1 and d > 1  # the layout of x itself, as torch's sub
+    x = x.detach().resolve_neg()
+    shape = (num_images, rows, columns)
+    if channel_major:
+        out = torch.empty((d,) + shape, dtype=x.dtype).permute(1, 2, 3, 0)
+    else:
+        out = torch.empty(shape + (d,), dtype=x.dtype)
+    if base < 0 or (num_images and rows and columns and base + (num_images - 1) * image
+                    + (rows - 1) * row + columns - 1 + step >= x.shape[0]):
+        raise IndexError("Expected pixel ranges inside 'x'")
+    kind = FEATURE_DTYPES[x.dtype]
+    function("grid", f"dht_grid_squared_{kind}", None, PTR, I64, I64, I64, I64, I64, I64,
+             I64, I64, I64, I64, PTR, I64, I64, I64, I64)(
+        *_features(x), base, image, row, step, num_images, rows, columns,
+        PTR(out.data_ptr()), *out.stride())
+    return out
+
+
+def grid_size_moments(x: Tensor, choice: Tensor, labels: Tensor, counts: Tensor,
+                      num_blocks: int) -> tuple[Tensor, Tensor]:
+    """The grid level's 'size'-weighted means and snapped variances (K, d) (no gradient):
+    ``index_add_`` sums in pixel order divided by the counts, the variance 0 where the
+    block is constant in the channel (:func:`grid_constant`)."""
+    x = x.detach().resolve_neg()
+    n, d = x.shape
+    _expect_shape("choice", choice, (n,))
+    _expect_shape("labels", labels, (n,))
+    _expect_shape("counts", counts, (num_blocks,))
+    choice = choice.to(torch.long).contiguous()
+    labels = labels.to(torch.long).contiguous()
+    counts = counts.to(torch.long).contiguous()
+    mean = torch.empty((num_blocks, d), dtype=x.dtype)
+    var = torch.empty((num_blocks, d), dtype=x.dtype)
+    kind = FEATURE_DTYPES[x.dtype]
+    if function("grid", f"dht_grid_size_moments_{kind}", I64, PTR, I64, I64, I64, PTR, PTR,
+                PTR, I64, I64, PTR, PTR)(
+            *_features(x), pointer(choice), pointer(labels), pointer(counts), n, num_blocks,
+            pointer(mean), pointer(var)):
+        raise MemoryError("grid_size_moments: no memory for the constant-channel scratch")
+    return mean, var
 
 
 def grid_blocks(labels: Tensor, num_blocks: int, num_images: int, height: int,
@@ -150,3 +220,60 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     function("grid", f"dht_grid_chosen_{kind}", None, PTR, PTR, PTR, I64, I64, I64, PTR)(
         pointer(horizontal), pointer(vertical), pointer(code), b, h, w, pointer(out))
     return out
+
+
+def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """``(x[dst] − x[src])²`` (E, d), row-major (the gathers, sub and pow(2) of the tensor
+    version, bit for bit), of float32/float64 features ``x`` (K, d) of any layout (no
+    gradient)."""
+    x = x.detach().resolve_neg()  # the kernels read the stored values
+    _expect_shape("dst", dst, tuple(src.shape))
+    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
+    m = src.numel()
+    out = torch.empty((m, x.shape[1]), dtype=x.dtype)
+    kind = FEATURE_DTYPES[x.dtype]
+    bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
+                   I64, PTR, PTR, I64, PTR)(*_features(x), x.shape[0], pointer(src),
+                                            pointer(dst), m, pointer(out))
+    if bad:
+        e = bad - 1
+        raise IndexError(f"Expected 'edge_index' entries in [0, {x.shape[0]}) (got edge "
+                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+    return out
+
+
+def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
+                 bbox: Optional[Tensor], src: Tensor, dst: Tensor, c: float) -> Tensor:
+    """edge_affinity's last steps in place on the Gaussian potentials ``potential`` (E,)
+    (contiguous float32/float64, owned by the caller, no gradient): the loop value
+    ``loop_value[src]`` (K,) on loops, then with ``c > 0`` ``p·(1 − c) + (4c)·m / P²``
+    (union mass and perimeter of int64/int32 ``size`` (K,) and ``bbox`` (K, 4), read only
+    then); the tensor version's elementwise operations in its order and dtype. Returns
+    ``potential``."""
+    if not potential.is_contiguous() or potential.dtype not in FEATURE_DTYPES:
+        raise ValueError("Expected contiguous float32/float64 'potential'")
+    _expect_shape("potential", potential, tuple(src.shape))
+    _expect_shape("dst", dst, tuple(src.shape))
+    k = loop_value.shape[0] if loop_value.dim() == 1 else -1
+    _expect_shape("loop_value", loop_value, (k,))
+    c = float(c)
+    if c > 0:
+        _expect_shape("size", size, (k,))
+        _expect_shape("bbox", bbox, (k, 4))
+        size = size.to(torch.long).contiguous()
+        bbox = bbox.to(torch.long).contiguous()
+        size_ptr, bbox_ptr = pointer(size), pointer(bbox)
+    else:
+        size_ptr = bbox_ptr = PTR(0)
+    loop_value = loop_value.detach().to(potential.dtype).resolve_neg().contiguous()
+    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
+    kind = FEATURE_DTYPES[potential.dtype]
+    bad = function("grid", f"dht_edge_combine_{kind}", I64, PTR, PTR, PTR, PTR, I64, PTR,
+                   PTR, I64, I64, F64, F64)(
+        pointer(potential), pointer(loop_value), size_ptr, bbox_ptr, k, pointer(src),
+        pointer(dst), src.numel(), int(c > 0), 1.0 - c, 4.0 * c)
+    if bad:
+        e = bad - 1
+        raise IndexError(f"Expected 'edge_index' entries in [0, {k}) (got edge "
+                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+    return potential

@@ -47,13 +47,14 @@ DEFAULT_LOOP_POTENTIAL = 0.0
 _EDGE_CHUNK = 1 << 18
 
 
-def _difference(x: Tensor, src: Tensor, dst: Tensor, native: bool) -> Tensor:
-    """``x[dst] − x[src]`` (E, d), contiguous: one native pass (no gradient) or two
-    gathers and a subtraction (the same values: one IEEE subtraction per element)."""
+def _squared(x: Tensor, src: Tensor, dst: Tensor, native: bool) -> Tensor:
+    """``(x[dst] − x[src])²`` (E, d), contiguous: one native pass (no gradient) or two
+    gathers, a subtraction and pow(2) (the same values: one IEEE subtraction and one
+    product per element)."""
     if native:
-        from .._native.grid import edge_difference
-        return edge_difference(x, src, dst)
-    return x.index_select(0, dst) - x.index_select(0, src)
+        from .._native.grid import edge_squared_difference
+        return edge_squared_difference(x, src, dst)
+    return (x.index_select(0, dst) - x.index_select(0, src)).pow(2)
 
 
 def _use_native(native: Optional[bool], *tensors: Tensor) -> bool:
@@ -70,12 +71,11 @@ def _squared_distance(x: Tensor, src: Tensor, dst: Tensor,
     native = (not grad and x.dtype in (torch.float32, torch.float64) and x.dim() == 2
               and _use_native(native, x, src, dst))
     if num_edges <= _EDGE_CHUNK or grad:
-        return _difference(x, src, dst, native).pow(2).sum(-1)
+        return _squared(x, src, dst, native).sum(-1)
     out = x.new_empty(num_edges)
     for start in range(0, num_edges, _EDGE_CHUNK):
         stop = min(start + _EDGE_CHUNK, num_edges)
-        out[start:stop] = _difference(x, src[start:stop], dst[start:stop],
-                                      native).pow(2).sum(-1)
+        out[start:stop] = _squared(x, src[start:stop], dst[start:stop], native).sum(-1)
     return out
 
 
@@ -256,6 +256,15 @@ def _compactness_term(size: Tensor, bbox: Tensor, edge_index: Tensor, c: float,
 def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
                    edge_index: Tensor, c: float, native: Optional[bool] = None) -> Tensor:
     src, dst = edge_index[0], edge_index[1]
+    if native and _fused(mean, loop_value, size, bbox, c):
+        # No gradient: (x[dst] − x[src])² in one native pass, torch's sum over the
+        # channels and exp (in place), then one native pass for the loops, the union
+        # mass and perimeter and the mix — the same elementwise IEEE operations, in the
+        # same order and dtype, as the tensor code below.
+        from .._native.grid import edge_combine, edge_squared_difference
+        potential = edge_squared_difference(mean, src, dst).sum(-1)
+        potential.neg_().exp_()
+        return edge_combine(potential, loop_value, size, bbox, src, dst, c)
     loop = src == dst
     potential = _gaussian(mean, edge_index, native)
     loop_value = loop_value.to(potential.dtype)
@@ -264,3 +273,15 @@ def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
         potential = potential * (1.0 - c) + _compactness_term(size, bbox, edge_index, c,
                                                               potential.dtype, native)
     return potential
+
+
+def _fused(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor, c: float) -> bool:
+    """Whether :func:`_edge_affinity` takes its fused native path: no gradient recorded,
+    float32/float64 means (K, d), a loop value per block, integer sizes and boxes."""
+    if torch.is_grad_enabled() and (mean.requires_grad or loop_value.requires_grad):
+        return False
+    if mean.dtype not in (torch.float32, torch.float64) or mean.dim() != 2:
+        return False
+    if loop_value.dim() != 1 or loop_value.shape[0] != mean.shape[0]:
+        return False
+    return c <= 0 or (size.dtype in _NATIVE_INTEGERS and bbox.dtype in _NATIVE_INTEGERS)

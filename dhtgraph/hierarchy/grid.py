@@ -33,6 +33,7 @@ stay torch operations; the tensor implementation here is the CUDA path and the
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -118,6 +119,55 @@ def _grid_potentials(grid: Tensor, c: float) -> tuple[Tensor, Tensor]:
             if stop_v > start:
                 block = grid[i, start:stop_v + 1]
                 vertical[i, start:stop_v] = _potential(block[:-1], block[1:], term, c)
+    return horizontal, vertical
+
+
+def _native_layout(x: Tensor) -> bool:
+    """Whether :func:`_native_potentials` can lay its squared differences out as torch
+    lays out ``second − first`` of two grid views of ``x`` (N, d): channel-major features
+    (the channel stride the largest: planes (d, B, H, W−1)) or row-major ones."""
+    n, d = x.shape
+    return d == 1 or x.is_contiguous() or (x.stride(0) == 1 and x.stride(1) >= n)
+
+
+@functools.lru_cache(maxsize=64)
+def _pixel_term(c: float, dtype: torch.dtype) -> float:
+    # The compactness term of two adjacent pixels, computed as _grid_potentials does (a
+    # value of ``dtype``, exact as a Python float).
+    mass = torch.full((1,), 2.0, dtype=torch.float32)
+    perimeter = torch.full((1,), 3.0, dtype=torch.float32)
+    return float(((4.0 * c) * mass.to(dtype) / perimeter.to(dtype).pow(2)).item())
+
+
+def _native_potentials(x: Tensor, num_images: int, height: int,
+                       width: int) -> tuple[Tensor, Tensor]:
+    """The Gaussian parts ``exp(−‖x_v − x_u‖²)`` of :func:`_grid_potentials` (no gradient,
+    CPU, :func:`_native_layout`): the squared differences in one native pass per
+    direction, laid out as torch's subtraction lays them out, then torch's sum over the
+    channels and exp (in place), over the same shapes and chunks as the tensor code —
+    bit for bit its values. The compactness mix follows in the argmax kernel."""
+    from .._native.grid import grid_squared
+    b, h, w = num_images, height, width
+    hw = h * w
+
+    def gaussian(base: int, images: int, rows: int, columns: int, step: int,
+                 squeeze: bool) -> Tensor:
+        squared = grid_squared(x, base, hw, w, step, images, rows, columns)
+        return (squared[0] if squeeze else squared).sum(-1).neg_().exp_()
+
+    if x.numel() <= _ROW_CHUNK_PIXELS:
+        return gaussian(0, b, h, w - 1, 1, False), gaussian(0, b, h - 1, w, w, False)
+    horizontal = x.new_empty(b, h, max(w - 1, 0))
+    vertical = x.new_empty(b, max(h - 1, 0), w)
+    rows = max(1, _ROW_CHUNK_PIXELS // max(w, 1))
+    for i in range(b):
+        for start in range(0, h, rows):
+            stop = min(start + rows, h)
+            base = i * hw + start * w
+            horizontal[i, start:stop] = gaussian(base, 1, stop - start, w - 1, 1, True)
+            stop_v = min(stop, h - 1)
+            if stop_v > start:
+                vertical[i, start:stop_v] = gaussian(base, 1, stop_v - start, w, w, True)
     return horizontal, vertical
 
 
@@ -225,14 +275,17 @@ def _native_grid(x: Tensor, height: int, width: int) -> bool:
 
 
 def _grid_choice(horizontal: Tensor, vertical: Tensor, tie_break: TieBreak, x: Tensor,
-                 num_images: int, height: int, width: int,
-                 native: bool) -> tuple[Tensor, Tensor]:
-    """Direction codes (B, H, W) int8 (:func:`_grid_argmax`) and choices (B·H·W,) int64."""
+                 num_images: int, height: int, width: int, native: bool,
+                 mix: Optional[tuple[float, float]] = None) -> tuple[Tensor, Tensor]:
+    """Direction codes (B, H, W) int8 (:func:`_grid_argmax`) and choices (B·H·W,) int64.
+
+    ``mix`` (native only): ``(1 − c, c·C)``, when the potentials given are the Gaussian
+    parts of :func:`_native_potentials`; the kernel mixes them in place first."""
     if native:
         from .._native.grid import grid_argmax
-        return grid_argmax(quantize_potential(horizontal, torch.int32),
-                           quantize_potential(vertical, torch.int32), num_images, height,
-                           width, tie_break == "hashed", x)
+        scale, term = mix if mix is not None else (None, None)
+        return grid_argmax(horizontal, vertical, num_images, height, width,
+                           tie_break == "hashed", x, scale, term)
     n = x.shape[0]
     code = _grid_argmax(horizontal, vertical, tie_break,
                         x.view(num_images, height, width, x.shape[1]))
@@ -349,10 +402,17 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
                          f"pixels (got {n} blocks)")
     device = x.device
     native = _native_grid(x, height, width)
-    grid = x.view(num_images, height, width, d)
-    horizontal, vertical = _grid_potentials(grid, float(compactness))
+    c = float(compactness)
+    grad = torch.is_grad_enabled() and x.requires_grad
+    mix = None
+    if native and not grad and _native_layout(x):
+        horizontal, vertical = _native_potentials(x, num_images, height, width)
+        if c > 0:
+            mix = (1.0 - c, _pixel_term(c, x.dtype))
+    else:
+        horizontal, vertical = _grid_potentials(x.view(num_images, height, width, d), c)
     code, choice = _grid_choice(horizontal, vertical, tie_break, x, num_images, height,
-                                width, native)
+                                width, native, mix)
     if weights == "size":
         del horizontal, vertical
         differs = None if native else _choice_differs(x, code)
@@ -365,7 +425,11 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         counts, bbox, new_batch = grid_blocks(labels, k, num_images, height, width)
     else:
         counts = torch.bincount(labels, minlength=k)
-    if weights == "size":
+    if weights == "size" and native and not grad:
+        # The same sums in pixel order, divisions and snap in one native pass each.
+        from .._native.grid import grid_size_moments
+        new_mean, new_var = grid_size_moments(x, choice, labels, counts, k)
+    elif weights == "size":
         # w = m = 1: w·μ is μ and the totals are the counts (exact in float).
         total = counts.to(dtype).unsqueeze(1)
         new_mean = x.new_zeros(k, d).index_add_(0, labels, x) / total
