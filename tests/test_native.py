@@ -4,6 +4,7 @@ gives the same tokens (and gradients) with and without them."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ def fresh(monkeypatch):
     """A loader with nothing built yet (the process's own state is restored after)."""
     monkeypatch.setattr(_native, "_state", {})
     monkeypatch.setattr(_native, "_functions", {})
+    monkeypatch.setattr(_native, "_fallback", {})
     return monkeypatch
 
 
@@ -95,8 +97,34 @@ def test_a_cache_others_can_write_is_not_used(fresh, tmp_path):
     shared.chmod(0o777)
     fresh.setenv("DHTGRAPH_CACHE_DIR", str(shared))
     assert _native.library("components") is not None
+    assert _native.library("edges") is not None
     assert list(shared.iterdir()) == []
-    assert str(shared) not in _native.library("components")._name
+    used = {Path(_native.library(name)._name).parent for name in ("components", "edges")}
+    assert len(used) == 1 and shared not in used  # one private directory per process
+    assert f"cache {shared} is not private" in _native.status()
+
+
+@needs_native
+def test_a_compiler_command_with_arguments(fresh, tmp_path):
+    fresh.setenv("DHTGRAPH_CACHE_DIR", str(tmp_path))
+    fresh.setenv("CC", f"env {_native._compiler()[0]}")  # 'ccache gcc'-like: a word list
+    assert _native.library("components") is not None
+
+
+def test_every_kernel_set_builds_where_a_compiler_is_found():
+    """A C file that fails to compile must not pass as green (the native tests would
+    all be skipped): where a compiler exists, every set is in use."""
+    if _native._compiler() is None or _native.mode() == "off":
+        pytest.skip(f"no C compiler here or the kernels are off ({_native.status()})")
+    assert _native.available(), _native.status()
+
+
+def test_pointer_checks_device_and_dtype():
+    with pytest.raises(ValueError, match=r"Expected a torch.int64 tensor for a native kernel "
+                                         r"\(got torch.int32\)"):
+        _native.pointer(torch.zeros(3, dtype=torch.int32), torch.long)
+    with pytest.raises(ValueError, match="Expected a CPU tensor"):
+        _native.pointer(torch.zeros(3, device="meta"))
 
 
 @needs_native

@@ -29,10 +29,12 @@ only loaded from a directory owned by the user and not writable by others.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,6 +61,7 @@ _SOURCE_DIR = Path(__file__).resolve().parent
 
 _lock = threading.Lock()
 _state: dict = {}  # kernel set -> (CDLL or None once tried, why it is None)
+_fallback: dict = {}  # a refused cache directory -> this process's private one
 _disabled = [0]  # nesting depth of disabled() (process-wide: worker threads see it too)
 
 
@@ -71,14 +74,15 @@ def mode() -> str:
     return value
 
 
-def _compiler() -> Optional[str]:
-    cc = os.environ.get("CC")
+def _compiler() -> Optional[list[str]]:
+    """The compiler command (``$CC`` split like a shell word list, e.g. ``ccache gcc``)."""
+    cc = shlex.split(os.environ.get("CC", ""))
     if cc:
-        return shutil.which(cc) or cc
+        return [shutil.which(cc[0]) or cc[0], *cc[1:]]
     for name in ("cc", "gcc", "clang"):
         path = shutil.which(name)
         if path:
-            return path
+            return [path]
     return None
 
 
@@ -108,8 +112,13 @@ def _cache_dir() -> Path:
         pass
     if _private_dir(base):
         return base
-    # Not ours or writable by others: a fresh private directory for this process.
-    return Path(tempfile.mkdtemp(prefix="dhtgraph-native-"))
+    # Not ours or writable by others: one fresh private directory for this process (for
+    # every kernel set), removed at exit.
+    if str(base) not in _fallback:
+        fallback = tempfile.mkdtemp(prefix="dhtgraph-native-")
+        atexit.register(shutil.rmtree, fallback, True)
+        _fallback[str(base)] = Path(fallback)
+    return _fallback[str(base)]
 
 
 def _build(kernels: str) -> ctypes.CDLL:
@@ -118,9 +127,11 @@ def _build(kernels: str) -> ctypes.CDLL:
         raise RuntimeError("no C compiler found (set CC, or install cc/gcc/clang)")
     source = _SOURCE_DIR / f"{kernels}.c"
     digest = hashlib.sha256()
-    for part in (cc, " ".join(_FLAGS), platform.machine(), sys.platform):
+    for part in (*cc, *_FLAGS, platform.machine(), sys.platform):
         digest.update(part.encode() + b"\0")
-    digest.update(source.read_bytes())
+    # The set's source and every shared header beside it.
+    for path in (source, *sorted(_SOURCE_DIR.glob("*.h"))):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     suffix = ".dll" if sys.platform == "win32" else ".so"
     directory = _cache_dir()
     target = directory / f"{kernels}-{digest.hexdigest()[:20]}{suffix}"
@@ -128,10 +139,11 @@ def _build(kernels: str) -> ctypes.CDLL:
         fd, partial = tempfile.mkstemp(dir=directory, prefix=target.stem + ".", suffix=suffix)
         os.close(fd)
         try:
-            run = subprocess.run([cc, *_FLAGS, "-o", partial, str(source), "-lm"],
+            run = subprocess.run([*cc, *_FLAGS, "-o", partial, str(source), "-lm"],
                                  capture_output=True, text=True, timeout=300)
             if run.returncode != 0:
-                raise RuntimeError(f"{cc} failed ({run.returncode}): {run.stderr.strip()[:2000]}")
+                raise RuntimeError(f"{' '.join(cc)} failed ({run.returncode}): "
+                                   f"{run.stderr.strip()[:2000]}")
             os.replace(partial, target)  # atomic: concurrent builders give the same file
         finally:
             if os.path.exists(partial):
@@ -235,14 +247,26 @@ def status() -> str:
             return str(error)
         lines.append(f"{name}: in use" if lib is not None else
                      f"{name}: unavailable ({_state[name][1]})")
-    return "native kernels " + "; ".join(lines)
+    line = "native kernels " + "; ".join(lines)
+    for refused, used in _fallback.items():
+        line += (f" (cache {refused} is not private to this user: built in {used}, "
+                 "removed at exit)")
+    return line
 
 
-def pointer(tensor: Tensor) -> ctypes.c_void_p:
-    """The address of a contiguous CPU tensor's data, for a kernel argument."""
+def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> ctypes.c_void_p:
+    """The address of a contiguous CPU tensor's data, for a kernel argument.
+
+    The caller must keep ``tensor`` alive until the kernel returns (pass a named tensor,
+    never a temporary such as ``pointer(x.long())``). ``dtype``, when given, is checked.
+    """
+    if tensor.device.type != "cpu":
+        raise ValueError(f"Expected a CPU tensor for a native kernel (got {tensor.device})")
     if not tensor.is_contiguous():
         raise ValueError("Expected a contiguous tensor for a native kernel (got strides "
                          f"{tuple(tensor.stride())} for shape {tuple(tensor.shape)})")
+    if dtype is not None and tensor.dtype != dtype:
+        raise ValueError(f"Expected a {dtype} tensor for a native kernel (got {tensor.dtype})")
     return ctypes.c_void_p(tensor.data_ptr())
 
 
