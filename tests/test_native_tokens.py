@@ -32,9 +32,15 @@ def _both(fn, *args, **kwargs):
     return native, tensor
 
 
-def _random_partition(n, k, generator):
+def _random_partition(n, k, generator, runs=False):
     labels = torch.randint(0, k, (n,), generator=generator)
     labels[:k] = torch.arange(k)  # every block non-empty
+    if runs:
+        # Long runs of equal labels (as in images), blocks revisited later as well.
+        labels = labels[torch.randint(0, n, (n // 50,), generator=generator).sort().values
+                        ].repeat_interleave(50)
+        labels = torch.cat([labels, torch.arange(k)])[:n] if labels.numel() < n else labels[:n]
+        labels[-k:] = torch.arange(k)
     return Partition(labels)
 
 
@@ -47,12 +53,14 @@ def _wide(shape, dtype, generator):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("b", [1, 3])
-def test_mean_injection_large_random(dtype, b):
+@pytest.mark.parametrize("c", [1, 3, 4])
+@pytest.mark.parametrize("runs", [False, True])
+def test_mean_injection_large_random(dtype, b, c, runs):
     g = torch.Generator().manual_seed(1)
     h, w = 61, 173
-    image = _wide((b, 3, h, w), dtype, g)
-    part = _random_partition(b * h * w, 257, g)
-    values = _wide((part.num_blocks, 3), dtype, g)
+    image = _wide((b, c, h, w), dtype, g)
+    part = _random_partition(b * h * w, 257, g, runs)
+    values = _wide((part.num_blocks, c), dtype, g)
     native, tensor = _both(mean_injection, image, part, values)
     assert torch.equal(native, tensor)
     assert native.dtype == dtype and native.shape == image.shape
@@ -107,10 +115,11 @@ def test_mean_injection_mixed_dtypes_and_views():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 3, 7])
-def test_block_means_large_random(dtype, d):
+@pytest.mark.parametrize("runs", [False, True])
+def test_block_means_large_random(dtype, d, runs):
     g = torch.Generator().manual_seed(5)
     n = 40_000
-    part = _random_partition(n, 300, g)
+    part = _random_partition(n, 300, g, runs)
     x = _wide((n, d), dtype, g)
     sizes = part.sizes
     for view in (x, x.t().contiguous().t(), torch._neg_view(x)):    # rows, planes, negated
@@ -175,6 +184,19 @@ def test_budget_round_terms(dtype):
     assert torch.equal(native, tensor)
 
 
+@pytest.mark.parametrize("runs", [False, True])
+def test_sizes_and_compose(runs):
+    g = torch.Generator().manual_seed(10)
+    part = _random_partition(100_000, 997, g, runs)                  # above the native size
+    native, tensor = _both(lambda: part.sizes)
+    assert torch.equal(native, tensor)
+    assert torch.equal(native, torch.bincount(part.labels, minlength=part.num_blocks))
+    coarser = Partition(torch.randint(0, 50, (part.num_blocks,), generator=g))
+    composed = part.compose(coarser)
+    assert torch.equal(composed.labels, coarser.labels[part.labels])
+    assert composed.num_blocks == coarser.num_blocks
+
+
 def test_out_of_range_falls_back():
     from dhtgraph._native import tokens as kernels
     state = torch.rand(4, 3)
@@ -184,6 +206,7 @@ def test_out_of_range_falls_back():
     image = torch.rand(1, 2, 2, 2)
     assert kernels.mean_injection(image, torch.tensor([0, 0, 1, 2]), 2, torch.ones(2), None) is None
     assert kernels.merge_sizes(torch.tensor([0, 5]), 2, torch.ones(2), torch.zeros(2)) is None
+    assert kernels.count_labels(torch.tensor([0, 2]), 2) is None
     assert kernels.mean_injection(image.half(), torch.tensor([0, 0, 1, 1]), 2, torch.ones(2),
                                   None) is None                     # float16: the tensor path
 

@@ -10,15 +10,17 @@
  * - everything else is elementwise: + - * / and exact copies (gathers).
  *
  * Two variants of each kernel, float (f32) and double (f64), from one macro body. Every
- * kernel checks its labels first and returns -1, writing nothing, when one is out of
- * range (the caller then takes the tensor path). No globals: re-entrant. */
+ * kernel checks its indices and returns -1 when one is out of range, having written only
+ * into its own fresh output buffers (the caller drops them and takes the tensor path).
+ * No globals: re-entrant. */
 #include <stdint.h>
 #include <string.h>
 
-static int labels_ok(const int64_t *labels, int64_t n, int64_t k) {
-    for (int64_t i = 0; i < n; ++i)
-        if (labels[i] < 0 || labels[i] >= k) return 0;
-    return 1;
+static int labels_ok(const int64_t *restrict labels, int64_t n, int64_t k) {
+    /* A negative label is a huge unsigned one. */
+    uint64_t bad = 0, limit = (uint64_t)k;
+    for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)((uint64_t)labels[i] >= limit);
+    return k >= 0 && !bad;
 }
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                           \
@@ -31,14 +33,34 @@ int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t 
                                     int64_t k, const int64_t *restrict sizes,           \
                                     const T *restrict values, T *restrict mean,         \
                                     T *restrict out) {                                  \
-    if (!labels_ok(labels, b * hw, k)) return -1;                                       \
+    const uint64_t limit = (uint64_t)k;                                                 \
     for (int64_t i = 0; i < k * c; ++i) mean[i] = (T)0;                                 \
     for (int64_t img = 0; img < b; ++img) {                                             \
         const int64_t *lab = labels + img * hw;                                         \
-        for (int64_t ch = 0; ch < c; ++ch) {                                            \
-            const T *plane = image + (img * c + ch) * hw;                               \
-            T *col = mean + ch;                                                         \
-            for (int64_t p = 0; p < hw; ++p) col[lab[p] * c] += plane[p];               \
+        const T *plane = image + img * c * hw;                                          \
+        if (c == 3) {                                                                   \
+            /* RGB: a run of one label adds into registers (the same additions in the   \
+             * same order as adding into mean[l] pixel by pixel), three chains at once. */\
+            int64_t p = 0;                                                              \
+            while (p < hw) {                                                            \
+                int64_t l = lab[p];                                                     \
+                if ((uint64_t)l >= limit) return -1;                                    \
+                T *acc = mean + l * 3;                                                  \
+                T s0 = acc[0], s1 = acc[1], s2 = acc[2];                                \
+                do {                                                                    \
+                    s0 += plane[p];                                                     \
+                    s1 += plane[hw + p];                                                \
+                    s2 += plane[2 * hw + p];                                            \
+                    ++p;                                                                \
+                } while (p < hw && lab[p] == l);                                        \
+                acc[0] = s0; acc[1] = s1; acc[2] = s2;                                  \
+            }                                                                           \
+        } else {                                                                        \
+            for (int64_t p = 0; p < hw; ++p) {                                          \
+                if ((uint64_t)lab[p] >= limit) return -1;                               \
+                T *acc = mean + lab[p] * c;                                             \
+                for (int64_t ch = 0; ch < c; ++ch) acc[ch] += plane[ch * hw + p];       \
+            }                                                                           \
         }                                                                               \
     }                                                                                   \
     for (int64_t l = 0; l < k; ++l) {                                                   \
@@ -70,9 +92,27 @@ int64_t dht_block_means_##SUFFIX(const T *restrict x, int64_t n, int64_t d,     
                                  const int64_t *restrict labels, int64_t k,             \
                                  const int64_t *restrict weights,                       \
                                  const int64_t *restrict sizes, T *restrict out) {      \
-    if (!labels_ok(labels, n, k)) return -1;                                            \
+    const uint64_t limit = (uint64_t)k;                                                 \
     for (int64_t i = 0; i < k * d; ++i) out[i] = (T)0;                                  \
-    for (int64_t i = 0; i < n; ++i) {                                                   \
+    if (!weights && d == 3) {                                                           \
+        /* A run of one label adds into registers (the same additions, same order). */  \
+        int64_t i = 0;                                                                  \
+        while (i < n) {                                                                 \
+            int64_t l = labels[i];                                                      \
+            if ((uint64_t)l >= limit) return -1;                                        \
+            T *row = out + l * 3;                                                       \
+            T s0 = row[0], s1 = row[1], s2 = row[2];                                    \
+            do {                                                                        \
+                const T *src = x + i * si;                                              \
+                s0 += src[0];                                                           \
+                s1 += src[sj];                                                          \
+                s2 += src[2 * sj];                                                      \
+                ++i;                                                                    \
+            } while (i < n && labels[i] == l);                                          \
+            row[0] = s0; row[1] = s1; row[2] = s2;                                      \
+        }                                                                               \
+    } else for (int64_t i = 0; i < n; ++i) {                                            \
+        if ((uint64_t)labels[i] >= limit) return -1;                                    \
         T *row = out + labels[i] * d;                                                   \
         const T *src = x + i * si;                                                      \
         if (weights) {                                                                  \
@@ -147,6 +187,20 @@ int64_t dht_merge_sizes(const int64_t *restrict labels, int64_t n, int64_t k,
     for (int64_t i = 0; i < n; ++i) {
         merged[labels[i]] += sizes[i];
         batch_out[labels[i]] = batch[i];
+    }
+    return 0;
+}
+
+/* Items per block: counts[l] = #{i : labels[i] = l} (torch.bincount(labels, minlength=k)
+ * for labels in 0..k-1). */
+int64_t dht_count_labels(const int64_t *restrict labels, int64_t n, int64_t k,
+                         int64_t *restrict counts) {
+    const uint64_t limit = (uint64_t)k;
+    memset(counts, 0, (size_t)k * sizeof(int64_t));
+    for (int64_t i = 0; i < n; ++i) {
+        uint64_t l = (uint64_t)labels[i];
+        if (l >= limit) return -1;
+        counts[l] += 1;
     }
     return 0;
 }

@@ -19,7 +19,7 @@ from torch import Tensor
 from . import I64, PTR, function, pointer
 
 __all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
-           "merge_sizes"]
+           "merge_sizes", "count_labels"]
 
 _KINDS = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -126,3 +126,12 @@ def merge_sizes(labels: Tensor, k: int, sizes: Tensor,
     status = function("tokens", "dht_merge_sizes", I64, PTR, I64, I64, PTR, PTR, PTR, PTR)(
         pointer(labels), n, k, pointer(sizes), pointer(batch), pointer(merged), pointer(image))
     return None if status < 0 else (merged, image)
+
+
+def count_labels(labels: Tensor, k: int) -> Optional[Tensor]:
+    """``torch.bincount(labels, minlength=k)`` (k,) for labels in ``0..k−1``."""
+    labels = _long(labels)
+    counts = torch.empty(k, dtype=torch.long)
+    status = function("tokens", "dht_count_labels", I64, PTR, I64, I64, PTR)(
+        pointer(labels), labels.numel(), k, pointer(counts))
+    return None if status < 0 else counts
