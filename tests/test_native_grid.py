@@ -332,3 +332,178 @@ def test_lazily_negated_features_are_read_as_their_values():
     _assert_same_level(got, expected)
     src, dst = torch.randint(0, 30, (2, 50), generator=torch.Generator().manual_seed(1))
     assert torch.equal(A._squared(neg, src, dst, True), A._squared(neg, src, dst, False))
+
+
+# ------------------------------------------- float steps (no gradient), round 2
+
+
+@needs_native
+@pytest.mark.parametrize("channel_first", [True, False])
+@pytest.mark.parametrize("b,h,w", [(1, 6, 7), (3, 4, 5), (2, 1, 9), (2, 8, 2)])
+def test_grid_squared_has_the_layout_and_values_of_torchs_subtraction(channel_first, b, h, w):
+    from dhtgraph._native.grid import grid_squared
+
+    x = _features(b, h, w, seed=11, channel_first=channel_first)
+    grid = x.view(b, h, w, 3)
+    for got, expected in (
+            (grid_squared(x, 0, h * w, w, 1, b, h, w - 1), grid[:, :, 1:] - grid[:, :, :-1]),
+            (grid_squared(x, 0, h * w, w, w, b, h - 1, w), grid[:, 1:] - grid[:, :-1])):
+        expected = expected.pow(2)
+        assert got.shape == expected.shape
+        if got.numel() > 0 and min(got.shape) > 1:
+            assert got.stride() == expected.stride()  # the channel sum sees the same tensor
+        assert torch.equal(got, expected)
+    with pytest.raises(IndexError):
+        grid_squared(x, 1, h * w, w, w, b, h, w)
+
+
+def _size_moments_tensor(x, labels, counts, k, constant):
+    total = counts.to(x.dtype).unsqueeze(1)
+    mean = x.new_zeros(k, x.shape[1]).index_add_(0, labels, x) / total
+    spread = mean.index_select(0, labels)
+    torch.sub(x, spread, out=spread).pow_(2)
+    var = x.new_zeros(k, x.shape[1]).index_add_(0, labels, spread) / total
+    return mean, torch.where(constant, var.new_zeros(()), var)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channel_first", [True, False])
+@pytest.mark.parametrize("threads", [1, 4])
+def test_size_moments_kernel_sums_in_index_adds_order(dtype, channel_first, threads):
+    # Large random sums (~700 pixels a block, rounding in every addition): the kernel's
+    # sequential pixel-order sums equal torch's index_add_ bit for bit.
+    from dhtgraph._native.grid import grid_constant, grid_size_moments
+
+    g = torch.Generator().manual_seed(12)
+    n, k, d = 200_000, 300, 3
+    x = (torch.randn(n, d, generator=g, dtype=torch.float64) * 1e3).to(dtype)
+    labels = torch.randint(10, k, (n,), generator=g)
+    labels[:5000] = torch.arange(5000) // 500  # blocks 0..9: pixels 500·i..500·i+499
+    x[:5000, 1] = labels[:5000].to(dtype)  # channel 1 constant on blocks 0..9
+    x = x.t().contiguous().t() if channel_first else x.contiguous()
+    counts = torch.bincount(labels, minlength=k)
+    choice = torch.randint(0, n, (n,), generator=g)
+    choice[:5000] = (torch.arange(5000) + 1).clamp(max=4999)
+    choice[:5000][torch.arange(5000) % 500 == 499] -= 2
+    constant = grid_constant(x, choice, labels, k)
+    assert constant[:10, 1].all() and not constant[:, 0].any()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        expected = _size_moments_tensor(x, labels, counts, k, constant)
+    finally:
+        torch.set_num_threads(previous)
+    got = grid_size_moments(x, choice, labels, counts, k)
+    for a, e in zip(got, expected):
+        assert a.dtype == dtype and torch.equal(a, e)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channel_first", [True, False])
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+def test_large_random_grid_level_native_equals_tensor_path(dtype, channel_first, weights):
+    x = _features(2, 96, 80, seed=13, dtype=dtype, channel_first=channel_first)
+    got, expected = _both(lambda: _contract(x, 2, 96, 80, tie_break="hashed",
+                                            weights=weights, compactness=0.01))
+    _assert_same_level(got, expected)
+
+
+@needs_native
+@pytest.mark.parametrize("channel_first", [True, False])
+def test_chunked_native_potentials_equal_the_chunked_tensor_path(monkeypatch, channel_first):
+    monkeypatch.setattr(G, "_ROW_CHUNK_PIXELS", 40)  # rows of 13 pixels: 3 per chunk
+    for dtype in (torch.float32, torch.float64):
+        x = _features(2, 17, 13, seed=14, dtype=dtype, channel_first=channel_first)
+        for weights in ("size", "argmax_edge"):
+            got, expected = _both(lambda: _contract(x, 2, 17, 13, tie_break="hashed",
+                                                    weights=weights, compactness=0.1))
+            _assert_same_level(got, expected)
+        got = G._native_potentials(x, 2, 17, 13)
+        with _native.disabled():
+            expected = G._grid_potentials(x.view(2, 17, 13, 3), 0.0)
+        assert all(torch.equal(a, e) for a, e in zip(got, expected))
+
+
+@needs_native
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+def test_grid_level_with_gradients_takes_the_tensor_float_path(weights):
+    x0 = _features(1, 9, 8, seed=15, levels=3)
+    results = []
+    for use_native in (True, False):
+        x = x0.clone().requires_grad_(True)
+        if use_native:
+            level = _contract(x, 1, 9, 8, tie_break="hashed", weights=weights)
+        else:
+            with _native.disabled():
+                level = _contract(x, 1, 9, 8, tie_break="hashed", weights=weights)
+        (level.state.mean.sum() + level.state.var.sum()).backward()
+        results.append((level, x.grad))
+    (got, got_grad), (expected, expected_grad) = results
+    _assert_same_level(got, expected)
+    assert got.state.mean.requires_grad and torch.equal(got_grad, expected_grad)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("compactness", [0.0, 0.01, 0.7])
+def test_large_random_edge_affinity_native_equals_tensor_path(dtype, compactness):
+    g = torch.Generator().manual_seed(16)
+    k, e = 5000, 60_000
+    for d, channel_first in ((1, False), (3, True), (5, False)):
+        mean = (torch.randn(k, d, generator=g, dtype=torch.float64) * 0.7).to(dtype)
+        mean = mean.t().contiguous().t() if channel_first else mean
+        var = torch.rand(k, d, generator=g, dtype=dtype)
+        size = torch.randint(1, 1 << 26, (k,), generator=g)  # float32 masses round
+        corner = torch.randint(0, 3000, (k, 2), generator=g)
+        bbox = torch.cat([corner, corner + torch.randint(0, 500, (k, 2), generator=g)], 1)
+        edges = torch.randint(0, k, (2, e), generator=g)
+        edges[1, :3000] = edges[0, :3000]  # loops
+        projection = torch.nn.Linear(d, 1).to(torch.float32)  # loop values in float32
+        with torch.no_grad():
+            got, expected = _both(lambda: edge_affinity(
+                mean, var.float(), size, bbox, edges, compactness=compactness,
+                var_projection=projection))
+        assert got.dtype == dtype and torch.equal(got, expected)
+
+
+@needs_native
+def test_edge_affinity_gradients_are_those_of_the_tensor_path():
+    g = torch.Generator().manual_seed(17)
+    k = 40
+    mean0 = torch.randn(k, 3, generator=g)
+    var = torch.rand(k, 3, generator=g)
+    size = torch.randint(1, 9, (k,), generator=g)
+    corner = torch.randint(0, 20, (k, 2), generator=g)
+    bbox = torch.cat([corner, corner + 2], 1)
+    edges = torch.randint(0, k, (2, 300), generator=g)
+    edges[1, :30] = edges[0, :30]
+    out = []
+    for use_native in (True, False):
+        mean = mean0.clone().requires_grad_(True)
+        projection = torch.nn.Linear(3, 1)
+        torch.nn.init.constant_(projection.weight, 0.5)
+        torch.nn.init.constant_(projection.bias, -0.25)
+        with _native.disabled() if not use_native else torch.enable_grad():
+            value = edge_affinity(mean, var, size, bbox, edges, compactness=0.2,
+                                  var_projection=projection)
+        value.sum().backward()
+        out.append((value.detach(), mean.grad, projection.weight.grad))
+    assert all(torch.equal(a, b) for a, b in zip(*out))
+
+
+@needs_native
+def test_edge_combine_refuses_edges_out_of_range():
+    from dhtgraph._native.grid import edge_combine
+
+    one = torch.ones(3, dtype=torch.long)
+    with pytest.raises(IndexError, match=r"\[0, 3\) \(got edge 1: \(0, 3\)\)"):
+        edge_combine(torch.zeros(2), torch.zeros(3), one, torch.zeros(3, 4, dtype=torch.long),
+                     torch.tensor([0, 0]), torch.tensor([1, 3]), 0.1)
+    with pytest.raises(ValueError, match=r"'size' of shape \(4,\)"):
+        edge_combine(torch.zeros(2), torch.zeros(4), one, torch.zeros(3, 4, dtype=torch.long),
+                     torch.tensor([0, 0]), torch.tensor([1, 2]), 0.1)
+    with pytest.raises(ValueError, match="'loop_value' of shape"):
+        edge_combine(torch.zeros(2), torch.zeros(4, 1), one, None, torch.tensor([0, 0]),
+                     torch.tensor([1, 2]), 0.0)
