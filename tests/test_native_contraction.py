@@ -1,8 +1,9 @@
 """The native kernels of the general contraction level (dhtgraph/_native/contraction.c):
 the same tensors as the tensor path (``_native.disabled()``), bit for bit — the argmax
 under both tie rules (ties, plateaus, movable masks, batches, loops, NaN), the tie hash,
-the quantisation, the equal-ends test, the constant-channel snap, the integer pooling and
-whole contraction levels — and their errors."""
+the quantisation, the equal-ends test, the constant-channel snap, the integer pooling,
+the pooled moments (float32 and float64, zero weights, strided and expanded inputs,
+frozen blocks) and whole contraction levels — and their errors."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from dhtgraph import _native
 from dhtgraph.hierarchy import contraction as C
 from dhtgraph.hierarchy.contraction import (BlockState, argmax_choice, contract, equal_ends,
-                                            local_index, quantize_potential,
-                                            snap_constant_blocks, tie_hash)
+                                            local_index, pool_blocks, quantize_potential,
+                                            snap_constant_blocks, tie_hash,
+                                            weighted_moments)
 from dhtgraph.partition import Partition
 from dhtgraph.testing.graphs import random_graphs
 
@@ -237,6 +239,166 @@ def test_pooled_integers_by_hand():
     assert native[0].tolist() == [7, 3]
     assert native[1].tolist() == [[0, 1, 7, 9], [0, 0, 2, 6]]
     assert native[2].tolist() == [1, 0]
+
+
+# -- pooled moments -----------------------------------------------------------------------
+
+def random_moments(seed, dtype, k=60000, d=3, with_var=True, blocks=None):
+    """Items of magnitudes from 1e-3 to 1e3 in blocks of 1 to ~40 items (a tenth of them
+    single-member), labels in random order, a third of the weights zero and whole blocks
+    with zero weights."""
+    g = torch.Generator().manual_seed(seed)
+    k_new = blocks or k // 20
+    labels = torch.randint(0, k_new, (k,), generator=g)
+    labels[:k_new] = torch.randperm(k_new, generator=g)  # every block has an item
+    scale = 10.0 ** torch.randint(-3, 4, (1, d), generator=g).to(dtype)
+    mean = torch.randn(k, d, generator=g, dtype=dtype) * scale + scale
+    var = torch.rand(k, d, generator=g, dtype=dtype) * scale if with_var else None
+    if with_var:
+        var[torch.rand(k, generator=g) < 0.5] = 0
+    weight = torch.rand(k, generator=g, dtype=dtype) * 5
+    weight[torch.rand(k, generator=g) < 0.3] = 0
+    weight[labels % 7 == 0] = 0  # blocks of zero weight only: the fallback decides
+    size = torch.randint(1, 50, (k,), generator=g)
+    return mean, var, labels, k_new, weight, size
+
+
+def assert_equal(native, tensor):
+    for a, b in zip(native, tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_var", [True, False])
+def test_moments_are_the_tensor_ones_on_large_random_inputs(dtype, with_var):
+    for seed in range(3):
+        mean, var, labels, k_new, weight, size = random_moments(seed, dtype, with_var=with_var)
+        fallback = size.to(dtype)
+        native, tensor = both(weighted_moments, mean, var, labels, k_new, weight, fallback)
+        assert_equal(native, tensor)
+        assert not any(t.isnan().any() for t in native)
+        # positive weights, no guard; and a block per item; and one block of everything
+        for w, labels_, k_ in ((fallback, labels, k_new), (weight + 1, torch.arange(labels.numel()), labels.numel()),
+                               (weight + 1, torch.zeros_like(labels), 1)):
+            assert_equal(*both(weighted_moments, mean, var, labels_, k_, w, None))
+
+
+def test_moments_of_single_member_blocks():
+    mean, var, labels, _, weight, size = random_moments(3, torch.float64, k=1000)
+    labels = torch.randperm(1000)
+    native, tensor = both(weighted_moments, mean, var, labels, 1000, weight, size.double())
+    assert_equal(native, tensor)
+    # unit weights: (1·μ)/1 = μ and var + 0² = var exactly (var 0: snapped to 0 anyway)
+    new_mean, new_var = weighted_moments(mean, var, labels, 1000, torch.ones(1000).double(),
+                                         None)
+    assert torch.equal(new_mean[labels], mean) and torch.equal(new_var[labels], var)
+
+
+def test_moments_read_strided_and_expanded_inputs():
+    mean, var, labels, k_new, weight, size = random_moments(4, torch.float32, d=5)
+    channel_first = mean.t().contiguous().t()  # (K, d) with strides (1, K), as pixels
+    every_other = torch.stack([weight, weight], 1)[:, 0]  # stride 2
+    ones = torch.ones((), dtype=torch.float32).expand(mean.shape[0])  # stride 0
+    for args in ((channel_first, var.t().contiguous().t(), every_other, ones),
+                 (channel_first, None, weight, ones), (torch._neg_view(-mean), var[:, :5], torch._neg_view(-(weight + 1)), None)):
+        m, v, w, f = args  # (the last: lazily negated views, read by value)
+        native, tensor = both(weighted_moments, m, v, labels, k_new, w, f)
+        assert_equal(native, tensor)
+        assert native[0].is_contiguous() and native[1].is_contiguous()
+
+
+def test_moments_of_special_values_by_hand():
+    # Blocks {0, 1}: zero weights -> sizes; {2, 3}: inf; {4}: NaN; {5, 6}: -0.0 and 0.0.
+    mean = torch.tensor([[1.0], [3.0], [INF], [1.0], [NAN], [-0.0], [0.0]])
+    weight = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+    size = torch.tensor([1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    labels = torch.tensor([0, 0, 1, 1, 2, 3, 3])
+    for var in (None, torch.zeros(7, 1)):
+        native, tensor = both(weighted_moments, mean, var, labels, 4, weight, size)
+        assert_same(native, tensor)
+        new_mean, new_var = native
+        assert new_mean[0].item() == 2.5 and new_var[0].item() == 0.75
+        assert new_mean[1].item() == INF and new_var[1].isnan().all()
+        assert new_mean[2].isnan().all() and new_var[2].isnan().all()
+        assert new_mean[3].item() == 0.0 and new_var[3].item() == 0.0  # constant: snapped
+    # without the guard a zero-weight block is 0/0 on both paths
+    native, tensor = both(weighted_moments, mean, None, labels, 4, weight, None)
+    assert_same(native, tensor)
+    assert native[0][0].isnan().all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pooled_blocks_with_integer_sizes_and_frozen_blocks(dtype):
+    mean, var, labels, k_new, weight, size = random_moments(5, dtype, k=20000)
+    k = labels.numel()
+    # frozen items alone in their blocks: the last 500 blocks hold one frozen item each
+    labels = torch.where(labels >= k_new - 500, labels - 500, labels)
+    frozen_items = torch.randperm(k)[:500]
+    labels[frozen_items] = torch.arange(k_new - 500, k_new)
+    movable = torch.ones(k, dtype=torch.bool)
+    movable[frozen_items] = False
+    state = BlockState(mean=mean, var=var, size=size,
+                       bbox=torch.zeros(k, 4, dtype=torch.long),
+                       edge_index=torch.zeros(2, 0, dtype=torch.long),
+                       batch=torch.zeros(k, dtype=torch.long))
+    partition = Partition(labels, k_new)
+    for w, positive in ((size, True), (weight, False), (size.to(dtype), True)):
+        for mask in (None, movable):
+            native, tensor = both(C._pool_blocks, state, partition, w, positive=positive,
+                                  movable=mask)
+            assert_equal((native.mean, native.var), (tensor.mean, tensor.var))
+            if mask is not None:
+                blocks = partition.labels[frozen_items]
+                assert torch.equal(native.mean[blocks], mean[frozen_items])
+                assert torch.equal(native.var[blocks], var[frozen_items])
+    # sizes beyond 2^24 (float32) / 2^53 (float64): converted by torch, the same result
+    big = size + (1 << 53 if dtype == torch.float64 else 1 << 24) - 1
+    native, tensor = both(C._pool_blocks, state, partition, big, positive=False)
+    assert_equal((native.mean, native.var), (tensor.mean, tensor.var))
+    native, tensor = both(pool_blocks, state, partition, size.to(dtype))
+    assert_equal((native.mean, native.var), (tensor.mean, tensor.var))
+
+
+def test_moments_with_gradients_take_the_tensor_path():
+    mean, var, labels, k_new, weight, size = random_moments(6, torch.float64, k=3000)
+    weight = weight.requires_grad_()
+    mean = mean.requires_grad_()
+    grads = []
+    for off in (False, True):
+        with (_native.disabled() if off else torch.enable_grad()):
+            new_mean, new_var = weighted_moments(mean, var, labels, k_new, weight,
+                                                 size.double())
+            assert new_mean.grad_fn is not None and new_var.grad_fn is not None
+            grads.append(torch.autograd.grad((new_mean.sum() + new_var.sum()),
+                                             (mean, weight)))
+            values = (new_mean.detach(), new_var.detach())
+            if off:
+                assert_equal(values, kept)
+            kept = values
+    assert_equal(grads[0], grads[1])
+    with torch.no_grad():  # no gradient recorded: the kernel, the same values
+        assert_equal(weighted_moments(mean, var, labels, k_new, weight, size.double()), kept)
+
+
+def test_moment_errors():
+    from dhtgraph._native import contraction as N
+    mean = torch.zeros(3, 2)
+    with pytest.raises(IndexError, match=r"'labels' in \[0, 2\)"):
+        N.weighted_moments(mean, None, torch.tensor([0, 2, 1]), 2, torch.ones(3), None)
+    with pytest.raises(ValueError, match="dtype torch.float32 and shape"):
+        N.weighted_moments(mean, None, torch.tensor([0, 1, 1]), 2, torch.ones(3).double(),
+                           None)
+    with pytest.raises(ValueError, match="'mean' of shape"):
+        N.weighted_moments(mean.half(), None, torch.tensor([0, 1, 1]), 2, torch.ones(3),
+                           None)
+    with pytest.raises(ValueError, match="'movable'"):
+        N.weighted_moments(mean, None, torch.tensor([0, 1, 1]), 2, torch.ones(3), None,
+                           movable=torch.ones(3, dtype=torch.bool))
+    # dtypes the kernel does not take: the tensor path
+    half = weighted_moments(mean.half(), None, torch.tensor([0, 1, 1]), 2,
+                            torch.ones(3).half(), None)
+    assert half[0].dtype == torch.float16
 
 
 # -- property tests ---------------------------------------------------------------------

@@ -341,3 +341,151 @@ static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
     }
     return OK;
 }
+
+/* weighted_moments (and snap_constant_blocks) of k items in k_new blocks, without
+ * gradient, in the operation order and dtype T of the tensor code:
+ *   total[j]  = 0 + w[i] + w[i'] + ...           (index_add: items in index order)
+ *   fallback: w'[i] = total[labels[i]] > 0 ? w[i] : fallback[i], totals again from w'
+ *   mean'[j]  = (0 + w[i]*mean[i] + ...) / total[j]
+ *   var'[j]   = (0 + w[i]*(var[i] + (mean[i] - mean'[j])^2) + ...) / total[j]
+ *               (var NULL: w[i]*((mean[i] - mean'[j])^2); the square is one product,
+ *               as torch's pow(2))
+ *   snap: var'[j, c] = +0 where every item's mean equals the block's first item's (by ==)
+ *         and every item's var is 0 in channel c (snap_constant_blocks);
+ *   movable (k bytes, or NULL): a block whose last item is frozen (movable 0) takes that
+ *         item's mean and var (contract's restore: a scatter of ~movable and of the item
+ *         indices, the last write winning; a frozen block is alone in its new block).
+ * torch's CPU index_add accumulates every output row over the items sequentially in
+ * index order (the 1-d loop, and scatter_add along dim 0 for rows, whose
+ * expanded-index path sorts stably); every other step is one IEEE operation per element
+ * (+, -, *, / correctly rounded; compiled with -ffp-contract=off: no fused multiply-add),
+ * so the results are the same bits (NaN payloads aside: which operand's NaN an
+ * operation returns is the compiler's choice). Items are read through element strides
+ * (mean, var: row and column; weight, fallback: one, 0 for an expanded tensor); weight
+ * and fallback are of type T or int64 (w_int, f_int: sizes, converted to T exactly: an
+ * |integer| above 2^24 (float) or 2^53 (double) returns ERR_CAST, for the caller to
+ * convert). The outputs are contiguous k_new x d. Returns ERR_INDEX for a label outside
+ * [0, k_new), ERR_MEMORY without scratch. */
+#define ERR_CAST (-4)
+#define DHT_MOMENTS(T, NAME, EXACT)                                                          \
+static inline T NAME##_at(const void *p, int64_t is_int, int64_t i) {                       \
+    return is_int ? (T)((const int64_t *)p)[i] : ((const T *)p)[i];                         \
+}                                                                                           \
+static int64_t NAME(const int64_t *labels, int64_t k, int64_t k_new, int64_t d,             \
+                    const T *mean, int64_t ms0, int64_t ms1, const T *var, int64_t vs0,     \
+                    int64_t vs1, const void *weight, int64_t ws, int64_t w_int,             \
+                    const void *fallback, int64_t fs, int64_t f_int, int64_t snap,          \
+                    const uint8_t *movable, T *new_mean, T *new_var, T *total, T *wt,       \
+                    int64_t *first, int64_t *last, uint8_t *constant) {                     \
+    const int64_t exact = (int64_t)1 << EXACT;                                              \
+    if (w_int)                                                                              \
+        for (int64_t i = 0; i < k; ++i) {                                                   \
+            int64_t v = ((const int64_t *)weight)[i * ws];                                  \
+            if (v > exact || v < -exact) return ERR_CAST;                                   \
+        }                                                                                   \
+    if (fallback && f_int)                                                                  \
+        for (int64_t i = 0; i < k; ++i) {                                                   \
+            int64_t v = ((const int64_t *)fallback)[i * fs];                                \
+            if (v > exact || v < -exact) return ERR_CAST;                                   \
+        }                                                                                   \
+    for (int64_t j = 0; j < k_new; ++j) { total[j] = 0; first[j] = -1; }                    \
+    for (int64_t q = 0; q < k_new * d; ++q) { new_mean[q] = 0; new_var[q] = 0; }            \
+    for (int64_t i = 0; i < k; ++i) {                                                       \
+        int64_t j = labels[i];                                                              \
+        if (j < 0 || j >= k_new) return ERR_INDEX;                                          \
+        if (first[j] < 0) first[j] = i;                                                     \
+        last[j] = i;                                                                        \
+        total[j] += NAME##_at(weight, w_int, i * ws);                                       \
+    }                                                                                       \
+    if (fallback) {                                                                         \
+        for (int64_t i = 0; i < k; ++i)                                                     \
+            wt[i] = total[labels[i]] > 0 ? NAME##_at(weight, w_int, i * ws)                 \
+                                         : NAME##_at(fallback, f_int, i * fs);              \
+        for (int64_t j = 0; j < k_new; ++j) total[j] = 0;                                   \
+        for (int64_t i = 0; i < k; ++i) total[labels[i]] += wt[i];                          \
+    } else {                                                                                \
+        for (int64_t i = 0; i < k; ++i) wt[i] = NAME##_at(weight, w_int, i * ws);           \
+    }                                                                                       \
+    for (int64_t i = 0; i < k; ++i) {                                                       \
+        const T wi = wt[i];                                                                 \
+        const T *a = mean + i * ms0;                                                        \
+        T *out = new_mean + labels[i] * d;                                                  \
+        for (int64_t c = 0; c < d; ++c) out[c] += wi * a[c * ms1];                          \
+    }                                                                                       \
+    for (int64_t j = 0; j < k_new; ++j) {                                                   \
+        const T t = total[j];                                                               \
+        for (int64_t c = 0; c < d; ++c) new_mean[j * d + c] = new_mean[j * d + c] / t;     \
+    }                                                                                       \
+    if (snap) memset(constant, 1, (size_t)(k_new * d));                                     \
+    for (int64_t i = 0; i < k; ++i) {                                                       \
+        const T wi = wt[i];                                                                 \
+        const int64_t j = labels[i];                                                        \
+        const T *a = mean + i * ms0, *mu = new_mean + j * d, *r = mean + first[j] * ms0;    \
+        T *out = new_var + j * d;                                                           \
+        uint8_t *same = constant + j * d;                                                   \
+        if (var) {                                                                          \
+            const T *s = var + i * vs0;                                                     \
+            for (int64_t c = 0; c < d; ++c) {                                               \
+                const T x = a[c * ms1], sc = s[c * vs1], diff = x - mu[c];                  \
+                const T spread = diff * diff;                                               \
+                out[c] += wi * (sc + spread);                                               \
+                if (snap && (!(x == r[c * ms1]) || sc != 0)) same[c] = 0;                   \
+            }                                                                               \
+        } else {                                                                            \
+            for (int64_t c = 0; c < d; ++c) {                                               \
+                const T x = a[c * ms1], diff = x - mu[c];                                   \
+                out[c] += wi * (diff * diff);                                               \
+                if (snap && !(x == r[c * ms1])) same[c] = 0;                                \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    for (int64_t j = 0; j < k_new; ++j) {                                                   \
+        const T t = total[j];                                                               \
+        T *mu = new_mean + j * d, *out = new_var + j * d;                                   \
+        for (int64_t c = 0; c < d; ++c)                                                     \
+            out[c] = (snap && constant[j * d + c]) ? (T)0 : out[c] / t;                     \
+        if (movable && first[j] >= 0 && !movable[last[j]]) {                                \
+            const T *a = mean + last[j] * ms0, *s = var ? var + last[j] * vs0 : 0;          \
+            for (int64_t c = 0; c < d; ++c) {                                               \
+                mu[c] = a[c * ms1];                                                         \
+                out[c] = s ? s[c * vs1] : (T)0;                                             \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    return OK;                                                                              \
+}
+
+DHT_MOMENTS(float, moments_f32, 24)
+DHT_MOMENTS(double, moments_f64, 53)
+
+int64_t dht_weighted_moments(const int64_t *labels, int64_t k, int64_t k_new, int64_t d,
+                             int64_t dtype, const void *mean, int64_t ms0, int64_t ms1,
+                             const void *var, int64_t vs0, int64_t vs1, const void *weight,
+                             int64_t ws, int64_t w_int, const void *fallback, int64_t fs,
+                             int64_t f_int, int64_t snap, const uint8_t *movable,
+                             void *new_mean, void *new_var) {
+    size_t item = dtype == DT_F32 ? sizeof(float) : sizeof(double);
+    size_t kn = (size_t)(k_new > 0 ? k_new : 1), kk = (size_t)(k > 0 ? k : 1);
+    /* first, last (int64, k_new each) | total (T, k_new) | wt (T, k) | constant (bytes) */
+    size_t bytes = 2 * kn * sizeof(int64_t) + kn * item + kk * item
+                   + (snap ? kn * (size_t)(d > 0 ? d : 1) : 0);
+    char *scratch = (char *)malloc(bytes);
+    if (!scratch) return ERR_MEMORY;
+    int64_t *first = (int64_t *)scratch, *last = first + kn;
+    void *total = scratch + 2 * kn * sizeof(int64_t);
+    void *wt = (char *)total + kn * item;
+    uint8_t *constant = (uint8_t *)((char *)wt + kk * item);
+    int64_t rc;
+    if (dtype == DT_F32)
+        rc = moments_f32(labels, k, k_new, d, (const float *)mean, ms0, ms1,
+                         (const float *)var, vs0, vs1, weight, ws, w_int, fallback, fs, f_int,
+                         snap, movable, (float *)new_mean, (float *)new_var, (float *)total,
+                         (float *)wt, first, last, constant);
+    else
+        rc = moments_f64(labels, k, k_new, d, (const double *)mean, ms0, ms1,
+                         (const double *)var, vs0, vs1, weight, ws, w_int, fallback, fs, f_int,
+                         snap, movable, (double *)new_mean, (double *)new_var, (double *)total,
+                         (double *)wt, first, last, constant);
+    free(scratch);
+    return rc;
+}

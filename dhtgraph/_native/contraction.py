@@ -18,7 +18,8 @@ from torch import Tensor
 from . import I64, PTR, function
 
 __all__ = ["quantize", "tie_hash", "local_index", "equal_ends", "argmax_choice",
-           "constant_channels", "pool_integers", "POTENTIAL_DTYPES", "MEAN_DTYPES"]
+           "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
+           "MEAN_DTYPES", "MOMENT_DTYPES"]
 
 _SET = "contraction"
 _DT_INT64, _DT_F32, _DT_F64 = 0, 1, 2
@@ -30,7 +31,9 @@ POTENTIAL_DTYPES = (torch.float32, torch.float64)
 #: Mean dtypes of the exact comparisons (float16 and bfloat16 are widened to float32,
 #: which keeps every == and != as it was).
 MEAN_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-_OK, _ERR_INDEX, _ERR_LOCAL, _ERR_MEMORY = 0, -1, -2, -3
+#: Dtypes of the pooled moments (the same IEEE operations as torch's, in that type).
+MOMENT_DTYPES = (torch.float32, torch.float64)
+_OK, _ERR_INDEX, _ERR_LOCAL, _ERR_MEMORY, _ERR_CAST = 0, -1, -2, -3, -4
 _LONG = torch.long
 
 
@@ -195,3 +198,68 @@ def pool_integers(labels: Tensor, num_blocks: int, size: Tensor, bbox: Tensor,
         batch.data_ptr(), new_size.data_ptr(), new_bbox.data_ptr(), new_batch.data_ptr())
     _check(rc, "labels", k_new)
     return new_size, new_bbox, new_batch
+
+
+def _strided(t: Optional[Tensor], dtype: torch.dtype, shape: tuple,
+             integers: bool = False) -> tuple:
+    # (tensor, data pointer, element strides) of a tensor of ``dtype`` (or int64 where
+    # ``integers``) read in place (no copy for a view or an expanded tensor: the kernel
+    # takes element strides).
+    if t is None:
+        return None, None, (0,) * len(shape)
+    if t.is_neg():
+        t = t.resolve_neg()  # a lazily negated view: its data are the unnegated values
+    if not (t.dtype == dtype or (integers and t.dtype is _LONG)) or tuple(t.shape) != shape:
+        raise ValueError(f"Expected a tensor of dtype {dtype} and shape {shape} (got "
+                         f"{t.dtype} and {tuple(t.shape)})")
+    return t, t.data_ptr(), t.stride()
+
+
+def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+                     weight: Tensor, fallback: Optional[Tensor], snap: bool = True,
+                     movable: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``weighted_moments`` (with ``snap_constant_blocks`` when ``snap``) without gradient:
+    pooled means and variances, contiguous (K', d), bit for bit the tensor code's.
+
+    ``mean`` (K, d) and ``var`` (K, d) or None are float32 or float64 tensors of one
+    dtype; ``weight`` and ``fallback`` (K,) or None of that dtype or int64 (sizes: the
+    kernel converts them, exactly, as ``.to(mean.dtype)`` does), all read in place through
+    their strides (views and expanded tensors included); ``labels`` (K,) int64.
+    ``movable`` (K,) bool or None: a new block whose (last) item is frozen keeps that
+    item's mean and var (``contract``'s restore; needs ``var``).
+    """
+    if mean.dtype not in MOMENT_DTYPES or mean.dim() != 2:
+        raise ValueError(f"Expected 'mean' of shape (K, d) and dtype float32 or float64 (got "
+                         f"{tuple(mean.shape)}, {mean.dtype})")
+    k, d = mean.shape
+    dtype = mean.dtype
+    mean = mean.resolve_neg() if mean.is_neg() else mean
+    var, vp, vs = _strided(var, dtype, (k, d))
+    weight, wp, (ws,) = _strided(weight, dtype, (k,), True)
+    fallback, fp, (fs,) = _strided(fallback, dtype, (k,), True)
+    labels = _long(labels)
+    if labels.shape != (k,):
+        raise ValueError(f"Expected 'labels' of shape ({k},) (got {tuple(labels.shape)})")
+    move = None
+    if movable is not None:
+        if var is None or movable.dtype != torch.bool or movable.shape != (k,):
+            raise ValueError(f"Expected 'movable' of shape ({k},) and dtype bool, with 'var'")
+        move = movable.contiguous()
+    k_new = int(num_blocks)
+    new_mean = torch.empty((k_new, d), dtype=dtype)
+    new_var = torch.empty((k_new, d), dtype=dtype)
+    ms = mean.stride()
+    fn = function(_SET, "dht_weighted_moments", I64, PTR, I64, I64, I64, I64, PTR, I64, I64,
+                  PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I64, PTR, PTR, PTR)
+    rc = fn(labels.data_ptr(), k, k_new, d, _FLOAT_CODES[dtype], mean.data_ptr(), ms[0],
+            ms[1], vp, vs[0], vs[1], wp, ws, int(weight.dtype is _LONG), fp, fs,
+            int(fallback is not None and fallback.dtype is _LONG), int(bool(snap)),
+            None if move is None else move.data_ptr(), new_mean.data_ptr(),
+            new_var.data_ptr())
+    if rc == _ERR_CAST:
+        # Integers the kernel does not convert exactly: torch's conversion, then again.
+        return weighted_moments(mean, var, labels, k_new, weight.to(dtype),
+                                None if fallback is None else fallback.to(dtype), snap,
+                                movable)
+    _check(rc, "labels", k_new)
+    return new_mean, new_var

@@ -19,13 +19,17 @@ blocks in Python. On CPU tensors the discrete steps — the argmax with its tie 
 constant-channel test of :func:`snap_constant_blocks`, the summed sizes, merged boxes
 and images of the pooling (``dhtgraph/_native/contraction.c``) and the edge relabel
 (``edges.c``) — run as native kernels, one pass each, that give the same tensors bit
-for bit; the floating-point steps (pooled moments, weights, ``K̃(v, a(v))``) are
-torch's on every path.
+for bit. When no gradient is recorded, the pooled moments (:func:`weighted_moments`,
+with the zero-weight guard, the snap and the frozen blocks' restore) run natively too:
+the same IEEE operations (+, −, ×, ÷) in the same order and dtype as the tensor code
+(sums accumulated item by item in index order, as torch's CPU ``index_add``), so the
+same values. The other floating-point steps (weights, ``K̃(v, a(v))``) and everything
+with gradients are torch's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
@@ -541,7 +545,13 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
     Returns
     -------
     (Tensor of shape (K', d), Tensor of shape (K', d))
+        Snapped by :func:`snap_constant_blocks`. On CPU float32/float64 inputs without a
+        recorded gradient a native kernel computes them (the same values bit for bit;
+        NaN payloads aside); otherwise these tensor operations (differentiable).
     """
+    if _native_moments(mean, var, labels, weight, fallback):
+        from .._native.contraction import weighted_moments as native_moments
+        return native_moments(mean, var, labels, num_blocks, weight, fallback)
     total = weight.new_zeros(num_blocks).index_add(0, labels, weight)
     if fallback is not None:
         # Zero-weight guard: a block whose weights are all zero uses the fallback instead.
@@ -556,6 +566,30 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
         spread = var + spread
     new_var = mean.new_zeros(num_blocks, d).index_add(0, labels, w * spread) / total
     return snap_constant_blocks(mean, var, labels, num_blocks, new_mean, new_var)
+
+
+def _native_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, weight: Tensor,
+                    fallback: Optional[Tensor], integers: bool = False) -> bool:
+    # The native moments (contraction.c: the same IEEE operations in the same order and
+    # dtype, one pass per sum) take float32/float64 CPU inputs of one dtype (weights and
+    # fallback also int64 where ``integers``: sizes) when no gradient is recorded;
+    # anything else stays on the tensor path.
+    dtype = mean.dtype
+    if dtype not in (torch.float32, torch.float64) or mean.dim() != 2:
+        return False
+    k = mean.shape[0]
+    if labels.dtype != torch.long or labels.shape != (k,):
+        return False
+    tensors = [mean, labels]
+    for t, shape, ints in ((var, mean.shape, False), (weight, (k,), integers),
+                           (fallback, (k,), integers)):
+        if t is not None:
+            if not (t.dtype == dtype or (ints and t.dtype == torch.long)) or t.shape != shape:
+                return False
+            tensors.append(t)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    return _native.enabled("contraction", *tensors)
 
 
 def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -631,14 +665,29 @@ def _constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,
 
 
 def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
-                 positive: bool) -> BlockState:
+                 positive: bool, movable: Optional[Tensor] = None) -> BlockState:
     # positive=True: the caller guarantees every weight > 0 (sizes), so the zero-weight
-    # guard is skipped.
+    # guard is skipped. ``weight`` is converted to the dtype of the means (int64 sizes
+    # included). movable: contract's mask; a new block made of one frozen block keeps its
+    # statistics exactly.
     labels, k_new = partition.labels, partition.num_blocks
-    mean = state.mean
-    size_f = None if positive else state.size.to(mean.dtype)
-    new_mean, new_var = weighted_moments(mean, state.var, labels, k_new, weight.to(mean.dtype),
-                                         size_f)
+    mean, var = state.mean, state.var
+    fallback = None if positive else state.size
+    if _native_moments(mean, var, labels, weight, fallback, integers=True) and (
+            movable is None or (var is not None and movable.dtype == torch.bool
+                                and movable.shape == labels.shape
+                                and _native.enabled("contraction", movable))):
+        # One kernel: weights, moments, snap and the frozen blocks' restore.
+        from .._native.contraction import weighted_moments as native_moments
+        new_mean, new_var = native_moments(mean, var, labels, k_new, weight, fallback,
+                                           movable=movable)
+    else:
+        new_mean, new_var = weighted_moments(
+            mean, var, labels, k_new, weight.to(mean.dtype),
+            None if fallback is None else fallback.to(mean.dtype))
+        if movable is not None:
+            new_mean, new_var = _restore_frozen(state, labels, k_new, movable, new_mean,
+                                                new_var)
     new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new)
     return BlockState(
         mean=new_mean,
@@ -648,6 +697,19 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
         edge_index=_relabel_edges(partition, state.edge_index),
         batch=new_batch,
     )
+
+
+def _restore_frozen(state: BlockState, labels: Tensor, k_new: int, movable: Tensor,
+                    new_mean: Tensor, new_var: Tensor) -> tuple[Tensor, Tensor]:
+    # A frozen block is alone in its new block (it chose itself, nobody chose it): that
+    # block keeps the frozen block's statistics exactly (no mask compaction).
+    k = labels.shape[0]
+    frozen = torch.zeros(k_new, dtype=torch.bool, device=labels.device).scatter_(
+        0, labels, ~movable).unsqueeze(1)
+    item = torch.empty(k_new, dtype=torch.long, device=labels.device).scatter_(
+        0, labels, torch.arange(k, device=labels.device))
+    return (torch.where(frozen, state.mean.index_select(0, item), new_mean),
+            torch.where(frozen, state.var.index_select(0, item), new_var))
 
 
 def _pool_integers(state: BlockState, labels: Tensor,
@@ -741,21 +803,13 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
                            batch=state.batch, mean=state.mean)
     # choice follows edges of the graph (or is the node itself): a valid functional graph.
     partition = Partition(*functional_component_labels(choice), canonical=True)
-    chosen = (chosen_potential(potential, state.edge_index, choice)
-              if getattr(weighting, "reads_choice", True) else None)
-    new = _pool_blocks(state, partition, weighting(state, chosen),
-                       positive=bool(getattr(weighting, "positive", False)))
-    if movable is not None:
-        # A frozen block is alone in its new block (it chose itself, nobody chose it):
-        # that block keeps the frozen block's statistics exactly (no mask compaction).
-        labels, k_new = partition.labels, partition.num_blocks
-        frozen = torch.zeros(k_new, dtype=torch.bool, device=labels.device).scatter_(
-            0, labels, ~movable).unsqueeze(1)
-        item = torch.empty(k_new, dtype=torch.long, device=labels.device).scatter_(
-            0, labels, torch.arange(k, device=labels.device))
-        new = replace(
-            new,
-            mean=torch.where(frozen, state.mean.index_select(0, item), new.mean),
-            var=torch.where(frozen, state.var.index_select(0, item), new.var),
-        )
+    if weighting is size_weights:
+        # The sizes themselves: _pool_blocks converts them (the kernel without a tensor op).
+        weight = state.size
+    else:
+        chosen = (chosen_potential(potential, state.edge_index, choice)
+                  if getattr(weighting, "reads_choice", True) else None)
+        weight = weighting(state, chosen)
+    new = _pool_blocks(state, partition, weight,
+                       positive=bool(getattr(weighting, "positive", False)), movable=movable)
     return Contraction(partition=partition, state=new, choice=choice)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from dhtgraph import _native
 from dhtgraph.graph import grid_edge_index
 from dhtgraph.hierarchy.contraction import (BlockState, argmax_choice, chosen_potential, contract,
                                             pool_blocks, pool_weights, quantize_potential)
@@ -106,6 +107,37 @@ def test_pooling_gradcheck_with_argmax_edge_weights():
         return out.mean, out.var
 
     assert torch.autograd.gradcheck(pooled, (mean, var, potential))
+
+
+@pytest.mark.parametrize("weights", ["argmax_edge", "size"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_contract_with_and_without_gradients_gives_the_same_values(weights, frozen):
+    # Without a recorded gradient the pooled moments may run natively; with one they are
+    # the tensor code's: the same values, and the gradients of the tensor path.
+    torch.manual_seed(1)
+    edges = grid_edge_index(6, 7, 2)
+    n = 84
+    pos = torch.stack(torch.meshgrid(torch.arange(6), torch.arange(7), indexing="ij"),
+                      -1).reshape(-1, 2).repeat(2, 1)
+    batch = torch.arange(2).repeat_interleave(42)
+    movable = batch == 0 if frozen else None
+    x0 = torch.rand(n, 3, dtype=torch.float64)
+    x0[:10] = 0.5  # a constant block: snapped variance
+    values, grads = [], []
+    for off, grad in ((False, False), (True, False), (False, True), (True, True)):
+        x = x0.clone().requires_grad_(grad)
+        state = BlockState.from_pixels(x, pos, edges, batch)
+        potential = (x[edges[0]] - x[edges[1]]).pow(2).sum(-1).neg().exp()
+        with (_native.disabled() if off else torch.enable_grad()):
+            step = contract(state, potential, weights=weights, movable=movable)
+            values.append((step.state.mean.detach(), step.state.var.detach()))
+            if grad:
+                assert step.state.mean.grad_fn is not None
+                grads.append(torch.autograd.grad(step.state.mean.sum() + step.state.var.sum(),
+                                                 x)[0])
+    for mean, var in values[1:]:
+        assert torch.equal(mean, values[0][0]) and torch.equal(var, values[0][1])
+    assert torch.equal(grads[0], grads[1])
 
 
 def test_contract_a_strip_into_two_blocks():
