@@ -338,9 +338,9 @@ def test_selector_update_by_hand():
 @settings(max_examples=60, deadline=None)
 @given(s=st.integers(1, 40), k=st.integers(1, 10), b=st.integers(1, 3),
        seed=st.integers(0, 2**31 - 1), with_current=st.booleans(), with_rows=st.booleans(),
-       with_active=st.booleans(), broadcast=st.booleans())
+       with_active=st.booleans(), broadcast=st.booleans(), in_place=st.booleans())
 def test_selector_kernels_equal_the_tensor_update(s, k, b, seed, with_current, with_rows,
-                                                  with_active, broadcast):
+                                                  with_active, broadcast, in_place):
     # ICs from a few values (ties: a block whose IC equals the slot's moves it), NaN and
     # -inf among them; the update's tensor formula of InformationSelector.update.
     from dhtgraph._native.selection import selector_all_move, selector_update
@@ -354,8 +354,20 @@ def test_selector_kernels_equal_the_tensor_update(s, k, b, seed, with_current, w
     rows = torch.randint(0, 100, (s,), generator=g) if with_rows else None
     active = torch.rand(b, generator=g) < 0.6 if with_active else None
     slot_batch = torch.randint(0, b, (s,), generator=g)
-    out_ic, out_row, out_c, improved = selector_update(labels, current, ic_new, slot_ic, rows,
-                                                       7, active, slot_batch, b)
+    # In place: into copies of the slot tensors (the inputs themselves stay for the check).
+    given = [None if t is None else t if t.stride(0) == 0 else t.clone()
+             for t in (slot_ic, rows, current)]
+    out_ic, out_row, out_c, improved = selector_update(labels, given[2], ic_new, given[0],
+                                                       given[1], 7, active, slot_batch, b,
+                                                       in_place=in_place)
+    if in_place:  # the owned tensors were written (a broadcast IC cannot be)
+        assert (out_ic is given[0]) == (not broadcast)
+        assert (out_row is given[1]) == with_rows and (out_c is given[2]) == with_current
+    else:
+        assert all(t is None or torch.equal(t.view(torch.int32) if t.dtype == torch.float32
+                                            else t, u.view(torch.int32)
+                                            if u.dtype == torch.float32 else u)
+                   for t, u in zip(given, (slot_ic, rows, current)))
     c = labels if current is None else labels.index_select(0, current)
     ic_c = ic_new.index_select(0, c)
     move = ic_c >= slot_ic

@@ -468,7 +468,8 @@ int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_
  * is >= the slot's (and its graph is active, when active is given): the slot then takes
  * c's IC and the statistics row c + offset (else keeps its own; rows NULL: the slot
  * index). improved (num_images bytes) marks the graphs where a slot moved. out_c may be
- * NULL (current NULL: c is labels itself). */
+ * NULL (current NULL: c is labels itself). In place: out_ic, out_row and out_c may be
+ * slot_ic (stride 1), rows and current (entry i is read before entry i is written). */
 void dht_selector_update(const int64_t *labels, const int64_t *current, int64_t s,
                          const float *ic_new, const float *slot_ic, int64_t stride,
                          const int64_t *rows, int64_t offset, const uint8_t *active,

@@ -178,19 +178,32 @@ def selector_all_move(labels: Tensor, ic_new: Tensor, slot_ic: Tensor) -> bool:
 
 def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, slot_ic: Tensor,
                     rows: Optional[Tensor], offset: int, active: Optional[Tensor],
-                    slot_batch: Tensor, num_images: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    slot_batch: Tensor, num_images: int, *,
+                    in_place: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The slots' new IC (float32), statistics row and current block, and the graphs that
-    improved (bool (B,)); see ``dht_selector_update``."""
+    improved (bool (B,)); see ``dht_selector_update``.
+
+    ``in_place``: the new IC, rows and current blocks are written into ``slot_ic``,
+    ``rows`` and ``current`` themselves (the kernel reads every entry before it writes
+    it) when these are contiguous tensors of the right dtype (else new ones are made);
+    only for tensors the caller owns.
+    """
     labels, ic_new, slot_batch = _long(labels), ic_new.contiguous(), _long(slot_batch)
     s = slot_batch.numel()
+    own = in_place and _writable(slot_ic, torch.float32, s)
     slot_ic = slot_ic if slot_ic.stride(0) == 0 else slot_ic.contiguous()
     ic_ptr, stride = _ic_pointer(slot_ic)
-    out_ic = torch.empty(s, dtype=torch.float32)
-    out_row = torch.empty(s, dtype=torch.long)
-    out_c = torch.empty(s, dtype=torch.long) if current is not None else None
-    improved = torch.empty(int(num_images), dtype=torch.bool)
+    out_ic = slot_ic if own else torch.empty(s, dtype=torch.float32)
     cur = _long(current) if current is not None else None
     rws = _long(rows) if rows is not None else None
+    out_row = rws if in_place and _writable(rows, torch.long, s) else torch.empty(
+        s, dtype=torch.long)
+    if current is None:
+        out_c = None
+    else:
+        out_c = cur if in_place and _writable(current, torch.long, s) else torch.empty(
+            s, dtype=torch.long)
+    improved = torch.empty(int(num_images), dtype=torch.bool)
     act = active.to(torch.bool).contiguous() if active is not None else None
     function(_SET, "dht_selector_update", None, PTR, PTR, I64, PTR, PTR, I64, PTR, I64, PTR, PTR,
              I64, PTR, PTR, PTR, PTR)(
@@ -200,6 +213,12 @@ def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, s
         pointer(out_ic), pointer(out_row), pointer(out_c) if out_c is not None else _NULL,
         pointer(improved))
     return out_ic, out_row, (labels if out_c is None else out_c), improved
+
+
+def _writable(t: Optional[Tensor], dtype: torch.dtype, n: int) -> bool:
+    # An output the kernel may write over: its own memory, contiguous, n entries.
+    return (t is not None and t.dtype == dtype and t.dim() == 1 and t.numel() == n
+            and t.is_contiguous() and (n == 0 or t.stride(0) == 1))
 
 
 class BudgetWorkspace:

@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal
+from typing import Literal, Optional, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "check_criterion",
-           "check_iota"]
+__all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "penalty_table",
+           "check_criterion", "check_iota", "PENALTY_TABLE_LIMIT"]
 
 Criterion = Literal["aic", "aicc", "bic", "cic"]
 CRITERIA = ("aic", "aicc", "bic", "cic")
 # Added to m before the penalty (the reference's eps); invisible in float32 for m ≥ 1
 # but keeps k finite should a caller pass fractional sizes.
 _SIZE_EPS = 1e-8
+#: The longest penalty table :func:`penalty_table` keeps (entries; float32: 16 MiB).
+PENALTY_TABLE_LIMIT = 1 << 22
+# The kept tables, one per (criterion, device), grown on demand (see penalty_table).
+_PENALTY_TABLES: dict[tuple[str, torch.device], Tensor] = {}
 
 
 def check_criterion(criterion: str, name: str = "criterion") -> str:
@@ -88,7 +92,12 @@ def _real_scalar(value, name: str):
 
 def penalty(size: Tensor, criterion: Criterion = "aicc") -> Tensor:
     """The penalty ``P(m)`` (K,) of a block of ``size`` pixels (float32 arithmetic)."""
-    criterion = check_criterion(criterion)
+    return _penalty(size, check_criterion(criterion))
+
+
+def _penalty(size: Tensor, criterion: str) -> Tensor:
+    # Elementwise float32 ops only: every value depends on its own size alone (what
+    # penalty_table relies on).
     m = size.to(torch.float32) + _SIZE_EPS
     k = 1.0 / (2 * m - 2 * m.sqrt())
     if criterion == "aic":
@@ -100,8 +109,53 @@ def penalty(size: Tensor, criterion: Criterion = "aicc") -> Tensor:
     return m.log().add(1) * k
 
 
+def penalty_table(length: int, criterion: Criterion = "aicc",
+                  device: Union[str, torch.device, None] = None) -> Tensor:
+    """``P(m)`` for the integer sizes ``m = 0, 1, …`` (float32, at least ``length`` entries).
+
+    The table is :func:`penalty` of an integer ``arange``: the same elementwise float32
+    ops on the same values, so ``penalty_table(L)[size]`` equals ``penalty(size)`` bit for
+    bit for every integer size below ``L``. One gather per level then replaces the
+    penalty's dozen ops.
+
+    Tables of up to :data:`PENALTY_TABLE_LIMIT` entries are kept for the process, one per
+    criterion and device, and grown (at least doubling, up to the limit) when a longer
+    one is asked for; do not write into the returned tensor. Longer tables are built on
+    every call and not kept.
+
+    Raises
+    ------
+    ValueError
+        If ``length`` is negative or ``criterion`` unknown.
+    """
+    criterion = check_criterion(criterion)
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
+        raise ValueError(f"Expected 'length' to be a non-negative integer (got {length!r})")
+    length = int(length)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    if device.type != "cpu" and device.index is None:
+        device = torch.empty(0, device=device).device  # the current device's index
+    key = (criterion, device)
+    table = _PENALTY_TABLES.get(key)
+    if table is not None and table.numel() >= length:
+        return table
+    if length > PENALTY_TABLE_LIMIT:
+        return _build_table(length, criterion, device)
+    kept = 0 if table is None else table.numel()
+    table = _build_table(max(length, min(2 * kept, PENALTY_TABLE_LIMIT)), criterion, device)
+    _PENALTY_TABLES[key] = table  # threads may race here: their tables are equal
+    return table
+
+
+def _build_table(length: int, criterion: str, device: torch.device) -> Tensor:
+    # A plain tensor even inside inference_mode (it outlives the call), never recorded.
+    with torch.inference_mode(False), torch.no_grad():
+        return _penalty(torch.arange(length, device=device), criterion)
+
+
 def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
-                          criterion: Criterion = "aicc", iota: float = 5.0) -> Tensor:
+                          criterion: Criterion = "aicc", iota: float = 5.0, *,
+                          penalties: Optional[Tensor] = None) -> Tensor:
     """``IC(S) = −(L(S) + P(m))`` for every block (higher is better).
 
     Parameters
@@ -115,6 +169,9 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
     criterion : {'aic', 'aicc', 'bic', 'cic'}, default 'aicc'
     iota : float, default 5.0
         ι > 0; larger → more, smaller blocks.
+    penalties : Tensor, optional
+        ``penalty_table(L, criterion)`` with every size below L: the penalties of integer
+        sizes are read from it (the same values; fractional sizes are computed).
 
     Returns
     -------
@@ -123,8 +180,24 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
     """
     criterion = check_criterion(criterion)
     iota = check_iota(iota)
-    var = var.detach().to(torch.float32)
-    m = size.to(torch.float32)
-    fit = (m / num_pixels) * (2 * math.pi * var).prod(-1).add(float(iota)).log()
-    ic = (fit + penalty(size, criterion)).neg()
-    return torch.where(size > 1, ic, torch.full_like(ic, -math.inf))
+    if var.requires_grad:
+        var = var.detach()
+    var = var.to(torch.float32)
+    integer = size.dim() == 1 and _is_integer(size.dtype)
+    fit = (size.to(torch.float32) / num_pixels) * (2 * math.pi * var).prod(-1).add_(iota).log_()
+    p = None
+    if penalties is not None and size.dtype in (torch.long, torch.int) and size.dim() == 1:
+        try:
+            p = penalties.index_select(0, size)
+        except IndexError:  # (CPU) a size outside the table: computed instead
+            p = None
+    if p is None:
+        p = _penalty(size, criterion)
+    ic = fit.add_(p).neg_()
+    if integer:  # size <= 1 is not (size > 1) for integers
+        return ic.masked_fill_(size <= 1, -math.inf)
+    return torch.where(size > 1, ic, -math.inf)
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)

@@ -38,7 +38,8 @@ from .._union import component_labels, finish_components, forest_components
 from ..hierarchy.build import HierarchyResult
 from ..hierarchy.contraction import BlockState
 from ..partition import Partition
-from .criteria import CRITERIA, Criterion, check_iota, information_criterion
+from .criteria import (CRITERIA, PENALTY_TABLE_LIMIT, Criterion, check_iota,
+                       information_criterion, penalty_table)
 
 __all__ = ["Selection", "InformationSelector", "ICStopping", "ic_stopping", "select_partition",
            "CRITERION_FUNCTIONS", "resolve_criterion", "connected_split"]
@@ -202,6 +203,9 @@ class InformationSelector:
         self._node_slot: Optional[Tensor] = None
         self._num_slots = n
         self._stored: Optional[dict] = None  # the assembled stored blocks (cache)
+        # The slot tensors the last native update made (it may then write into them).
+        self._owned: Optional[tuple[Tensor, Tensor, Tensor]] = None
+        self._penalties = self._penalty_table(level0)
         self._explicit = False  # the stored blocks were assigned: they are the state
         # True until the first update.
         self._initial = True
@@ -276,11 +280,26 @@ class InformationSelector:
                           lambda self, v: self._assign("num_stored", int(v)),
                           doc="S, the number of stored blocks (one host sync to count).")
 
+    def _penalty_table(self, level0: BlockState) -> Optional[Tensor]:
+        # The built-in criteria read the penalties of the blocks' sizes from a table (the
+        # same values, one gather instead of a dozen ops per level). No block is larger
+        # than all the nodes together (one host sync).
+        size = level0.size
+        if self.criterion not in CRITERIA or size.dtype not in (torch.long, torch.int):
+            return None
+        length = int(size.sum()) + 1 if size.numel() else 1
+        if length > PENALTY_TABLE_LIMIT:
+            return None  # huge graphs: computed per level (the same values)
+        return penalty_table(length, self.criterion, size.device)
+
     def block_ic(self, state: BlockState) -> Tensor:
         """The IC (K,) of the blocks of ``state`` under this selector's criterion and ι."""
         n = self.pixels_per_image
         if isinstance(n, Tensor):
             n = n.index_select(0, state.batch)
+        if self._penalties is not None:
+            return information_criterion(state.var, state.size, n, self.criterion, self.iota,
+                                         penalties=self._penalties)
         return self._ic(state.var, state.size, n, self.iota)
 
     def update(self, partition: Partition, state: BlockState,
@@ -341,9 +360,16 @@ class InformationSelector:
                 return improved
         if native:
             from .._native.selection import selector_update
+            # Into the slot tensors of the last native update when they are still the
+            # state (nobody else holds them: views and results are copies).
+            owned = self._owned is not None and all(
+                a is b for a, b in zip(self._owned, (self._slot_ic, self._slot_row,
+                                                     self._slot_current)))
             self._slot_ic, self._slot_row, self._slot_current, improved = selector_update(
                 labels, self._slot_current, ic_new, self._slot_ic, self._slot_row, offset,
-                active, self._slot_batch, self.num_images)
+                active, self._slot_batch, self.num_images, in_place=owned)
+            self._owned = (None if self._slot_current is labels else
+                           (self._slot_ic, self._slot_row, self._slot_current))
             return improved
         c = labels if self._slot_current is None else labels.index_select(0, self._slot_current)
         ic_c = ic_new.index_select(0, c)

@@ -171,3 +171,89 @@ def test_grid_pieces_of_deep_winding_blocks_equal_the_edge_pieces(seed):
     expected = connected_components(edges[:, inside], labels.numel())
     assert by_grid == expected and by_edges == expected
     assert by_grid.num_blocks == expected.num_blocks > 20
+
+
+def _bits(t):
+    return t.view(torch.int32) if t.dtype == torch.float32 else t
+
+
+def test_the_selector_reads_penalties_from_a_table_with_the_same_values(monkeypatch):
+    # The built-in criteria: one table per selector (no block is larger than all nodes);
+    # the selection equals the one with the penalties computed per level, natively and
+    # on the tensor path, with the running selection and replayed with other criteria.
+    import dhtgraph
+    from dhtgraph import _native
+    from dhtgraph.selection import select as SE
+
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(2, 3, 24, 20, generator=g) * 6).floor() / 6
+    sel = InformationSelector(BlockState.from_pixels(torch.zeros(12, 1), torch.zeros(12, 2),
+                                                     grid_edge_index(3, 4, 1)), 1, 12, "bic")
+    assert sel._penalties is not None and sel._penalties.numel() >= 13
+
+    def run():
+        out = [dhtgraph.tokenize(x, max_tokens=30, criterion=c, iota=i)
+               for c, i in (("aicc", 5.0), ("bic", 0.5), ("cic", 30.0), ("aic", 2.0))]
+        return [(t.partition, t.features) for t in out]
+
+    def both():
+        native = run()
+        with _native.disabled():
+            return native, run()
+
+    with_table = both()
+    monkeypatch.setattr(SE.InformationSelector, "_penalty_table", lambda self, level0: None)
+    without = both()
+    for a, b in zip(with_table[0] + with_table[1], without[0] + without[1]):
+        assert a[0] == b[0] and torch.equal(a[1], b[1])
+
+
+def test_no_table_for_a_registered_criterion():
+    from dhtgraph.selection.select import CRITERION_FUNCTIONS
+
+    name = "test_table_free"
+    if name not in CRITERION_FUNCTIONS:
+        CRITERION_FUNCTIONS.register(name, lambda var, size, n, iota: -size.float())
+    level0 = BlockState.from_pixels(torch.zeros(4, 1), torch.zeros(4, 2), grid_edge_index(2, 2, 1))
+    assert InformationSelector(level0, 1, 4, name)._penalties is None
+
+
+def test_views_read_before_an_update_keep_their_values():
+    # Later updates write into the slot tensors of earlier ones (native, in place): what
+    # was read from the selector before (ic, current, pixel_block, a Selection) keeps its
+    # values.
+    from dhtgraph import _native
+
+    level0 = BlockState.from_pixels(torch.tensor([[0.0], [0.1], [5.0], [5.2], [9.0], [9.1]]),
+                                    torch.zeros(6, 2), grid_edge_index(1, 6, 1))
+    chain = [[0, 0, 1, 2, 3, 4], [0, 1, 1, 2, 3], [0, 0, 1, 2], [0, 1, 1], [0, 0]]
+    levels, sizes = [], [1] * 6
+    g = torch.Generator().manual_seed(6)
+    for labels in chain:
+        k = max(labels) + 1
+        sizes = [sum(m for m, l in zip(sizes, labels) if l == j) for j in range(k)]
+        var = (torch.rand(k, 1, generator=g) * 4).floor() / 4  # ties of the IC too
+        levels.append((Partition(torch.tensor(labels)),
+                       _level(torch.rand(k, 1, generator=g).tolist(), var.tolist(), sizes)))
+
+    def run():
+        sel = InformationSelector(level0, 1, 36, "aic", 0.5)
+        seen = []
+        for partition, state in levels:
+            sel.update(partition, state)
+            seen.append((sel.ic.clone(), sel.current.clone(), sel.pixel_block.clone(),
+                         sel.ic, sel.current, sel.pixel_block))
+            if len(seen) == 3:  # assigned stored blocks: the caller's tensors stay as given
+                given_ic = sel.ic.clone()
+                sel.ic = given_ic
+                seen.append((given_ic.clone(), sel.current.clone(), sel.pixel_block.clone(),
+                             given_ic, sel.current, sel.pixel_block))
+        for ic, cur, pb, ic_view, cur_view, pb_view in seen:
+            assert torch.equal(_bits(ic), _bits(ic_view)) and torch.equal(cur, cur_view)
+            assert torch.equal(pb, pb_view)
+        return [[_bits(t) for t in views[:3]] for views in seen]
+
+    native = run()
+    with _native.disabled():
+        tensor = run()
+    assert all(torch.equal(a, b) for u, v in zip(native, tensor) for a, b in zip(u, v))
