@@ -197,6 +197,44 @@ def test_sizes_and_compose(runs):
     assert composed.num_blocks == coarser.num_blocks
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_budget_loss(dtype):
+    from dhtgraph._native.tokens import budget_loss
+    g = torch.Generator().manual_seed(11)
+    k, n, images = 20_000, 700, 5
+    features = _wide((k, 3), dtype, g)
+    state = _wide((n, 4), dtype, g)                                 # feats: a strided slice
+    feats = state[:, 1:]
+    labels = torch.randint(0, n, (k,), generator=g)
+    sizes = torch.randint(1, 5000, (k,), generator=g)
+    batch = torch.randint(0, images, (k,), generator=g)             # any order
+    got = budget_loss(features, feats, labels, sizes, batch, images + 1)
+    want = budget._budget_loss(features, feats, labels, sizes, batch, images + 1)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_merge_to_budget_tokens_set(b):
+    # The budget with the tokens kernels on and only them off: the same merge and loss.
+    g = torch.Generator().manual_seed(12)
+    images = torch.rand(b, 3, 30, 33, generator=g)
+    full = dhtgraph.tokenize(images)
+    part = full.partition
+    real = _native.enabled
+    runs = []
+    for off in (False, True):
+        _native.enabled = (lambda kernels, *t: False if kernels == "tokens" else real(kernels, *t)
+                           ) if off else real
+        try:
+            runs.append(budget.merge_to_budget(part, full.projected, full.batch,
+                                               None, 7, token_edge_index=full.edge_index))
+        finally:
+            _native.enabled = real
+    a, c = runs
+    assert torch.equal(a.merge.labels, c.merge.labels) and torch.equal(a.loss, c.loss)
+    assert torch.equal(a.kept, c.kept) and a.rounds == c.rounds
+
+
 def test_out_of_range_falls_back():
     from dhtgraph._native import tokens as kernels
     state = torch.rand(4, 3)

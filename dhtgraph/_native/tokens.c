@@ -70,14 +70,19 @@ int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t 
     if (!out) return 0;                                                                 \
     for (int64_t img = 0; img < b; ++img) {                                             \
         const int64_t *lab = labels + img * hw;                                         \
-        for (int64_t ch = 0; ch < c; ++ch) {                                            \
-            const T *plane = image + (img * c + ch) * hw;                               \
-            T *dst = out + (img * c + ch) * hw;                                         \
-            const T *m = mean + ch, *v = values + ch;                                   \
-            for (int64_t p = 0; p < hw; ++p) {                                          \
-                int64_t at = lab[p] * c;                                                \
-                dst[p] = (plane[p] - m[at]) + v[at];                                    \
+        const T *plane = image + img * c * hw;                                          \
+        T *dst = out + img * c * hw;                                                    \
+        int64_t p = 0;                                                                  \
+        while (p < hw) {              /* a run of one label: one mean and value each */ \
+            int64_t l = lab[p], q = p + 1;                                              \
+            while (q < hw && lab[q] == l) ++q;                                          \
+            for (int64_t ch = 0; ch < c; ++ch) {                                        \
+                const T m = mean[l * c + ch], v = values[l * c + ch];                   \
+                const T *src = plane + ch * hw;                                         \
+                T *to = dst + ch * hw;                                                  \
+                for (int64_t r = p; r < q; ++r) to[r] = (src[r] - m) + v;               \
             }                                                                           \
+            p = q;                                                                      \
         }                                                                               \
     }                                                                                   \
     return 0;                                                                           \
@@ -171,6 +176,24 @@ int64_t dht_merged_rows_##SUFFIX(const T *restrict state, int64_t n, int64_t w, 
         for (int64_t j = 1; j < w; ++j) dst[j] = (ra[j] * sa + rb[j] * sb) / s;         \
     }                                                                                   \
     return 0;                                                                           \
+}                                                                                       \
+                                                                                        \
+/* The budget loss's squared differences, in float64: sq[i, j] = (double)f[i, j] -     \
+ * (double)g[labels[i], j], squared (x * x, as torch's pow(x, 2)); f (k, c) and g (n, c) \
+ * with row strides fs, gs. The per-token sum over j stays torch's.                  */ \
+int64_t dht_budget_loss_terms_##SUFFIX(const T *restrict f, int64_t k, int64_t c,       \
+                                       int64_t fs, const T *restrict g, int64_t n,      \
+                                       int64_t gs, const int64_t *restrict labels,      \
+                                       double *restrict sq) {                           \
+    if (!labels_ok(labels, k, n)) return -1;                                            \
+    for (int64_t i = 0; i < k; ++i) {                                                   \
+        const T *a = f + i * fs, *b = g + labels[i] * gs;                               \
+        for (int64_t j = 0; j < c; ++j) {                                               \
+            double diff = (double)a[j] - (double)b[j];                                  \
+            sq[i * c + j] = diff * diff;                                                \
+        }                                                                               \
+    }                                                                                   \
+    return 0;                                                                           \
 }
 
 DEFINE_KERNELS(float, f32)
@@ -202,5 +225,16 @@ int64_t dht_count_labels(const int64_t *restrict labels, int64_t n, int64_t k,
         if (l >= limit) return -1;
         counts[l] += 1;
     }
+    return 0;
+}
+
+/* The budget loss per image: loss[batch[i]] += added[i] * (double)sizes[i], in index
+ * order (torch's index_add_ of a 1-D float64 source on the CPU), loss starting at 0. */
+int64_t dht_budget_loss(const double *restrict added, const int64_t *restrict sizes,
+                        const int64_t *restrict batch, int64_t k, int64_t num_images,
+                        double *restrict loss) {
+    if (!labels_ok(batch, k, num_images)) return -1;
+    for (int64_t b = 0; b < num_images; ++b) loss[b] = 0.0;
+    for (int64_t i = 0; i < k; ++i) loss[batch[i]] += added[i] * (double)sizes[i];
     return 0;
 }

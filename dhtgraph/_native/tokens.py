@@ -19,7 +19,7 @@ from torch import Tensor
 from . import I64, PTR, function, pointer
 
 __all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
-           "merge_sizes", "count_labels"]
+           "merge_sizes", "count_labels", "budget_loss"]
 
 _KINDS = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -32,6 +32,12 @@ def float_kind(*tensors: Tensor) -> Optional[str]:
 
 def _long(t: Tensor) -> Tensor:
     return t.to(torch.long).contiguous()
+
+
+def _rows(t: Tensor) -> tuple[ctypes.c_void_p, ctypes.c_void_p]:
+    # The addresses of the two rows of a contiguous (2, m) tensor (no row views).
+    first = pointer(t).value or 0
+    return ctypes.c_void_p(first), ctypes.c_void_p(first + t.shape[1] * t.element_size())
 
 
 def _values(t: Tensor) -> Tensor:
@@ -92,12 +98,15 @@ def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, T
     n, w = state.shape
     e = edges.shape[1]
     sq = state.new_empty(e, w - 1)
-    weight, union = state.new_empty(e), state.new_empty(e)
+    terms = state.new_empty(2, e)
+    a, t = _rows(edges), _rows(terms)
     status = function("tokens", f"dht_ward_terms_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
                       PTR, PTR, PTR)(
-        pointer(state), n, w, pointer(edges[0]), pointer(edges[1]), e, pointer(sq),
-        pointer(weight), pointer(union))
-    return None if status < 0 else (sq, weight, union)
+        pointer(state), n, w, a[0], a[1], e, pointer(sq), t[0], t[1])
+    if status < 0:
+        return None
+    weight, union = terms.unbind(0)
+    return sq, weight, union
 
 
 def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
@@ -109,9 +118,10 @@ def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
     n, w = state.shape
     m = pair.shape[1]
     out = state.new_empty(m, w)
+    a, b = _rows(pair)
     status = function("tokens", f"dht_merged_rows_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
                       PTR)(
-        pointer(state), n, w, pointer(pair[0]), pointer(pair[1]), m, pointer(out))
+        pointer(state), n, w, a, b, m, pointer(out))
     return None if status < 0 else out
 
 
@@ -135,3 +145,31 @@ def count_labels(labels: Tensor, k: int) -> Optional[Tensor]:
     status = function("tokens", "dht_count_labels", I64, PTR, I64, I64, PTR)(
         pointer(labels), labels.numel(), k, pointer(counts))
     return None if status < 0 else counts
+
+
+def budget_loss(features: Tensor, feats: Tensor, labels: Tensor, sizes: Tensor,
+                batch: Tensor, num_images: int) -> Optional[Tensor]:
+    """``Σ_t m_t ‖f_t − g_T(t)‖²`` per image (float64), as the budget's tensor path
+    computes it: squared differences here, the sum over the channels in torch, then the
+    per-image sums of ``added * m`` in token order."""
+    kind = float_kind(features, feats)
+    if (kind is None or features.dim() != 2 or feats.dim() != 2 or sizes.dtype != torch.long
+            or features.shape[1] != feats.shape[1] or labels.numel() != features.shape[0]
+            or features.stride(1) != 1 or feats.stride(1) != 1):
+        return None
+    features, feats, labels = _values(features), _values(feats), _long(labels)
+    k, c = features.shape
+    sq = torch.empty(k, c, dtype=torch.float64)
+    status = function("tokens", f"dht_budget_loss_terms_{kind}", I64, PTR, I64, I64, I64, PTR,
+                      I64, I64, PTR, PTR)(
+        ctypes.c_void_p(features.data_ptr()), k, c, features.stride(0),
+        ctypes.c_void_p(feats.data_ptr()), feats.shape[0], feats.stride(0), pointer(labels),
+        pointer(sq))
+    if status < 0:
+        return None
+    added = sq.sum(-1)
+    loss = torch.empty(num_images, dtype=torch.float64)
+    sizes, batch = _long(sizes), _long(batch)
+    status = function("tokens", "dht_budget_loss", I64, PTR, PTR, PTR, I64, I64, PTR)(
+        pointer(added), pointer(sizes), pointer(batch), k, num_images, pointer(loss))
+    return None if status < 0 else loss

@@ -402,10 +402,12 @@ def merge_to_budget(
         labels = merge.labels
     merge = Partition(labels, n, canonical=True) if perm is None else merge
     # Loss: the squared error added, Σ_t m_t ‖f_t − f̄_T‖² per image (float64).
-    f64 = features.detach().to(torch.float64)
-    centre = feats.to(torch.float64).index_select(0, labels)
-    added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
-    loss = torch.zeros(num_images, dtype=torch.float64, device=device).index_add_(0, batch, added)
+    loss = None
+    if native and _native.enabled("tokens", features, feats):
+        from .._native.tokens import budget_loss
+        loss = budget_loss(features.detach(), feats, labels, size0, batch, num_images)
+    if loss is None:
+        loss = _budget_loss(features, feats, labels, size0, batch, num_images)
     # Representative: the largest input token of every output token (ties: the first).
     if native and not size0.is_floating_point():
         from .._native.selection import budget_kept
@@ -418,6 +420,15 @@ def merge_to_budget(
         0, labels, candidate, reduce="amin")
     kept = torch.zeros(k, dtype=torch.bool, device=device).index_fill_(0, first, True)
     return BudgetMerge(merge=merge, kept=kept, loss=loss, rounds=rounds)
+
+
+def _budget_loss(features: Tensor, feats: Tensor, labels: Tensor, size0: Tensor,
+                 batch: Tensor, num_images: int) -> Tensor:
+    f64 = features.detach().to(torch.float64)
+    centre = feats.to(torch.float64).index_select(0, labels)
+    added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
+    return torch.zeros(num_images, dtype=torch.float64, device=f64.device).index_add_(
+        0, batch, added)
 
 
 def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tensor,
