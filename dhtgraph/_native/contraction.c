@@ -368,91 +368,109 @@ static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
  * [0, k_new), ERR_MEMORY without scratch. */
 #define ERR_CAST (-4)
 #define DHT_MOMENTS(T, NAME, EXACT)                                                          \
-static inline T NAME##_at(const void *p, int64_t is_int, int64_t i) {                       \
-    return is_int ? (T)((const int64_t *)p)[i] : ((const T *)p)[i];                         \
-}                                                                                           \
-static int64_t NAME(const int64_t *labels, int64_t k, int64_t k_new, int64_t d,             \
-                    const T *mean, int64_t ms0, int64_t ms1, const T *var, int64_t vs0,     \
-                    int64_t vs1, const void *weight, int64_t ws, int64_t w_int,             \
-                    const void *fallback, int64_t fs, int64_t f_int, int64_t snap,          \
-                    const uint8_t *movable, T *new_mean, T *new_var, T *total, T *wt,       \
-                    int64_t *first, int64_t *last, uint8_t *constant) {                     \
-    const int64_t exact = (int64_t)1 << EXACT;                                              \
-    if (w_int)                                                                              \
-        for (int64_t i = 0; i < k; ++i) {                                                   \
-            int64_t v = ((const int64_t *)weight)[i * ws];                                  \
-            if (v > exact || v < -exact) return ERR_CAST;                                   \
-        }                                                                                   \
-    if (fallback && f_int)                                                                  \
-        for (int64_t i = 0; i < k; ++i) {                                                   \
-            int64_t v = ((const int64_t *)fallback)[i * fs];                                \
-            if (v > exact || v < -exact) return ERR_CAST;                                   \
-        }                                                                                   \
-    for (int64_t j = 0; j < k_new; ++j) { total[j] = 0; first[j] = -1; }                    \
-    for (int64_t q = 0; q < k_new * d; ++q) { new_mean[q] = 0; new_var[q] = 0; }            \
-    for (int64_t i = 0; i < k; ++i) {                                                       \
-        int64_t j = labels[i];                                                              \
-        if (j < 0 || j >= k_new) return ERR_INDEX;                                          \
-        if (first[j] < 0) first[j] = i;                                                     \
-        last[j] = i;                                                                        \
-        total[j] += NAME##_at(weight, w_int, i * ws);                                       \
-    }                                                                                       \
-    if (fallback) {                                                                         \
-        for (int64_t i = 0; i < k; ++i)                                                     \
-            wt[i] = total[labels[i]] > 0 ? NAME##_at(weight, w_int, i * ws)                 \
-                                         : NAME##_at(fallback, f_int, i * fs);              \
-        for (int64_t j = 0; j < k_new; ++j) total[j] = 0;                                   \
-        for (int64_t i = 0; i < k; ++i) total[labels[i]] += wt[i];                          \
-    } else {                                                                                \
-        for (int64_t i = 0; i < k; ++i) wt[i] = NAME##_at(weight, w_int, i * ws);           \
-    }                                                                                       \
-    for (int64_t i = 0; i < k; ++i) {                                                       \
-        const T wi = wt[i];                                                                 \
-        const T *a = mean + i * ms0;                                                        \
-        T *out = new_mean + labels[i] * d;                                                  \
-        for (int64_t c = 0; c < d; ++c) out[c] += wi * a[c * ms1];                          \
-    }                                                                                       \
-    for (int64_t j = 0; j < k_new; ++j) {                                                   \
-        const T t = total[j];                                                               \
-        for (int64_t c = 0; c < d; ++c) new_mean[j * d + c] = new_mean[j * d + c] / t;     \
-    }                                                                                       \
-    if (snap) memset(constant, 1, (size_t)(k_new * d));                                     \
-    for (int64_t i = 0; i < k; ++i) {                                                       \
-        const T wi = wt[i];                                                                 \
-        const int64_t j = labels[i];                                                        \
-        const T *a = mean + i * ms0, *mu = new_mean + j * d, *r = mean + first[j] * ms0;    \
-        T *out = new_var + j * d;                                                           \
-        uint8_t *same = constant + j * d;                                                   \
-        if (var) {                                                                          \
-            const T *s = var + i * vs0;                                                     \
-            for (int64_t c = 0; c < d; ++c) {                                               \
-                const T x = a[c * ms1], sc = s[c * vs1], diff = x - mu[c];                  \
-                const T spread = diff * diff;                                               \
-                out[c] += wi * (sc + spread);                                               \
-                if (snap && (!(x == r[c * ms1]) || sc != 0)) same[c] = 0;                   \
-            }                                                                               \
-        } else {                                                                            \
-            for (int64_t c = 0; c < d; ++c) {                                               \
-                const T x = a[c * ms1], diff = x - mu[c];                                   \
-                out[c] += wi * (diff * diff);                                               \
-                if (snap && !(x == r[c * ms1])) same[c] = 0;                                \
-            }                                                                               \
-        }                                                                                   \
-    }                                                                                       \
-    for (int64_t j = 0; j < k_new; ++j) {                                                   \
-        const T t = total[j];                                                               \
-        T *mu = new_mean + j * d, *out = new_var + j * d;                                   \
-        for (int64_t c = 0; c < d; ++c)                                                     \
-            out[c] = (snap && constant[j * d + c]) ? (T)0 : out[c] / t;                     \
-        if (movable && first[j] >= 0 && !movable[last[j]]) {                                \
-            const T *a = mean + last[j] * ms0, *s = var ? var + last[j] * vs0 : 0;          \
-            for (int64_t c = 0; c < d; ++c) {                                               \
-                mu[c] = a[c * ms1];                                                         \
-                out[c] = s ? s[c * vs1] : (T)0;                                             \
-            }                                                                               \
-        }                                                                                   \
-    }                                                                                       \
-    return OK;                                                                              \
+static inline T NAME##_at(const void *p, int64_t is_int, int64_t i) {                        \
+    return is_int ? (T)((const int64_t *)p)[i] : ((const T *)p)[i];                          \
+}                                                                                            \
+/* (the loops are branch-free where the data decide: a block's first item, the fallback      \
+ * and the snap test are selects, not jumps) */                                              \
+static inline __attribute__((always_inline)) int64_t NAME##_body(                            \
+                    const int64_t *labels, int64_t k, int64_t k_new, int64_t d,              \
+                    const T *mean, int64_t ms0, int64_t ms1, const T *var, int64_t vs0,      \
+                    int64_t vs1, const void *weight, int64_t ws, int64_t w_int,              \
+                    const void *fallback, int64_t fs, int64_t f_int, int64_t snap,           \
+                    const uint8_t *movable, T *new_mean, T *new_var, T *total, T *wt,        \
+                    int64_t *first, int64_t *last, uint8_t *constant) {                      \
+    const int64_t exact = (int64_t)1 << EXACT;                                               \
+    if (w_int)                                                                               \
+        for (int64_t i = 0; i < k; ++i) {                                                    \
+            int64_t v = ((const int64_t *)weight)[i * ws];                                   \
+            if (v > exact || v < -exact) return ERR_CAST;                                    \
+        }                                                                                    \
+    if (fallback && f_int)                                                                   \
+        for (int64_t i = 0; i < k; ++i) {                                                    \
+            int64_t v = ((const int64_t *)fallback)[i * fs];                                 \
+            if (v > exact || v < -exact) return ERR_CAST;                                    \
+        }                                                                                    \
+    for (int64_t i = 0; i < k; ++i)                                                          \
+        if (labels[i] < 0 || labels[i] >= k_new) return ERR_INDEX;                           \
+    for (int64_t j = 0; j < k_new; ++j) { total[j] = 0; first[j] = k; }                      \
+    for (int64_t q = 0; q < k_new * d; ++q) { new_mean[q] = 0; new_var[q] = 0; }             \
+    for (int64_t i = 0; i < k; ++i) {                                                        \
+        const int64_t j = labels[i];                                                         \
+        first[j] = first[j] < i ? first[j] : i;                                              \
+        last[j] = i;                                                                         \
+        wt[i] = NAME##_at(weight, w_int, i * ws);                                            \
+        total[j] += wt[i];                                                                   \
+    }                                                                                        \
+    if (fallback) {                                                                          \
+        for (int64_t i = 0; i < k; ++i) {                                                    \
+            const T w = wt[i], f = NAME##_at(fallback, f_int, i * fs);                       \
+            wt[i] = total[labels[i]] > 0 ? w : f;                                            \
+        }                                                                                    \
+        for (int64_t j = 0; j < k_new; ++j) total[j] = 0;                                    \
+        for (int64_t i = 0; i < k; ++i) total[labels[i]] += wt[i];                           \
+    }                                                                                        \
+    for (int64_t i = 0; i < k; ++i) {                                                        \
+        const T wi = wt[i], *a = mean + i * ms0;                                             \
+        T *out = new_mean + labels[i] * d;                                                   \
+        for (int64_t c = 0; c < d; ++c) out[c] += wi * a[c * ms1];                           \
+    }                                                                                        \
+    for (int64_t j = 0; j < k_new; ++j) {                                                    \
+        const T t = total[j];                                                                \
+        for (int64_t c = 0; c < d; ++c) new_mean[j * d + c] = new_mean[j * d + c] / t;       \
+    }                                                                                        \
+    if (snap && k_new > 0 && d > 0) memset(constant, 1, (size_t)k_new * (size_t)d);          \
+    for (int64_t i = 0; i < k; ++i) {                                                        \
+        const T wi = wt[i];                                                                  \
+        const int64_t j = labels[i];                                                         \
+        const T *a = mean + i * ms0, *mu = new_mean + j * d, *r = mean + first[j] * ms0;     \
+        T *out = new_var + j * d;                                                            \
+        uint8_t *same = constant + j * d;                                                    \
+        if (var) {                                                                           \
+            const T *s = var + i * vs0;                                                      \
+            for (int64_t c = 0; c < d; ++c) {                                                \
+                const T x = a[c * ms1], sc = s[c * vs1], diff = x - mu[c];                   \
+                const T spread = diff * diff;                                                \
+                out[c] += wi * (sc + spread);                                                \
+                if (snap) same[c] &= (uint8_t)((x == r[c * ms1]) & (sc == 0));               \
+            }                                                                                \
+        } else {                                                                             \
+            for (int64_t c = 0; c < d; ++c) {                                                \
+                const T x = a[c * ms1], diff = x - mu[c];                                    \
+                out[c] += wi * (diff * diff);                                                \
+                if (snap) same[c] &= (uint8_t)(x == r[c * ms1]);                             \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    for (int64_t j = 0; j < k_new; ++j) {                                                    \
+        const T t = total[j];                                                                \
+        T *mu = new_mean + j * d, *out = new_var + j * d;                                    \
+        for (int64_t c = 0; c < d; ++c)                                                      \
+            out[c] = (snap && constant[j * d + c]) ? (T)0 : out[c] / t;                      \
+        if (movable && first[j] < k && !movable[last[j]]) {                                  \
+            const T *a = mean + last[j] * ms0, *s = var ? var + last[j] * vs0 : 0;           \
+            for (int64_t c = 0; c < d; ++c) {                                                \
+                mu[c] = a[c * ms1];                                                          \
+                out[c] = s ? s[c * vs1] : (T)0;                                              \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    return OK;                                                                               \
+}                                                                                            \
+static int64_t NAME(const int64_t *labels, int64_t k, int64_t k_new, int64_t d,              \
+                    const T *mean, int64_t ms0, int64_t ms1, const T *var, int64_t vs0,      \
+                    int64_t vs1, const void *weight, int64_t ws, int64_t w_int,              \
+                    const void *fallback, int64_t fs, int64_t f_int, int64_t snap,           \
+                    const uint8_t *movable, T *new_mean, T *new_var, T *total, T *wt,        \
+                    int64_t *first, int64_t *last, uint8_t *constant) {                      \
+    /* the body specialised for three channels (colour features) */                          \
+    if (d == 3)                                                                              \
+        return NAME##_body(labels, k, k_new, 3, mean, ms0, ms1, var, vs0, vs1, weight, ws,   \
+                           w_int, fallback, fs, f_int, snap, movable, new_mean, new_var,     \
+                           total, wt, first, last, constant);                                \
+    return NAME##_body(labels, k, k_new, d, mean, ms0, ms1, var, vs0, vs1, weight, ws,       \
+                       w_int, fallback, fs, f_int, snap, movable, new_mean, new_var, total,  \
+                       wt, first, last, constant);                                           \
 }
 
 DHT_MOMENTS(float, moments_f32, 24)
