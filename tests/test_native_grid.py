@@ -369,14 +369,14 @@ def _size_moments_tensor(x, labels, counts, k, constant):
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channel_first", [True, False])
-@pytest.mark.parametrize("threads", [1, 4])
-def test_size_moments_kernel_sums_in_index_adds_order(dtype, channel_first, threads):
+@pytest.mark.parametrize("threads,d", [(1, 3), (4, 3), (1, 5)])
+def test_size_moments_kernel_sums_in_index_adds_order(dtype, channel_first, threads, d):
     # Large random sums (~700 pixels a block, rounding in every addition): the kernel's
     # sequential pixel-order sums equal torch's index_add_ bit for bit.
     from dhtgraph._native.grid import grid_constant, grid_size_moments
 
     g = torch.Generator().manual_seed(12)
-    n, k, d = 200_000, 300, 3
+    n, k = 200_000, 300
     x = (torch.randn(n, d, generator=g, dtype=torch.float64) * 1e3).to(dtype)
     labels = torch.randint(10, k, (n,), generator=g)
     labels[:5000] = torch.arange(5000) // 500  # blocks 0..9: pixels 500·i..500·i+499
@@ -386,6 +386,7 @@ def test_size_moments_kernel_sums_in_index_adds_order(dtype, channel_first, thre
     choice = torch.randint(0, n, (n,), generator=g)
     choice[:5000] = (torch.arange(5000) + 1).clamp(max=4999)
     choice[:5000][torch.arange(5000) % 500 == 499] -= 2
+    choice[6000:6100] = torch.arange(6000, 6100)  # pixels choosing themselves
     constant = grid_constant(x, choice, labels, k)
     assert constant[:10, 1].all() and not constant[:, 0].any()
     previous = torch.get_num_threads()

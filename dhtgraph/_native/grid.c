@@ -380,11 +380,21 @@ GRID_SQUARED(double)
             var[i] = 0;                                                                 \
             constant[i] = 1;                                                            \
         }                                                                               \
-        for (int64_t p = 0; p < n; ++p) {                                               \
-            const T *a = x + p * sn;                                                    \
-            T *o = mean + labels[p] * d;                                                \
-            for (int64_t j = 0; j < d; ++j) o[j] += a[j * sd];                          \
-        }                                                                               \
+        if (d == 3) /* the usual width, unrolled (the same additions) */              \
+            for (int64_t p = 0; p < n; ++p) {                                           \
+                const T *a = x + p * sn;                                                \
+                T *o = mean + labels[p] * 3;                                            \
+                const T a0 = a[0], a1 = a[sd], a2 = a[2 * sd];                          \
+                o[0] += a0;                                                             \
+                o[1] += a1;                                                             \
+                o[2] += a2;                                                             \
+            }                                                                           \
+        else                                                                            \
+            for (int64_t p = 0; p < n; ++p) {                                           \
+                const T *a = x + p * sn;                                                \
+                T *o = mean + labels[p] * d;                                            \
+                for (int64_t j = 0; j < d; ++j) o[j] += a[j * sd];                      \
+            }                                                                           \
         for (int64_t i = 0; i < k; ++i) {                                               \
             const T total = (T)counts[i];                                               \
             for (int64_t j = 0; j < d; ++j) mean[i * d + j] /= total;                   \
@@ -394,6 +404,18 @@ GRID_SQUARED(double)
             const T *a = x + p * sn, *b = x + q * sn, *mu = mean + l * d;               \
             T *o = var + l * d;                                                         \
             uint8_t *same = constant + l * d;                                           \
+            if (d == 3) {                                                               \
+                const int self = q == p;                                                \
+                const T a0 = a[0], a1 = a[sd], a2 = a[2 * sd];                          \
+                const T t0 = a0 - mu[0], t1 = a1 - mu[1], t2 = a2 - mu[2];              \
+                o[0] += t0 * t0;                                                        \
+                o[1] += t1 * t1;                                                        \
+                o[2] += t2 * t2;                                                        \
+                same[0] &= (uint8_t)(self | (a0 == b[0]));                              \
+                same[1] &= (uint8_t)(self | (a1 == b[sd]));                             \
+                same[2] &= (uint8_t)(self | (a2 == b[2 * sd]));                         \
+                continue;                                                               \
+            }                                                                           \
             for (int64_t j = 0; j < d; ++j) {                                           \
                 const T t = a[j * sd] - mu[j];                                          \
                 o[j] += t * t;                                                          \
