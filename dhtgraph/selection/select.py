@@ -282,12 +282,20 @@ class InformationSelector:
 
     def _penalty_table(self, level0: BlockState) -> Optional[Tensor]:
         # The built-in criteria read the penalties of the blocks' sizes from a table (the
-        # same values, one gather instead of a dozen ops per level). No block is larger
-        # than all the nodes together (one host sync).
+        # same values, one gather instead of a dozen ops per level); one host sync.
         size = level0.size
         if self.criterion not in CRITERIA or size.dtype not in (torch.long, torch.int):
             return None
-        length = int(size.sum()) + 1 if size.numel() else 1
+        if not size.numel():
+            length = 1
+        elif size.device.type == "cpu":
+            # A graph's blocks have at most n nodes (a larger size, should a caller's
+            # graphs not keep to it, is computed instead: information_criterion).
+            n = self.pixels_per_image
+            n = int(n.max()) if isinstance(n, Tensor) else n
+            length = int(size.max()) * max(n, 0) + 1
+        else:
+            length = int(size.sum()) + 1  # no block is larger than all nodes together
         if length > PENALTY_TABLE_LIMIT:
             return None  # huge graphs: computed per level (the same values)
         return penalty_table(length, self.criterion, size.device)

@@ -257,3 +257,19 @@ def test_views_read_before_an_update_keep_their_values():
     with _native.disabled():
         tensor = run()
     assert all(torch.equal(a, b) for u, v in zip(native, tensor) for a, b in zip(u, v))
+
+
+def test_sizes_beyond_the_selectors_table_are_computed(monkeypatch):
+    # A normaliser n smaller than the graph (the CPU table then ends at n): larger blocks
+    # get the formula's values, the same as the criterion function's.
+    from dhtgraph.selection import criteria
+    from dhtgraph.selection.select import CRITERION_FUNCTIONS
+
+    monkeypatch.setattr(criteria, "_PENALTY_TABLES", {})
+
+    level0 = BlockState.from_pixels(torch.zeros(6, 1), torch.zeros(6, 2), grid_edge_index(1, 6, 1))
+    sel = InformationSelector(level0, 1, 2, "cic")
+    state = _level([[0.0], [1.0]], [[0.5], [0.25]], [2, 4])
+    want = CRITERION_FUNCTIONS.resolve("cic")(state.var, state.size, 2, sel.iota)
+    assert sel._penalties is not None and sel._penalties.numel() == 3
+    assert torch.equal(sel.block_ic(state), want)
