@@ -7,6 +7,8 @@ frozen blocks) and whole contraction levels — and their errors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -478,6 +480,27 @@ def test_snap_and_integer_pooling_are_the_tensor_ones(level):
     for var in (None, state.var):
         assert_same(*both(snap_constant_blocks, state.mean, var, labels, k_new, new, new))
     assert_same(*both(C._pool_integers, state, labels, k_new))
+
+
+@settings(max_examples=80)
+@given(levels(), st.booleans(), st.data())
+def test_moments_are_the_tensor_ones_on_random_levels(level, guard, data):
+    state, _, movable = level
+    k = state.num_blocks
+    labels = Partition.from_labels(state.batch * k + torch.arange(k) % 2).labels
+    k_new = int(labels.max()) + 1 if k else 0
+    weight = torch.tensor(data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.5]),
+                                             min_size=k, max_size=k)), dtype=torch.float32)
+    for dtype in (torch.float32, torch.float64):
+        mean, var, w = state.mean.to(dtype), state.var.to(dtype), weight.to(dtype)
+        fallback = state.size.to(dtype) if guard else None
+        for v in (None, var):
+            assert_same(*both(weighted_moments, mean, v, labels, k_new, w, fallback))
+        cast = replace(state, mean=mean, var=var)
+        for wt, positive in ((w, not guard), (state.size, True)):
+            native, tensor = both(C._pool_blocks, cast, Partition(labels, k_new), wt,
+                                  positive=positive, movable=movable)
+            assert_same((native.mean, native.var), (tensor.mean, tensor.var))
 
 
 # -- errors -----------------------------------------------------------------------------
