@@ -265,6 +265,16 @@ def test_tokenize_all_fields(max_tokens, b):
     _tokens_equal(native, tensor)
 
 
+def test_tokenize_batch_worker_threads():
+    # Batch chunks in worker threads call the kernels concurrently (no shared state).
+    g = torch.Generator().manual_seed(13)
+    images = torch.rand(4, 3, 29, 31, generator=g)
+    threaded = dhtgraph.tokenize(images, max_tokens=20, num_threads=2)
+    with _native.disabled():
+        tensor = dhtgraph.tokenize(images, max_tokens=20, num_threads=1)
+    _tokens_equal(threaded, tensor)
+
+
 def test_tokenizer_gradients_same():
     torch.manual_seed(0)
     model = dhtgraph.DHTTokenizer(dhtgraph.DHTConfig(encoder="learned"))
