@@ -286,6 +286,23 @@ def test_moments_are_the_tensor_ones_on_large_random_inputs(dtype, with_var):
             assert_equal(*both(weighted_moments, mean, var, labels_, k_, w, None))
 
 
+@pytest.mark.parametrize("d", [1, 16, 33])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_moments_are_the_tensor_ones_for_wide_features_and_threads(d, threads):
+    # From 16 channels torch's index_add rows take scatter_add's expanded-index path (a
+    # stable sort, then rows in index order), and its loops run on several threads: still
+    # the items' order.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype in (torch.float32, torch.float64):
+            mean, var, labels, k_new, weight, size = random_moments(7, dtype, k=30000, d=d)
+            assert_equal(*both(weighted_moments, mean, var, labels, k_new, weight,
+                               size.to(dtype)))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_moments_of_single_member_blocks():
     mean, var, labels, _, weight, size = random_moments(3, torch.float64, k=1000)
     labels = torch.randperm(1000)
