@@ -283,6 +283,14 @@ EDGE_DIFFERENCE(double)
             if (u < 0 || u >= nb || v < 0 || v >= nb) return e + 1;                     \
             const T *a = x + v * sn, *b = x + u * sn;                                   \
             T *o = out + e * d;                                                         \
+            if (d == 3) { /* the usual width, unrolled (the same operations) */         \
+                const T t0 = a[0] - b[0], t1 = a[sd] - b[sd];                           \
+                const T t2 = a[2 * sd] - b[2 * sd];                                     \
+                o[0] = t0 * t0;                                                         \
+                o[1] = t1 * t1;                                                         \
+                o[2] = t2 * t2;                                                         \
+                continue;                                                               \
+            }                                                                           \
             for (int64_t j = 0; j < d; ++j) {                                           \
                 const T t = a[j * sd] - b[j * sd];                                      \
                 o[j] = t * t;                                                           \
