@@ -205,3 +205,18 @@ def test_the_status_line_is_public():
     assert line == _native.status() and line.startswith("native kernels ")
     for name in _native.kernel_sets():
         assert f"{name}: " in line or "off" in line
+
+
+def test_binding_helpers():
+    same = torch.arange(4)
+    assert _native.as_index(same, "x") is same  # no copy
+    assert torch.equal(_native.as_index(torch.arange(4, dtype=torch.int32)[::2], "x"),
+                       torch.tensor([0, 2]))
+    with pytest.raises(TypeError, match=r"Expected 'labels' to be an integer tensor "
+                                        r"\(got torch.float32\)"):
+        _native.as_index(torch.zeros(2), "labels")
+    with pytest.raises(TypeError, match="got torch.bool"):
+        _native.as_index(torch.zeros(2, dtype=torch.bool), "mask")
+    table = torch.arange(6).view(2, 3)
+    first, second = _native.rows(table)
+    assert second.value - first.value == 3 * 8

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["ENV", "MODES", "mode", "library", "available", "enabled", "disabled", "status",
-           "pointer", "function", "kernel_sets", "I64", "PTR", "F32", "F64"]
+           "pointer", "function", "kernel_sets", "as_index", "rows", "I64", "PTR", "F32", "F64"]
 
 #: ctypes argument types of the kernels (every index and count is int64).
 I64, PTR, F32, F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_double
@@ -268,6 +268,27 @@ def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> ctypes.c_voi
     if dtype is not None and tensor.dtype != dtype:
         raise ValueError(f"Expected a {dtype} tensor for a native kernel (got {tensor.dtype})")
     return ctypes.c_void_p(tensor.data_ptr())
+
+
+def as_index(tensor: Tensor, name: str) -> Tensor:
+    """``tensor`` as a contiguous int64 CPU tensor for a kernel (no copy when it is one).
+
+    Integer dtypes only: a float or bool tensor is refused (converting it would silently
+    truncate where the tensor path compares values). Keep the result in a variable until
+    the kernel has returned (see :func:`pointer`).
+    """
+    if tensor.dtype is torch.long and tensor.is_contiguous():
+        return tensor
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype is torch.bool:
+        raise TypeError(f"Expected '{name}' to be an integer tensor (got {tensor.dtype})")
+    return tensor.to(torch.long).contiguous()
+
+
+def rows(tensor: Tensor) -> tuple[ctypes.c_void_p, ...]:
+    """The addresses of the rows of a contiguous 2-d CPU tensor (no row views)."""
+    first = pointer(tensor).value or 0
+    step = tensor.shape[1] * tensor.element_size()
+    return tuple(ctypes.c_void_p(first + i * step) for i in range(tensor.shape[0]))
 
 
 _functions: dict = {}
