@@ -369,7 +369,7 @@ def _size_moments_tensor(x, labels, counts, k, constant):
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channel_first", [True, False])
-@pytest.mark.parametrize("threads,d", [(1, 3), (4, 3), (1, 5)])
+@pytest.mark.parametrize("threads,d", [(1, 3), (4, 3), (1, 5), (1, 2), (2, 16), (2, 33)])
 def test_size_moments_kernel_sums_in_index_adds_order(dtype, channel_first, threads, d):
     # Large random sums (~700 pixels a block, rounding in every addition): the kernel's
     # sequential pixel-order sums equal torch's index_add_ bit for bit.
