@@ -553,3 +553,107 @@ def test_the_tensor_path_takes_what_the_kernels_do_not():
                          mean=mean).tolist() == [1, 0, 3, 4, 3, 4]
     assert argmax_choice(potential, PATH, 6, tie_break="hashed",
                          batch=torch.zeros(6, dtype=torch.int32)).tolist() == [1, 2, 1, 2, 5, 4]
+
+
+# ------------------------------------------------- bad inputs to the bindings (review)
+
+def test_equal_ends_of_an_edge_index_not_of_shape_2_by_e():
+    # A contiguous (1, E) edge_index: the native path read its "second row" past the end.
+    mean = torch.zeros(3, 2)
+    for edges in (torch.tensor([[0, 1, 2]]), torch.tensor([[0, 1], [1, 2], [2, 0]])):
+        try:
+            native = equal_ends(mean, edges)
+        except IndexError as error:
+            with _native.disabled(), pytest.raises(IndexError):
+                equal_ends(mean, edges)
+            assert "edge_index" not in str(error)  # the tensor path's own error
+        else:
+            with _native.disabled():
+                assert_same(native, equal_ends(mean, edges))
+    from dhtgraph._native import contraction as N
+    with pytest.raises(ValueError, match="edge_index"):
+        N.equal_ends(mean, torch.tensor([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="edge_index"):
+        N.argmax_choice(torch.rand(3), torch.tensor([[0, 1, 2]]), 3, None, False, None, None)
+
+
+def test_bindings_take_int32_and_strided_indices():
+    from dhtgraph._native import contraction as N
+    edges = torch.tensor([[0, 1, 1, 2, 3], [1, 0, 2, 1, 3]])
+    mean = torch.tensor([[1.0], [1.0], [2.0], [3.0]])
+    strided = torch.stack([edges, edges]).transpose(0, 1)[:, 0]  # (2, E), not contiguous
+    wide = torch.zeros(2, 2 * edges.shape[1], dtype=torch.long)
+    wide[:, ::2] = edges
+    for e in (edges.int(), wide[:, ::2], strided):
+        assert_same(N.equal_ends(mean, e), N.equal_ends(mean, edges))
+        assert_same(N.argmax_choice(torch.rand(5, generator=torch.Generator().manual_seed(0)),
+                                    e, 4, None, True, torch.zeros(4, dtype=torch.int32), mean),
+                    N.argmax_choice(torch.rand(5, generator=torch.Generator().manual_seed(0)),
+                                    edges, 4, None, True, torch.zeros(4, dtype=torch.long),
+                                    mean))
+    a, b = torch.arange(0, 40, 2), torch.arange(20)
+    assert_same(N.tie_hash(a[::2].int(), b[::2]), N.tie_hash(a[::2].contiguous(),
+                                                             b[::2].contiguous()))
+    batch = torch.tensor([0, 0, 1, 1, 1], dtype=torch.int32)
+    assert_same(N.local_index(batch), N.local_index(batch.long()))
+    labels = torch.tensor([0, 1, 0, 1], dtype=torch.int16)
+    size = torch.tensor([1, 2, 3, 4])
+    bbox = torch.tensor([[0, 0, 1, 1], [1, 1, 2, 2], [2, 2, 3, 3], [0, 3, 4, 4]])
+    assert_same(N.pool_integers(labels, 2, size.int(), bbox.t().contiguous().t(),
+                                size[:4].int()),
+                N.pool_integers(labels.long(), 2, size, bbox, size))
+    assert_same(N.constant_channels(mean, None, labels, 2),
+                N.constant_channels(mean, None, labels.long(), 2))
+
+
+def test_bindings_refuse_float_and_bool_indices():
+    from dhtgraph._native import contraction as N
+    with pytest.raises(TypeError, match="'labels'"):
+        N.constant_channels(torch.zeros(2, 1), None, torch.tensor([0.2, 0.7]), 1)
+    with pytest.raises(TypeError, match="'labels'"):
+        N.pool_integers(torch.tensor([True, False]), 2, torch.ones(2, dtype=torch.long),
+                        torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(TypeError, match="'edge_index'"):
+        N.equal_ends(torch.zeros(2, 1), torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    with pytest.raises(TypeError, match="'a'"):
+        N.tie_hash(torch.tensor([1.5]), torch.tensor([2]))
+    with pytest.raises(TypeError, match="'labels'"):
+        N.weighted_moments(torch.zeros(2, 1), None, torch.tensor([0.0, 1.0]), 2,
+                           torch.ones(2), None)
+
+
+def test_bindings_check_the_shapes_they_trust():
+    from dhtgraph._native import contraction as N
+    labels = torch.tensor([0, 1, 0])
+    with pytest.raises(ValueError, match="'size'"):
+        N.pool_integers(labels, 2, torch.ones(2, dtype=torch.long),
+                        torch.zeros(3, 4, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="'bbox'"):
+        N.pool_integers(labels, 2, torch.ones(3, dtype=torch.long),
+                        torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="'labels'"):
+        N.constant_channels(torch.zeros(2, 1), None, labels, 2)
+    with pytest.raises(ValueError, match="'movable'"):
+        N.argmax_choice(torch.rand(2), torch.tensor([[0, 1], [1, 0]]), 2,
+                        torch.ones(1, dtype=torch.bool), False, None, None)
+    with pytest.raises(ValueError, match="'batch'"):
+        N.argmax_choice(torch.rand(2), torch.tensor([[0, 1], [1, 0]]), 2, None, True,
+                        torch.zeros(1, dtype=torch.long), None)
+    with pytest.raises(ValueError, match="'potential'"):
+        N.argmax_choice(torch.rand(3), torch.tensor([[0, 1], [1, 0]]), 2, None, False, None,
+                        None)
+
+
+def test_bindings_on_empty_tensors():
+    from dhtgraph._native import contraction as N
+    none = torch.zeros(0, dtype=torch.long)
+    assert N.constant_channels(torch.zeros(0, 0), None, none, 0).shape == (0, 0)
+    assert N.constant_channels(torch.zeros(0, 3), None, none, 2).all()
+    sizes, boxes, images = N.pool_integers(none, 0, none, none.view(0, 4), none)
+    assert sizes.shape == images.shape == (0,) and boxes.shape == (0, 4)
+    assert N.equal_ends(torch.zeros(0, 2), none.view(2, 0)).shape == (0,)
+    assert N.argmax_choice(torch.zeros(0), none.view(2, 0), 0, None, True, none,
+                           torch.zeros(0, 2)).shape == (0,)
+    assert N.tie_hash(none, none).shape == (0,) and N.local_index(none).shape == (0,)
+    mean, var = N.weighted_moments(torch.zeros(0, 3), None, none, 0, torch.zeros(0), None)
+    assert mean.shape == var.shape == (0, 3)

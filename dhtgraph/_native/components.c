@@ -13,47 +13,8 @@
  * the kernels are re-entrant. */
 #include <stdint.h>
 
-/* Join the sets of x and y (Rem's algorithm): walk both paths up, always from the node
- * with the larger parent, splicing its pointer onto the other's parent (smaller), until
- * the two meet or a root is linked under the other side. */
-static void unite(int64_t *restrict parent, int64_t x, int64_t y) {
-    while (parent[x] != parent[y]) {
-        if (parent[x] > parent[y]) {
-            if (parent[x] == x) {
-                parent[x] = parent[y];
-                return;
-            }
-            int64_t z = parent[x];
-            parent[x] = parent[y];
-            x = z;
-        } else {
-            if (parent[y] == y) {
-                parent[y] = parent[x];
-                return;
-            }
-            int64_t z = parent[y];
-            parent[y] = parent[x];
-            y = z;
-        }
-    }
-}
+#include "common.h" /* dht_unite, dht_number_roots */
 
-/* Canonical labels from a union-find forest with parent[v] <= v, in node order: v's
- * parent p < v already points at its root (resolved earlier in this pass). */
-static int64_t number_roots(int64_t *restrict parent, int64_t n, int64_t *restrict labels) {
-    int64_t k = 0;
-    for (int64_t v = 0; v < n; ++v) {
-        int64_t p = parent[v];
-        if (p == v) {
-            labels[v] = k++;
-        } else {
-            int64_t root = parent[p];
-            parent[v] = root;
-            labels[v] = labels[root];
-        }
-    }
-    return k;
-}
 
 static int in_range(const int64_t *index, int64_t m, int64_t n) {
     for (int64_t e = 0; e < m; ++e)
@@ -67,8 +28,8 @@ int64_t dht_choice_components(const int64_t *choice, int64_t n, int64_t *parent,
                               int64_t *labels) {
     if (!in_range(choice, n, n)) return -1;
     for (int64_t v = 0; v < n; ++v) parent[v] = v;
-    for (int64_t v = 0; v < n; ++v) unite(parent, v, choice[v]);
-    return number_roots(parent, n, labels);
+    for (int64_t v = 0; v < n; ++v) dht_unite(parent, v, choice[v]);
+    return dht_number_roots(parent, n, labels);
 }
 
 /* Components of the undirected graph with edges (src[e], dst[e]), e < m, on n nodes. */
@@ -76,8 +37,8 @@ int64_t dht_edge_components(const int64_t *src, const int64_t *dst, int64_t m, i
                             int64_t *parent, int64_t *labels) {
     if (!in_range(src, m, n) || !in_range(dst, m, n)) return -1;
     for (int64_t v = 0; v < n; ++v) parent[v] = v;
-    for (int64_t e = 0; e < m; ++e) unite(parent, src[e], dst[e]);
-    return number_roots(parent, n, labels);
+    for (int64_t e = 0; e < m; ++e) dht_unite(parent, src[e], dst[e]);
+    return dht_number_roots(parent, n, labels);
 }
 
 /* Components of the min-forest v -> forest[v] (forest[v] <= v, roots point at
@@ -91,6 +52,6 @@ int64_t dht_forest_components(const int64_t *forest, int64_t n, const int64_t *l
         if (forest[v] < 0 || forest[v] > v) return -1;
     if (!in_range(low, m, n) || !in_range(high, m, n)) return -1;
     for (int64_t v = 0; v < n; ++v) parent[v] = forest[v];
-    for (int64_t e = 0; e < m; ++e) unite(parent, low[e], high[e]);
-    return number_roots(parent, n, labels);
+    for (int64_t e = 0; e < m; ++e) dht_unite(parent, low[e], high[e]);
+    return dht_number_roots(parent, n, labels);
 }

@@ -23,9 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h" /* dht_pair_hash (tie_hash) */
+
 #define QBITS 16
 #define INDEX_BITS (63 - QBITS)
-#define HASH_BITS 15
+#define HASH_BITS DHT_TIE_HASH_BITS
 #define LOCAL_BITS 31
 
 enum { DT_INT64 = 0, DT_F32 = 1, DT_F64 = 2 };
@@ -59,36 +61,6 @@ void dht_quantize(const void *potential, int64_t dtype, int64_t m, int64_t *out)
     for (int64_t e = 0; e < m; ++e) out[e] = quantized(potential, dtype, e);
 }
 
-/* _mix32_ of a value already in [0, 2^32): the "lowbias32" finaliser, uint32 arithmetic. */
-static inline uint32_t mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= UINT32_C(0x7FEB352D);
-    x ^= x >> 15;
-    x *= UINT32_C(0x846CA68B);
-    x ^= x >> 16;
-    return x;
-}
-
-/* _mix32_ of any int64, as the tensor code computes it: its first step x ^ (x >> 16) is
- * an int64 (arithmetic) shift and everything after the first product is reduced mod 2^32,
- * so only the low 32 bits of x ^ (x >> 16) matter. */
-static inline uint32_t mix64(int64_t x) {
-    uint32_t y = (uint32_t)((uint64_t)x ^ (uint64_t)(x >> 16));
-    y *= UINT32_C(0x7FEB352D);
-    y ^= y >> 15;
-    y *= UINT32_C(0x846CA68B);
-    y ^= y >> 16;
-    return y;
-}
-
-/* tie_hash(a, b) of any int64 pair, bit for bit as the tensor code (the documented domain
- * is [0, 2^31)): mix(min) + max reduced mod 2^32, mixed again, top 15 bits. */
-static inline int64_t tie_hash(int64_t a, int64_t b) {
-    int64_t lo = a < b ? a : b, hi = a < b ? b : a;
-    uint32_t h = mix64(lo) + (uint32_t)(uint64_t)hi;
-    return (int64_t)(mix32(h) >> (32 - HASH_BITS));
-}
-
 /* Exact equality of two mean rows in every channel (d = 0: equal). */
 static inline int equal_rows(const void *mean, int64_t dtype, int64_t d, int64_t i, int64_t j) {
     if (dtype == DT_F32) {
@@ -105,7 +77,7 @@ static inline int equal_rows(const void *mean, int64_t dtype, int64_t d, int64_t
 
 /* tie_hash of m index pairs. */
 void dht_tie_hash(const int64_t *a, const int64_t *b, int64_t m, int64_t *out) {
-    for (int64_t e = 0; e < m; ++e) out[e] = tie_hash(a[e], b[e]);
+    for (int64_t e = 0; e < m; ++e) out[e] = dht_pair_hash(a[e], b[e]);
 }
 
 /* local_index: i minus the first index of its run of equal batch values. */
@@ -233,7 +205,7 @@ static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64
             uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
             if ((int64_t)(q | below) <= cb) continue; /* a smaller potential: cannot win */
             int64_t lu = local[u];
-            uint64_t h = (uint64_t)tie_hash(lv, lu);
+            uint64_t h = (uint64_t)dht_pair_hash(lv, lu);
             int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
             if (key <= cb) continue; /* the key without the hash is no larger */
             if (h && plateau && equal_rows(mean, mean_dtype, d, v, u)) {
@@ -275,7 +247,7 @@ static int64_t constant_channels(const int64_t *labels, int64_t k, int64_t k_new
                                  const void *mean, const void *var, int64_t dtype, int64_t d,
                                  int64_t *first, uint8_t *constant) {
     for (int64_t j = 0; j < k_new; ++j) first[j] = -1;
-    memset(constant, 1, (size_t)(k_new * d));
+    if (k_new > 0 && d > 0) memset(constant, 1, (size_t)k_new * (size_t)d); /* may be NULL */
     for (int64_t i = 0; i < k; ++i) {
         int64_t j = labels[i];
         if (j < 0 || j >= k_new) return ERR_INDEX;

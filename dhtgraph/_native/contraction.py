@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, function
+from . import I64, PTR, as_index, function, pointer, rows
 
 __all__ = ["quantize", "tie_hash", "local_index", "equal_ends", "argmax_choice",
            "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
@@ -37,13 +37,6 @@ _OK, _ERR_INDEX, _ERR_LOCAL, _ERR_MEMORY, _ERR_CAST = 0, -1, -2, -3, -4
 _LONG = torch.long
 
 
-def _long(t: Tensor) -> Tensor:
-    # Contiguous int64 (no copy, and almost no overhead, when it already is).
-    if t.dtype is _LONG and t.is_contiguous():
-        return t
-    return t.to(_LONG).contiguous()
-
-
 def _floats(t: Tensor) -> tuple[Tensor, int]:
     # A contiguous float32/float64 tensor and its kernel code (read through its data
     # pointer: no detach needed, and none made, for a tensor that requires grad).
@@ -56,15 +49,18 @@ def _floats(t: Tensor) -> tuple[Tensor, int]:
     return (t if t.is_contiguous() else t.detach().contiguous()), code
 
 
-def _ends(edge_index: Tensor) -> tuple[int, int, int, tuple]:
-    # Data pointers of the two rows of a (2, E) index tensor (no row views when it is
-    # contiguous int64), E, and the tensors to keep alive during the call.
-    m = edge_index.shape[1]
-    if edge_index.dtype is _LONG and edge_index.is_contiguous():
-        base = edge_index.data_ptr()
-        return base, base + 8 * m, m, (edge_index,)
-    src, dst = _long(edge_index[0]), _long(edge_index[1])
-    return src.data_ptr(), dst.data_ptr(), m, (src, dst)
+def _ends(edge_index: Tensor) -> Tensor:
+    # A (2, E) index tensor as contiguous int64 (no copy when it is one): pass
+    # ``rows(result)`` to the kernel and keep the result until the kernel has returned.
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
+                         f"{tuple(edge_index.shape)})")
+    return as_index(edge_index, "edge_index")
+
+
+def _expect(name: str, t: Tensor, shape: tuple) -> None:
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(t.shape)})")
 
 
 def _check(rc: int, name: str, k: int) -> None:
@@ -83,7 +79,7 @@ def quantize(potential: Tensor) -> Tensor:
     p, code = _floats(potential)
     out = torch.empty(p.shape, dtype=_LONG)
     function(_SET, "dht_quantize", None, PTR, I64, I64, PTR)(
-        p.data_ptr(), code, p.numel(), out.data_ptr())
+        pointer(p), code, p.numel(), pointer(out, _LONG))
     return out
 
 
@@ -93,30 +89,34 @@ def tie_hash(a: Tensor, b: Tensor) -> Tensor:
     if a.shape != b.shape:
         raise ValueError(f"Expected 'a' and 'b' of the same shape (got {tuple(a.shape)} "
                          f"and {tuple(b.shape)})")
-    a, b = _long(a), _long(b)
+    a, b = as_index(a, "a"), as_index(b, "b")
     out = torch.empty(a.shape, dtype=_LONG)
     function(_SET, "dht_tie_hash", None, PTR, PTR, I64, PTR)(
-        a.data_ptr(), b.data_ptr(), a.numel(), out.data_ptr())
+        pointer(a, _LONG), pointer(b, _LONG), a.numel(), pointer(out, _LONG))
     return out
 
 
 def local_index(batch: Tensor) -> Tensor:
     """``local_index(batch)``: every block's index within its run of equal ``batch``."""
-    batch = _long(batch)
+    batch = as_index(batch, "batch")
     out = torch.empty(batch.shape, dtype=_LONG)
     function(_SET, "dht_local_index", None, PTR, I64, PTR)(
-        batch.data_ptr(), batch.numel(), out.data_ptr())
+        pointer(batch, _LONG), batch.numel(), pointer(out, _LONG))
     return out
 
 
 def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
     """``equal_ends(mean, edge_index)``: BoolTensor (E,)."""
+    if mean.dim() != 2:
+        raise ValueError(f"Expected 'mean' of shape (K, d) (got {tuple(mean.shape)})")
     items, code = _floats(mean)
-    src, dst, m, keep = _ends(edge_index)
+    ends = _ends(edge_index)
+    m = ends.shape[1]
     out = torch.empty(m, dtype=torch.bool)
     rc = function(_SET, "dht_equal_ends", I64, PTR, I64, I64, I64, PTR, PTR, I64, PTR)(
-        items.data_ptr(), code, items.shape[1], items.shape[0], src, dst, m, out.data_ptr())
-    del keep
+        pointer(items), code, items.shape[1], items.shape[0], *rows(ends), m,
+        pointer(out, torch.bool))
+    del ends  # (alive until the kernel returned)
     _check(rc, "edge_index", items.shape[0])
     return out
 
@@ -137,23 +137,34 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                              f"(quantised) int64 (got {potential.dtype})")
         code = _DT_INT64
     p = potential if potential.is_contiguous() else potential.detach().contiguous()
-    src, dst, m, keep = _ends(edge_index)
+    ends = _ends(edge_index)
+    m = ends.shape[1]
+    _expect("potential", p, (m,))
     k = int(num_nodes)
-    move = None if movable is None else movable.contiguous()
-    batch_t = _long(batch) if hashed and batch is not None else None
+    move = None
+    if movable is not None:
+        if movable.dtype != torch.bool:
+            raise ValueError(f"Expected 'movable' of dtype bool (got {movable.dtype})")
+        _expect("movable", movable, (k,))
+        move = movable.contiguous()
+    batch_t = as_index(batch, "batch") if hashed and batch is not None else None
+    if batch_t is not None:
+        _expect("batch", batch_t, (k,))
     items, mean_code, d = None, _DT_F32, 0
     if hashed and mean is not None:
+        if mean.dim() != 2 or mean.shape[0] != k:
+            raise ValueError(f"Expected 'mean' of shape ({k}, d) (got {tuple(mean.shape)})")
         items, mean_code = _floats(mean)
         d = items.shape[1]
     choice = torch.empty(k, dtype=_LONG)
     fn = function(_SET, "dht_argmax_choice", I64, PTR, I64, PTR, PTR, I64, I64, PTR, I64,
                   PTR, I64, PTR, I64, I64, PTR)
     # (an empty tensor's data pointer may be NULL: the plateau rule is its own flag)
-    rc = fn(p.data_ptr(), code, src, dst, m, k,
-            None if move is None else move.data_ptr(), int(bool(hashed)),
-            None if batch_t is None else batch_t.data_ptr(), int(items is not None),
-            None if items is None else items.data_ptr(), mean_code, d, choice.data_ptr())
-    del keep
+    rc = fn(pointer(p), code, *rows(ends), m, k,
+            None if move is None else pointer(move, torch.bool), int(bool(hashed)),
+            None if batch_t is None else pointer(batch_t, _LONG), int(items is not None),
+            None if items is None else pointer(items), mean_code, d, pointer(choice, _LONG))
+    del ends  # (alive until the kernel returned)
     if rc == _ERR_LOCAL:
         largest = int(local_index(batch_t).max()) if batch_t is not None else k - 1
         raise ValueError(f"Expected graphs of fewer than 2**31 blocks with "
@@ -173,12 +184,15 @@ def constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,
         spread, var_code = _floats(var)
         if var_code != code or spread.shape != items.shape:
             raise ValueError("Expected 'var' of the dtype and shape of 'mean'")
-    labels = _long(labels)
+    if items.dim() != 2:
+        raise ValueError(f"Expected 'mean' of shape (K, d) (got {tuple(items.shape)})")
+    labels = as_index(labels, "labels")
+    _expect("labels", labels, items.shape[:1])
     k_new, d = int(num_blocks), items.shape[1]
     out = torch.empty((k_new, d), dtype=torch.bool)
     rc = function(_SET, "dht_constant_channels", I64, PTR, I64, I64, PTR, PTR, I64, I64, PTR)(
-        labels.data_ptr(), labels.numel(), k_new, items.data_ptr(),
-        None if spread is None else spread.data_ptr(), code, d, out.data_ptr())
+        pointer(labels, _LONG), labels.numel(), k_new, pointer(items),
+        None if spread is None else pointer(spread), code, d, pointer(out, torch.bool))
     _check(rc, "labels", k_new)
     return out
 
@@ -188,14 +202,22 @@ def pool_integers(labels: Tensor, num_blocks: int, size: Tensor, bbox: Tensor,
     """``_pool_blocks``'s integer statistics: summed sizes (K',), merged boxes (K', 4)
     (min of the first two columns, max of the last two) and the image of every block.
     ``labels``, ``size``, ``batch`` (K,) and ``bbox`` (K, 4) are int64."""
-    labels, size, bbox, batch = _long(labels), _long(size), _long(bbox), _long(batch)
+    labels, size = as_index(labels, "labels"), as_index(size, "size")
+    bbox, batch = as_index(bbox, "bbox"), as_index(batch, "batch")
+    if labels.dim() != 1:
+        raise ValueError(f"Expected 'labels' of shape (K,) (got {tuple(labels.shape)})")
+    k = labels.shape[0]
+    _expect("size", size, (k,))
+    _expect("bbox", bbox, (k, 4))
+    _expect("batch", batch, (k,))
     k_new = int(num_blocks)
     new_size = torch.empty(k_new, dtype=_LONG)
     new_bbox = torch.empty((k_new, 4), dtype=_LONG)
     new_batch = torch.empty(k_new, dtype=_LONG)
     rc = function(_SET, "dht_pool_integers", I64, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR)(
-        labels.data_ptr(), labels.numel(), k_new, size.data_ptr(), bbox.data_ptr(),
-        batch.data_ptr(), new_size.data_ptr(), new_bbox.data_ptr(), new_batch.data_ptr())
+        pointer(labels, _LONG), k, k_new, pointer(size, _LONG), pointer(bbox, _LONG),
+        pointer(batch, _LONG), pointer(new_size, _LONG), pointer(new_bbox, _LONG),
+        pointer(new_batch, _LONG))
     _check(rc, "labels", k_new)
     return new_size, new_bbox, new_batch
 
@@ -212,7 +234,15 @@ def _strided(t: Optional[Tensor], dtype: torch.dtype, shape: tuple,
     if not (t.dtype == dtype or (integers and t.dtype is _LONG)) or tuple(t.shape) != shape:
         raise ValueError(f"Expected a tensor of dtype {dtype} and shape {shape} (got "
                          f"{t.dtype} and {tuple(t.shape)})")
-    return t, t.data_ptr(), t.stride()
+    return t, _address(t), t.stride()
+
+
+def _address(t: Tensor) -> int:
+    # The data address of a CPU tensor read through its strides (views and expanded
+    # tensors: no contiguity required, unlike ``pointer``).
+    if t.device.type != "cpu":
+        raise ValueError(f"Expected a CPU tensor for a native kernel (got {t.device})")
+    return t.data_ptr()
 
 
 def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -237,7 +267,7 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
     var, vp, vs = _strided(var, dtype, (k, d))
     weight, wp, (ws,) = _strided(weight, dtype, (k,), True)
     fallback, fp, (fs,) = _strided(fallback, dtype, (k,), True)
-    labels = _long(labels)
+    labels = as_index(labels, "labels")
     if labels.shape != (k,):
         raise ValueError(f"Expected 'labels' of shape ({k},) (got {tuple(labels.shape)})")
     move = None
@@ -251,11 +281,11 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
     ms = mean.stride()
     fn = function(_SET, "dht_weighted_moments", I64, PTR, I64, I64, I64, I64, PTR, I64, I64,
                   PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I64, PTR, PTR, PTR)
-    rc = fn(labels.data_ptr(), k, k_new, d, _FLOAT_CODES[dtype], mean.data_ptr(), ms[0],
+    rc = fn(pointer(labels, _LONG), k, k_new, d, _FLOAT_CODES[dtype], _address(mean), ms[0],
             ms[1], vp, vs[0], vs[1], wp, ws, int(weight.dtype is _LONG), fp, fs,
             int(fallback is not None and fallback.dtype is _LONG), int(bool(snap)),
-            None if move is None else move.data_ptr(), new_mean.data_ptr(),
-            new_var.data_ptr())
+            None if move is None else pointer(move, torch.bool), pointer(new_mean, dtype),
+            pointer(new_var, dtype))
     if rc == _ERR_CAST:
         # Integers the kernel does not convert exactly: torch's conversion, then again.
         return weighted_moments(mean, var, labels, k_new, weight.to(dtype),

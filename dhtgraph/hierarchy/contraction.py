@@ -404,6 +404,7 @@ def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
     BoolTensor of shape (E,)
     """
     if (mean.is_floating_point() and mean.dim() == 2 and edge_index.dtype == torch.long
+            and edge_index.dim() == 2 and edge_index.shape[0] == 2
             and _native.enabled("contraction", mean, edge_index)):
         from .._native.contraction import equal_ends as native_equal_ends
         return native_equal_ends(mean, edge_index)

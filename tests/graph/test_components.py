@@ -203,3 +203,34 @@ def test_native_components_fall_back_on_bad_indices():
             call()
         with pytest.raises(expected.type):
             call()
+
+
+@_needs_components
+def test_native_components_of_int32_strided_and_float_inputs():
+    # Converted copies live until the kernel returns (int32, strided); float and bool
+    # inputs are not truncated: the tensor path decides, whichever path is on.
+    choice = torch.tensor([1, 0, 1, 3, 5, 4, 4, 2])
+    wide = torch.stack([choice, choice], 1).reshape(-1)[::2]  # not contiguous
+    assert not wide.is_contiguous()
+    for c in (choice.int(), wide, choice.to(torch.int16)):
+        _same(*_both(functional_component_labels, c))
+    src, dst = torch.tensor([[0, 3, 4, 6, 6, 1], [1, 2, 5, 6, 0, 7]])
+    _same(*_both(component_labels, src.int()[::2], dst[::2], 8))
+    forest = torch.tensor([0, 0, 2, 2, 1, 5, 5, 0])
+    _same(*_both(forest_components, forest[:6], src.int()[:2], torch.tensor([5, 3])[:2]))
+    from dhtgraph._native import components as N
+    assert N.choice_components(torch.tensor([0.2, 0.7])) is None
+    assert N.edge_components(torch.tensor([0.0]), torch.tensor([1.0]), 2) is None
+    assert N.forest_components(torch.tensor([0.0, 0.9])) is None
+    assert N.forest_components(torch.tensor([0, 0]), torch.tensor([True]),
+                               torch.tensor([1])) is None
+    for call in (lambda: functional_component_labels(torch.tensor([0.2, 0.7])),
+                 lambda: component_labels(torch.tensor([0.0]), torch.tensor([1.0]), 2)):
+        try:
+            with _native.disabled():
+                tensor = call()
+        except Exception as error:  # the tensor path's own error, on both paths
+            with pytest.raises(type(error)):
+                call()
+        else:
+            _same(call(), tensor)
