@@ -53,7 +53,8 @@ static inline int32_t quantize_double(double x) {
                                   int64_t sn, int64_t sd, int64_t d, int64_t base,      \
                                   int32_t *kh, int32_t *kv, int32_t *eq) {              \
         const int below = r + 1 < h;                                                    \
-        T *phr = ph + r * (w - 1), *pvr = pv + r * w;                                   \
+        /* no arithmetic on an empty tensor's (possibly NULL) address */             \
+        T *phr = w > 1 ? ph + r * (w - 1) : ph, *pvr = below ? pv + r * w : pv;         \
         /* the potentials' last two operations (p*(1-c) + c*C, written back) and   \
          * quantize_potential, one element at a time */                                 \
         if (affine) {                                                                   \
@@ -114,7 +115,8 @@ static inline int32_t quantize_double(double x) {
         int32_t *eq = scratch + 3 * w;                                                  \
         for (int64_t b = 0; b < nb; ++b) {                                              \
             const int64_t base = b * h * w;                                             \
-            T *phb = ph + b * h * (w - 1), *pvb = pv + b * (h - 1) * w;                 \
+            T *phb = w > 1 ? ph + b * h * (w - 1) : ph;                                 \
+            T *pvb = h > 1 ? pv + b * (h - 1) * w : pv;                                 \
             for (int64_t r = 0; r < h; ++r) {                                           \
                 grid_row_keys_##T(phb, pvb, r, h, w, (int)hashed, (int)affine,          \
                                   (T)scale, (T)term, x, sn, sd, d, base, kh, down, eq); \
@@ -154,7 +156,8 @@ GRID_ARGMAX(double)
                              int64_t nb, int64_t h, int64_t w, T *out) {                \
         int64_t g = 0;                                                                  \
         for (int64_t b = 0; b < nb; ++b) {                                              \
-            const T *hb = horizontal + b * h * (w - 1), *vb = vertical + b * (h - 1) * w; \
+            const T *hb = w > 1 ? horizontal + b * h * (w - 1) : horizontal;            \
+            const T *vb = h > 1 ? vertical + b * (h - 1) * w : vertical;                \
             for (int64_t r = 0; r < h; ++r) {                                           \
                 for (int64_t c = 0; c < w; ++c, ++g) {                                  \
                     /* the four candidates (borders: predictable tests), then an       \
@@ -176,9 +179,14 @@ GRID_CHOSEN(double)
 /* ------------------------------------------------------------ grid blocks */
 
 /* Sizes, inclusive boxes (ymin, xmin, ymax, xmax) and images of the k blocks of a
- * labelling of B row-major H x W images (labels (B*H*W,) in [0, k)). */
-void dht_grid_blocks(const int64_t *labels, int64_t nb, int64_t h, int64_t w, int64_t k,
-                     int64_t *counts, int64_t *bbox, int64_t *batch) {
+ * labelling of B row-major H x W images (labels (B*H*W,) in [0, k)). A block's image
+ * is image[g] of its last pixel g (the pixels' images, as a sequential scatter), or
+ * with image NULL the index b of the image it lies in. Returns 0, or 1 + the first
+ * pixel whose label is outside [0, k) (nothing written out of bounds; outputs then
+ * partial). */
+int64_t dht_grid_blocks(const int64_t *labels, const int64_t *image, int64_t nb, int64_t h,
+                        int64_t w, int64_t k, int64_t *counts, int64_t *bbox,
+                        int64_t *batch) {
     for (int64_t i = 0; i < k; ++i) {
         counts[i] = 0;
         bbox[4 * i] = bbox[4 * i + 1] = INT64_MAX;
@@ -190,9 +198,10 @@ void dht_grid_blocks(const int64_t *labels, int64_t nb, int64_t h, int64_t w, in
         for (int64_t r = 0; r < h; ++r) {
             for (int64_t c = 0; c < w; ++c, ++g) {
                 const int64_t l = labels[g];
+                if ((uint64_t)l >= (uint64_t)k) return g + 1;
                 int64_t *box = bbox + 4 * l;
                 counts[l] += 1;
-                batch[l] = b;
+                batch[l] = image ? image[g] : b;
                 /* branch-free (the labels of neighbouring pixels vary unpredictably) */
                 box[0] = r < box[0] ? r : box[0];
                 box[1] = c < box[1] ? c : box[1];
@@ -201,26 +210,31 @@ void dht_grid_blocks(const int64_t *labels, int64_t nb, int64_t h, int64_t w, in
             }
         }
     }
+    return 0;
 }
 
 /* ------------------------------------------------------- constant channels */
 
 /* constant (k, d) uint8: 1 where no pixel of the block differs in the channel from the
  * pixel it chose (every block is connected by its choice edges, so: where the block is
- * constant in that channel). NaN differs from everything, -0.0 equals 0.0. */
+ * constant in that channel). NaN differs from everything, -0.0 equals 0.0. Returns 0,
+ * or 1 + the first pixel whose label is outside [0, k) or whose choice is outside
+ * [0, n) (nothing read or written out of bounds; the output then partial). */
 #define GRID_CONSTANT(T)                                                                \
-    void dht_grid_constant_##T(const T *x, int64_t sn, int64_t sd, int64_t d,           \
-                               const int64_t *choice, const int64_t *labels, int64_t n, \
-                               int64_t k, uint8_t *constant) {                          \
+    int64_t dht_grid_constant_##T(const T *x, int64_t sn, int64_t sd, int64_t d,           \
+                                  const int64_t *choice, const int64_t *labels,         \
+                                  int64_t n, int64_t k, uint8_t *constant) {            \
         for (int64_t i = 0; i < k * d; ++i) constant[i] = 1;                            \
         for (int64_t p = 0; p < n; ++p) {                                               \
-            const int64_t q = choice[p];                                                \
+            const int64_t q = choice[p], l = labels[p];                                 \
+            if ((uint64_t)l >= (uint64_t)k || (uint64_t)q >= (uint64_t)n) return p + 1; \
             if (q == p) continue; /* (never on a grid: every pixel has a neighbour) */  \
             const T *a = x + p * sn, *b = x + q * sn;                                   \
-            uint8_t *out = constant + labels[p] * d;                                    \
+            uint8_t *out = constant + l * d;                                            \
             for (int64_t j = 0; j < d; ++j) /* branch-free: out[j] &= equal */          \
                 out[j] &= (uint8_t)(a[j * sd] == b[j * sd]);                            \
         }                                                                               \
+        return 0;                                                                       \
     }
 
 GRID_CONSTANT(float)
@@ -375,7 +389,9 @@ GRID_SQUARED(double)
  * var (k, d) = the sum of (x - mean)^2 in pixel order / count, 0 where the block is
  * constant in the channel (no pixel differs there from the pixel it chose: the
  * dht_grid_constant test). The tensor version's elementwise IEEE operations in its
- * order. Returns 0, or -1 when the scratch could not be allocated. */
+ * order. Returns 0, -1 when the scratch could not be allocated, or 1 + the first pixel
+ * whose label is outside [0, k) or whose choice is outside [0, n) (nothing read or
+ * written out of bounds; the outputs then partial). */
 #define GRID_SIZE_MOMENTS(T)                                                            \
     int64_t dht_grid_size_moments_##T(const T *x, int64_t sn, int64_t sd, int64_t d,    \
                                       const int64_t *choice, const int64_t *labels,     \
@@ -388,6 +404,11 @@ GRID_SQUARED(double)
             var[i] = 0;                                                                 \
             constant[i] = 1;                                                            \
         }                                                                               \
+        for (int64_t p = 0; p < n; ++p) /* one pass of range checks first */          \
+            if ((uint64_t)labels[p] >= (uint64_t)k || (uint64_t)choice[p] >= (uint64_t)n) { \
+                free(constant);                                                         \
+                return p + 1;                                                           \
+            }                                                                           \
         if (d == 3) /* the usual width, unrolled (the same additions) */              \
             for (int64_t p = 0; p < n; ++p) {                                           \
                 const T *a = x + p * sn;                                                \

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from typing import Optional
 
-from . import F64, I64, PTR, function, pointer
+from . import F64, I64, PTR, as_index, function, pointer
 
 __all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
            "grid_blocks", "grid_constant", "union_mass_perimeter", "edge_difference",
@@ -24,14 +24,37 @@ FEATURE_DTYPES = {torch.float32: "float", torch.float64: "double"}
 
 def supports(x: Tensor) -> bool:
     """Whether ``x`` (N, d) can be read by the feature-comparing kernels: float32 or
-    float64 with non-negative strides (any layout: row- or channel-major)."""
-    return x.dtype in FEATURE_DTYPES and x.dim() == 2 and min(x.stride(), default=0) >= 0
+    float64 CPU features of at least one channel with non-negative strides (any layout:
+    row- or channel-major)."""
+    return (x.dtype in FEATURE_DTYPES and x.dim() == 2 and x.shape[1] >= 1
+            and x.device.type == "cpu" and min(x.stride(), default=0) >= 0)
 
 
 def _features(x: Tensor) -> tuple:
     # Address, strides in elements and width of a (N, d) feature view of any layout
-    # (the kernels index x + row·stride(0) + channel·stride(1)).
+    # (the kernels index x + row·stride(0) + channel·stride(1)). The caller keeps x.
+    if not supports(x):
+        raise ValueError("Expected 'x' (N, d ≥ 1) float32/float64 CPU features with "
+                         f"non-negative strides (got {x.dtype} {tuple(x.shape)} on "
+                         f"{x.device}, strides {tuple(x.stride())})")
     return (PTR(x.data_ptr()), x.stride(0), x.stride(1), x.shape[1])
+
+
+def _out_of_range(bad: int, labels: Tensor, num_blocks: int,
+                  choice: Optional[Tensor] = None) -> None:
+    # A kernel's 1 + first pixel with a label outside [0, K) (or a choice outside [0, N)).
+    p = bad - 1
+    if choice is not None and not 0 <= int(choice[p]) < choice.shape[0]:
+        raise IndexError(f"Expected 'choice' entries in [0, {choice.shape[0]}) (got "
+                         f"{int(choice[p])} at pixel {p})")
+    raise IndexError(f"Expected 'labels' entries in [0, {num_blocks}) (got "
+                     f"{int(labels[p])} at pixel {p})")
+
+
+def _edge_out_of_range(bad: int, k: int, src: Tensor, dst: Tensor) -> None:
+    e = bad - 1
+    raise IndexError(f"Expected 'edge_index' entries in [0, {k}) (got edge "
+                     f"{e}: ({int(src[e])}, {int(dst[e])}))")
 
 
 def _expect_shape(name: str, tensor: Tensor, shape: tuple) -> None:
@@ -73,10 +96,10 @@ def grid_argmax(horizontal: Tensor, vertical: Tensor, num_images: int, height: i
     kind = FEATURE_DTYPES[x.dtype]
     function("grid", f"dht_grid_argmax_{kind}", None, PTR, PTR, I64, I64, I64, I64, I64,
              F64, F64, PTR, I64, I64, I64, PTR, PTR, PTR)(
-        pointer(horizontal), pointer(vertical), num_images, height, width,
+        pointer(horizontal, x.dtype), pointer(vertical, x.dtype), num_images, height, width,
         int(bool(hashed)), int(affine), float(scale) if affine else 0.0,
-        float(term) if affine else 0.0, *_features(x), pointer(scratch), pointer(code),
-        pointer(choice))
+        float(term) if affine else 0.0, *_features(x), pointer(scratch, torch.int32),
+        pointer(code, torch.int8), pointer(choice, torch.long))
     return code, choice
 
 
@@ -112,53 +135,81 @@ def grid_size_moments(x: Tensor, choice: Tensor, labels: Tensor, counts: Tensor,
     ``index_add_`` sums in pixel order divided by the counts, the variance 0 where the
     block is constant in the channel (:func:`grid_constant`)."""
     x = x.detach().resolve_neg()
+    features = _features(x)
     n, d = x.shape
     _expect_shape("choice", choice, (n,))
     _expect_shape("labels", labels, (n,))
     _expect_shape("counts", counts, (num_blocks,))
-    choice = choice.to(torch.long).contiguous()
-    labels = labels.to(torch.long).contiguous()
-    counts = counts.to(torch.long).contiguous()
+    choice = as_index(choice, "choice")
+    labels = as_index(labels, "labels")
+    counts = as_index(counts, "counts")
     mean = torch.empty((num_blocks, d), dtype=x.dtype)
     var = torch.empty((num_blocks, d), dtype=x.dtype)
     kind = FEATURE_DTYPES[x.dtype]
-    if function("grid", f"dht_grid_size_moments_{kind}", I64, PTR, I64, I64, I64, PTR, PTR,
-                PTR, I64, I64, PTR, PTR)(
-            *_features(x), pointer(choice), pointer(labels), pointer(counts), n, num_blocks,
-            pointer(mean), pointer(var)):
+    bad = function("grid", f"dht_grid_size_moments_{kind}", I64, PTR, I64, I64, I64, PTR,
+                   PTR, PTR, I64, I64, PTR, PTR)(
+        *features, pointer(choice, torch.long), pointer(labels, torch.long),
+        pointer(counts, torch.long), n, num_blocks, pointer(mean, x.dtype),
+        pointer(var, x.dtype))
+    if bad < 0:
         raise MemoryError("grid_size_moments: no memory for the constant-channel scratch")
+    if bad:
+        _out_of_range(bad, labels, num_blocks, choice)
     return mean, var
 
 
 def grid_blocks(labels: Tensor, num_blocks: int, num_images: int, height: int,
-                width: int) -> tuple[Tensor, Tensor, Tensor]:
+                width: int, batch: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
     """Sizes (K,), boxes (K, 4) ``(ymin, xmin, ymax, xmax)`` and images (K,), int64, of
-    the blocks ``labels`` (B·H·W,) of row-major pixels."""
-    _expect_shape("labels", labels, (num_images * height * width,))
-    labels = labels.to(torch.long).contiguous()
+    the blocks ``labels`` (B·H·W,) in [0, K) of row-major pixels.
+
+    A block's image is ``batch`` (B·H·W,) of its last pixel (what a sequential
+    ``scatter_`` of the pixels' ``batch`` gives), or without ``batch`` the index of the
+    image it lies in. Labels outside [0, K) raise IndexError.
+    """
+    n = num_images * height * width
+    _expect_shape("labels", labels, (n,))
+    labels = as_index(labels, "labels")
+    constant = None
+    if batch is not None:
+        _expect_shape("batch", batch, (n,))
+        if n and batch.stride(0) == 0:  # one value expanded (pixel_state's): no copy
+            constant, batch = int(batch[0]), None
+        else:
+            batch = as_index(batch, "batch")
     counts = torch.empty(num_blocks, dtype=torch.long)
     bbox = torch.empty((num_blocks, 4), dtype=torch.long)
-    batch = torch.empty(num_blocks, dtype=torch.long)
-    function("grid", "dht_grid_blocks", None, PTR, I64, I64, I64, I64, PTR, PTR, PTR)(
-        pointer(labels), num_images, height, width, num_blocks, pointer(counts),
-        pointer(bbox), pointer(batch))
-    return counts, bbox, batch
+    images = torch.empty(num_blocks, dtype=torch.long)
+    bad = function("grid", "dht_grid_blocks", I64, PTR, PTR, I64, I64, I64, I64, PTR, PTR,
+                   PTR)(
+        pointer(labels, torch.long), PTR(0) if batch is None else pointer(batch, torch.long),
+        num_images, height, width, num_blocks, pointer(counts, torch.long),
+        pointer(bbox, torch.long), pointer(images, torch.long))
+    if bad:
+        _out_of_range(bad, labels, num_blocks)
+    if constant is not None and (constant != 0 or num_images != 1):
+        images.fill_(constant)
+    return counts, bbox, images
 
 
 def grid_constant(x: Tensor, choice: Tensor, labels: Tensor, num_blocks: int) -> Tensor:
     """(K, d) bool: the block is constant in the channel (no pixel differs there from the
     pixel it chose)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
+    features = _features(x)
     n, d = x.shape
     _expect_shape("choice", choice, (n,))
     _expect_shape("labels", labels, (n,))
-    choice = choice.to(torch.long).contiguous()
-    labels = labels.to(torch.long).contiguous()
+    choice = as_index(choice, "choice")
+    labels = as_index(labels, "labels")
     constant = torch.empty((num_blocks, d), dtype=torch.bool)
     kind = FEATURE_DTYPES[x.dtype]
-    function("grid", f"dht_grid_constant_{kind}", None, PTR, I64, I64, I64, PTR, PTR, I64,
-             I64, PTR)(
-        *_features(x), pointer(choice), pointer(labels), n, num_blocks, pointer(constant))
+    bad = function("grid", f"dht_grid_constant_{kind}", I64, PTR, I64, I64, I64, PTR, PTR,
+                   I64, I64, PTR)(
+        *features, pointer(choice, torch.long), pointer(labels, torch.long), n, num_blocks,
+        pointer(constant, torch.bool))
+    if bad:
+        _out_of_range(bad, labels, num_blocks, choice)
     return constant
 
 
@@ -166,21 +217,22 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
                          dst: Tensor) -> tuple[Tensor, Tensor]:
     """Union mass and perimeter ``2 + Δy + Δx`` (E,) float32 of the edges ``(src, dst)``
     (int64 sizes (K,) and boxes (K, 4))."""
-    _expect_shape("bbox", bbox, (size.shape[0], 4))
-    _expect_shape("dst", dst, tuple(src.shape))
-    size = size.to(torch.long).contiguous()
-    bbox = bbox.to(torch.long).contiguous()
-    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
-    m = src.numel()
+    k = size.shape[0] if size.dim() == 1 else -1
+    _expect_shape("size", size, (k,))
+    _expect_shape("bbox", bbox, (k, 4))
+    m = src.shape[0] if src.dim() == 1 else -1
+    _expect_shape("src", src, (m,))
+    _expect_shape("dst", dst, (m,))
+    size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
+    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     mass = torch.empty(m, dtype=torch.float32)
     perimeter = torch.empty(m, dtype=torch.float32)
     bad = function("grid", "dht_union_mass_perimeter", I64, PTR, PTR, I64, PTR, PTR, I64,
-                   PTR, PTR)(pointer(size), pointer(bbox), size.numel(), pointer(src),
-                             pointer(dst), m, pointer(mass), pointer(perimeter))
+                   PTR, PTR)(pointer(size, torch.long), pointer(bbox, torch.long), k,
+                             pointer(src, torch.long), pointer(dst, torch.long), m,
+                             pointer(mass, torch.float32), pointer(perimeter, torch.float32))
     if bad:
-        e = bad - 1
-        raise IndexError(f"Expected 'edge_index' entries in [0, {size.numel()}) (got edge "
-                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+        _edge_out_of_range(bad, k, src, dst)
     return mass, perimeter
 
 
@@ -188,18 +240,18 @@ def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     """``x[dst] − x[src]`` (E, d), row-major, of float32/float64 features ``x`` (K, d) of
     any layout (no gradient)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
-    _expect_shape("dst", dst, tuple(src.shape))
-    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
-    m = src.numel()
+    features = _features(x)
+    m = src.shape[0] if src.dim() == 1 else -1
+    _expect_shape("src", src, (m,))
+    _expect_shape("dst", dst, (m,))
+    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     out = torch.empty((m, x.shape[1]), dtype=x.dtype)
     kind = FEATURE_DTYPES[x.dtype]
     bad = function("grid", f"dht_edge_difference_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
-                   PTR, I64, PTR)(*_features(x), x.shape[0], pointer(src), pointer(dst), m,
-                                  pointer(out))
+                   PTR, I64, PTR)(*features, x.shape[0], pointer(src, torch.long),
+                                  pointer(dst, torch.long), m, pointer(out, x.dtype))
     if bad:
-        e = bad - 1
-        raise IndexError(f"Expected 'edge_index' entries in [0, {x.shape[0]}) (got edge "
-                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+        _edge_out_of_range(bad, x.shape[0], src, dst)
     return out
 
 
@@ -212,13 +264,17 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     if code.dtype != torch.int8 or horizontal.dtype != vertical.dtype:
         raise ValueError(f"Expected int8 'code' and potentials of one dtype (got {code.dtype}, "
                          f"{horizontal.dtype}, {vertical.dtype})")
+    if horizontal.dtype not in FEATURE_DTYPES:
+        raise ValueError(f"Expected float32/float64 potentials (got {horizontal.dtype})")
     horizontal = horizontal.detach().resolve_neg().contiguous()
     vertical = vertical.detach().resolve_neg().contiguous()
     code = code.contiguous()
-    out = torch.empty(b * h * w, dtype=horizontal.dtype)
-    kind = FEATURE_DTYPES[horizontal.dtype]
+    dtype = horizontal.dtype
+    out = torch.empty(b * h * w, dtype=dtype)
+    kind = FEATURE_DTYPES[dtype]
     function("grid", f"dht_grid_chosen_{kind}", None, PTR, PTR, PTR, I64, I64, I64, PTR)(
-        pointer(horizontal), pointer(vertical), pointer(code), b, h, w, pointer(out))
+        pointer(horizontal, dtype), pointer(vertical, dtype), pointer(code, torch.int8), b,
+        h, w, pointer(out, dtype))
     return out
 
 
@@ -227,18 +283,19 @@ def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     version, bit for bit), of float32/float64 features ``x`` (K, d) of any layout (no
     gradient)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
-    _expect_shape("dst", dst, tuple(src.shape))
-    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
-    m = src.numel()
+    features = _features(x)
+    m = src.shape[0] if src.dim() == 1 else -1
+    _expect_shape("src", src, (m,))
+    _expect_shape("dst", dst, (m,))
+    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     out = torch.empty((m, x.shape[1]), dtype=x.dtype)
     kind = FEATURE_DTYPES[x.dtype]
     bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
-                   I64, PTR, PTR, I64, PTR)(*_features(x), x.shape[0], pointer(src),
-                                            pointer(dst), m, pointer(out))
+                   I64, PTR, PTR, I64, PTR)(*features, x.shape[0], pointer(src, torch.long),
+                                            pointer(dst, torch.long), m,
+                                            pointer(out, x.dtype))
     if bad:
-        e = bad - 1
-        raise IndexError(f"Expected 'edge_index' entries in [0, {x.shape[0]}) (got edge "
-                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+        _edge_out_of_range(bad, x.shape[0], src, dst)
     return out
 
 
@@ -252,28 +309,28 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
     ``potential``."""
     if not potential.is_contiguous() or potential.dtype not in FEATURE_DTYPES:
         raise ValueError("Expected contiguous float32/float64 'potential'")
-    _expect_shape("potential", potential, tuple(src.shape))
-    _expect_shape("dst", dst, tuple(src.shape))
+    m = src.shape[0] if src.dim() == 1 else -1
+    _expect_shape("src", src, (m,))
+    _expect_shape("potential", potential, (m,))
+    _expect_shape("dst", dst, (m,))
     k = loop_value.shape[0] if loop_value.dim() == 1 else -1
     _expect_shape("loop_value", loop_value, (k,))
     c = float(c)
     if c > 0:
         _expect_shape("size", size, (k,))
         _expect_shape("bbox", bbox, (k, 4))
-        size = size.to(torch.long).contiguous()
-        bbox = bbox.to(torch.long).contiguous()
-        size_ptr, bbox_ptr = pointer(size), pointer(bbox)
+        size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
+        size_ptr, bbox_ptr = pointer(size, torch.long), pointer(bbox, torch.long)
     else:
         size_ptr = bbox_ptr = PTR(0)
     loop_value = loop_value.detach().to(potential.dtype).resolve_neg().contiguous()
-    src, dst = src.to(torch.long).contiguous(), dst.to(torch.long).contiguous()
-    kind = FEATURE_DTYPES[potential.dtype]
+    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
+    dtype = potential.dtype
+    kind = FEATURE_DTYPES[dtype]
     bad = function("grid", f"dht_edge_combine_{kind}", I64, PTR, PTR, PTR, PTR, I64, PTR,
                    PTR, I64, I64, F64, F64)(
-        pointer(potential), pointer(loop_value), size_ptr, bbox_ptr, k, pointer(src),
-        pointer(dst), src.numel(), int(c > 0), 1.0 - c, 4.0 * c)
+        pointer(potential, dtype), pointer(loop_value, dtype), size_ptr, bbox_ptr, k,
+        pointer(src, torch.long), pointer(dst, torch.long), m, int(c > 0), 1.0 - c, 4.0 * c)
     if bad:
-        e = bad - 1
-        raise IndexError(f"Expected 'edge_index' entries in [0, {k}) (got edge "
-                         f"{e}: ({int(src[e])}, {int(dst[e])}))")
+        _edge_out_of_range(bad, k, src, dst)
     return potential

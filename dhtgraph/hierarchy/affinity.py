@@ -69,7 +69,7 @@ def _squared_distance(x: Tensor, src: Tensor, dst: Tensor,
     num_edges = src.numel()
     grad = torch.is_grad_enabled() and x.requires_grad
     native = (not grad and x.dtype in (torch.float32, torch.float64) and x.dim() == 2
-              and _use_native(native, x, src, dst))
+              and x.shape[1] >= 1 and _use_native(native, x, src, dst))
     if num_edges <= _EDGE_CHUNK or grad:
         return _squared(x, src, dst, native).sum(-1)
     out = x.new_empty(num_edges)
@@ -281,6 +281,8 @@ def _fused(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor, c: floa
     if torch.is_grad_enabled() and (mean.requires_grad or loop_value.requires_grad):
         return False
     if mean.dtype not in (torch.float32, torch.float64) or mean.dim() != 2:
+        return False
+    if mean.shape[1] < 1:  # no channel to read (the kernels want d ≥ 1)
         return False
     if loop_value.dim() != 1 or loop_value.shape[0] != mean.shape[0]:
         return False

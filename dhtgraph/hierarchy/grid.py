@@ -369,7 +369,10 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     ----------
     state : BlockState
         Level 0 (one block per pixel, row-major, images concatenated), e.g.
-        :func:`pixel_state`; only ``mean`` and ``batch`` are read.
+        :func:`pixel_state`; only ``mean`` and ``batch`` are read. A block's image
+        (``batch`` of the result) is ``state.batch`` of its pixels, expected constant on
+        each image (the image index for a batch); where it is not, both paths give the
+        block's last pixel's value on the CPU.
     num_images, height, width : int
         B, H, W; every image needs at least two pixels.
     compactness : float
@@ -422,7 +425,8 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     dtype = x.dtype
     if native:
         from .._native.grid import grid_blocks
-        counts, bbox, new_batch = grid_blocks(labels, k, num_images, height, width)
+        counts, bbox, new_batch = grid_blocks(labels, k, num_images, height, width,
+                                              state.batch)
     else:
         counts = torch.bincount(labels, minlength=k)
     if weights == "size" and native and not grad:
@@ -479,8 +483,7 @@ def _grid_boxes(labels: Tensor, k: int, num_images: int, height: int, width: int
         bbox[:, j] = bbox.new_empty(k).scatter_reduce_(0, labels, values, reduce=reduce,
                                                        include_self=False)
     del row, col
-    if num_images == 1:
-        new_batch = torch.zeros(k, dtype=torch.long, device=device)
-    else:
-        new_batch = torch.empty(k, dtype=torch.long, device=device).scatter_(0, labels, batch)
+    # The pixels' images, as the native kernel (a single image too: ``batch`` is the
+    # caller's, not assumed zero).
+    new_batch = torch.empty(k, dtype=torch.long, device=device).scatter_(0, labels, batch)
     return bbox.long(), new_batch
