@@ -7,6 +7,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* 1 when every x[i], i < n, is in [lo, hi) (the kernels' one-pass argument check). */
+static int in_range(const int64_t *x, int64_t n, int64_t lo, int64_t hi) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) bad |= (x[i] < lo) | (x[i] >= hi);
+    return !bad;
+}
+
 /* ------------------------------------------------------------------ pair coalescing */
 
 /* Relabel (optional) and coalesce the pairs (src[e], dst[e]), e < m, on n nodes: self-loops
@@ -14,9 +21,10 @@
  * (min, max). Two stable counting sorts (by hi, then by lo). Scratch: count (n + 1),
  * tmp_lo, tmp_hi (m each). Output: out[0..k) the lo ends, out[k..2k) the hi ends (out has
  * room for 2m). Returns k. */
-int64_t dht_coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
-                           const int64_t *relabel, int64_t n, int64_t undirected,
-                           int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi, int64_t *out) {
+static int64_t coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
+                              const int64_t *relabel, int64_t n, int64_t undirected,
+                              int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi, int64_t *out) {
+    if (m == 0) return 0; /* (out may be NULL) */
     int64_t kept = 0;
     for (int64_t e = 0; e < m; ++e) {
         int64_t u = src[e], v = dst[e];
@@ -54,8 +62,20 @@ int64_t dht_coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
         tmp_hi[k] = tmp_hi[e]; /* k <= e: in place */
         ++k;
     }
-    memcpy(out + k, tmp_hi, (size_t)k * sizeof(int64_t));
+    if (k) memcpy(out + k, tmp_hi, (size_t)k * sizeof(int64_t));
     return k;
+}
+
+/* coalesce_pairs with its arguments checked first: src, dst (m) in [0, num_ends) (the
+ * length of relabel, or n), relabel (num_ends) in [0, n). Returns k, or -1 (src or dst
+ * out of range), -2 (relabel out of range); nothing is written then. */
+int64_t dht_coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
+                           const int64_t *relabel, int64_t num_ends, int64_t n,
+                           int64_t undirected, int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi,
+                           int64_t *out) {
+    if (!in_range(src, m, 0, num_ends) || !in_range(dst, m, 0, num_ends)) return -1;
+    if (relabel && !in_range(relabel, num_ends, 0, n)) return -2;
+    return coalesce_pairs(src, dst, m, relabel, n, undirected, count, tmp_lo, tmp_hi, out);
 }
 
 /* ------------------------------------------------------------------ budget rounds */
@@ -185,20 +205,24 @@ static inline uint64_t tie_hash(uint64_t a, uint64_t b) {
 
 /* One round's choice of merges (merge_to_budget's _agglomerate, module docstring).
  *
- * edges (2, e) (unique, a < b, sorted, so each image's edges are one range); cost and
- * uni (e) float32 (is_double = 0) or float64; tie (e) the random tie keys, or NULL for
+ * edges (2, e) (unique, a < b, sorted, so each image's edges are one range); cost (e)
+ * float32 (is_double = 0) or float64; usize (e) the union sizes as int64 (torch's
+ * .long() of the float sizes, as the tensor path's key); tie (e) the random tie keys, or NULL for
  * the hash of the positions within the image; unit_batch (n), units (B), excess (B).
  * packed: order the float32 costs by their magnitude bits (the tensor path for batches).
  * Scratch: keys (e), best (n), matched (n bytes), chosen (e bytes).
  * Output: pair (2 * e): the merged pairs (a's then b's at offset e... compacted to
- * pair[0..m) and pair[m..2m)), step (n), target (m). Returns m, the number of merges. */
-int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, const void *uni,
+ * pair[0..m) and pair[m..2m)), step (n), target (m). Returns m, the number of merges, or
+ * -1 (an edge end outside [0, n)), -2 (unit_batch outside [0, num_images)). */
+int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, const int64_t *usize,
                          int64_t is_double, int64_t packed, const int64_t *tie,
                          const int64_t *unit_batch, int64_t n, const int64_t *units,
                          const int64_t *excess, int64_t num_images, int64_t passes,
                          edge_key *keys, int64_t *best, uint8_t *matched, uint8_t *chosen,
                          int64_t *start, int64_t *pair, int64_t *step, int64_t *target) {
-    const int64_t *a = edges, *b = edges + e;
+    if (!in_range(edges, 2 * e, 0, n)) return -1;
+    if (!in_range(unit_batch, n, 0, num_images)) return -2;
+    const int64_t *a = edges, *b = e ? edges + e : edges;
     int64_t acc = 0;
     for (int64_t i = 0; i < num_images; ++i) { start[i] = acc; acc += units[i]; }
     /* keys, per image range, candidates compacted in front */
@@ -211,16 +235,10 @@ int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, cons
         int64_t s = start[img];
         for (int64_t j = lo; j < hi; ++j) {
             edge_key *k = &keys[j];
-            double u;
-            if (is_double) {
-                k->k1 = float64_order((const double *)cost, j);
-                u = ((const double *)uni)[j];
-            } else {
-                k->k1 = float32_order((const float *)cost, j, (int)packed);
-                u = (double)((const float *)uni)[j];
-            }
+            if (is_double) k->k1 = float64_order((const double *)cost, j);
+            else k->k1 = float32_order((const float *)cost, j, (int)packed);
             uint64_t t = tie ? (uint64_t)tie[j] : tie_hash((uint64_t)(a[j] - s), (uint64_t)(b[j] - s));
-            k->k2 = (int64_t)((uint64_t)(int64_t)u * 4294967296ull + t);
+            k->k2 = (int64_t)((uint64_t)usize[j] * 4294967296ull + t);
             k->idx = j;
         }
         int64_t c = excess[img];
@@ -274,7 +292,7 @@ int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, cons
             ++m;
         }
     }
-    memcpy(pair + m, best, (size_t)m * sizeof(int64_t));
+    if (m) memcpy(pair + m, best, (size_t)m * sizeof(int64_t));
     /* new indices: the smaller unit represents the union */
     for (int64_t u = 0; u < n; ++u) matched[u] = 1;
     for (int64_t i = 0; i < m; ++i) matched[pair[m + i]] = 0;
@@ -292,12 +310,19 @@ int64_t dht_budget_round(const int64_t *edges, int64_t e, const void *cost, cons
 
 /* Compact the units after a round: rows of state (n rows of row_bytes) that are not the b
  * end of a pair go to step[u], then the merged rows to target; unit_batch likewise; the
- * merges per image leave excess and units; labels (k) follow step. */
-void dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, const int64_t *pair,
-                        int64_t m, const int64_t *step, const int64_t *target,
-                        const char *merged, char *new_state, const int64_t *unit_batch,
-                        int64_t *new_batch, int64_t *excess, int64_t *units, int64_t *labels,
-                        int64_t k, uint8_t *is_b) {
+ * merges per image leave excess and units (num_images); labels (k) follow step.
+ * Returns 0, or -1 (pair, step or target out of range), -2 (unit_batch outside
+ * [0, num_images)), -3 (labels outside [0, n)); nothing is written then. */
+int64_t dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, const int64_t *pair,
+                           int64_t m, const int64_t *step, const int64_t *target,
+                           const char *merged, char *new_state, const int64_t *unit_batch,
+                           int64_t *new_batch, int64_t *excess, int64_t *units,
+                           int64_t num_images, int64_t *labels, int64_t k, uint8_t *is_b) {
+    if (m < 0 || m > n || !in_range(pair, 2 * m, 0, n) || !in_range(step, n, 0, n - m)
+        || !in_range(target, m, 0, n - m)) return -1;
+    if (!in_range(unit_batch, n, 0, num_images)) return -2;
+    if (!in_range(labels, k, 0, n)) return -3;
+    if (n == 0) return 0;
     memset(is_b, 0, (size_t)n);
     for (int64_t i = 0; i < m; ++i) is_b[pair[m + i]] = 1;
     for (int64_t u = 0; u < n; ++u) {
@@ -312,29 +337,36 @@ void dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, const i
         units[img] -= 1;
     }
     for (int64_t t = 0; t < k; ++t) labels[t] = step[labels[t]];
+    return 0;
 }
 
 /* dht_budget_compact, then the contracted unit graph: the edges (2, e) relabelled by step
  * and coalesced as undirected pairs a < b into out_edges (room for 2e; see
- * dht_coalesce_pairs, scratch count (n - m + 1), tmp (2e)). Returns the new edge count. */
+ * dht_coalesce_pairs, scratch count (n - m + 1), tmp (2e)). Returns the new edge count,
+ * or dht_budget_compact's error code, or -4 (an edge end outside [0, n)). */
 int64_t dht_budget_contract(const char *state, int64_t n, int64_t row_bytes,
                             const int64_t *pair, int64_t m, const int64_t *step,
                             const int64_t *target, const char *merged, char *new_state,
                             const int64_t *unit_batch, int64_t *new_batch, int64_t *excess,
-                            int64_t *units, int64_t *labels, int64_t k, uint8_t *is_b,
-                            const int64_t *edges, int64_t e, int64_t *count, int64_t *tmp,
-                            int64_t *out_edges) {
-    dht_budget_compact(state, n, row_bytes, pair, m, step, target, merged, new_state, unit_batch,
-                       new_batch, excess, units, labels, k, is_b);
+                            int64_t *units, int64_t num_images, int64_t *labels, int64_t k,
+                            uint8_t *is_b, const int64_t *edges, int64_t e, int64_t *count,
+                            int64_t *tmp, int64_t *out_edges) {
+    if (!in_range(edges, 2 * e, 0, n)) return -4;
+    int64_t status = dht_budget_compact(state, n, row_bytes, pair, m, step, target, merged,
+                                        new_state, unit_batch, new_batch, excess, units,
+                                        num_images, labels, k, is_b);
+    if (status < 0) return status;
     int64_t nodes = n - m > 0 ? n - m : 1;
-    return dht_coalesce_pairs(edges, edges + e, e, step, nodes, 1, count, tmp, tmp + e,
-                              out_edges);
+    if (e == 0) return 0;
+    return coalesce_pairs(edges, edges + e, e, step, nodes, 1, count, tmp, tmp + e, out_edges);
 }
 
 /* The representative of every output token: its largest input token (ties: the first).
- * labels (k) in [0, n), size (k) int64; kept (k bytes) set; scratch largest, first (n). */
-void dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, int64_t n,
-                     int64_t *largest, int64_t *first, uint8_t *kept) {
+ * labels (k) in [0, n), size (k) int64; kept (k bytes) set; scratch largest, first (n).
+ * Returns 0, or -1 (labels out of range; nothing written). */
+int64_t dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, int64_t n,
+                        int64_t *largest, int64_t *first, uint8_t *kept) {
+    if (!in_range(labels, k, 0, n)) return -1;
     for (int64_t t = 0; t < n; ++t) { largest[t] = INT64_MIN; first[t] = k; }
     for (int64_t t = 0; t < k; ++t)
         if (size[t] > largest[labels[t]]) largest[labels[t]] = size[t];
@@ -344,6 +376,7 @@ void dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, int6
         if (size[t] == largest[l] && t < first[l]) first[l] = t;
     }
     for (int64_t t = 0; t < n; ++t) if (first[t] < k) kept[first[t]] = 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ selection */
@@ -403,9 +436,10 @@ int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w
 
 /* Canonical labels of key (s values in [0, num_slots)): groups numbered by first
  * occurrence; first (s) receives each group's first position. Scratch rank (num_slots).
- * Returns the number of groups. */
+ * Returns the number of groups, or -1 (key out of range; nothing written). */
 int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_slots,
                                     int64_t *rank, int64_t *labels, int64_t *first) {
+    if (!in_range(key, s, 0, num_slots)) return -1;
     for (int64_t i = 0; i < num_slots; ++i) rank[i] = -1;
     int64_t k = 0;
     for (int64_t p = 0; p < s; ++p) {
@@ -421,9 +455,11 @@ int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_s
 /* Integer statistics of the blocks (labels, b images of h x w, row-major) from their runs
  * along the rows: box (k, 4) [ymin, xmin, ymax, xmax] (starting at max(h, w) and -1 as the
  * tensor path's include_self reductions), sums (k, 2) [sum of rows, sum of columns], and
- * image (k): the smallest image of each block (starting at b). */
-void dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t w, int64_t k,
-                           int64_t *box, int64_t *sums, int64_t *image) {
+ * image (k): the smallest image of each block (starting at b). Returns 0, or -1 (labels
+ * outside [0, k); nothing written). */
+int64_t dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t w, int64_t k,
+                              int64_t *box, int64_t *sums, int64_t *image) {
+    if (!in_range(labels, b * h * w, 0, k)) return -1;
     int64_t big = h > w ? h : w;
     for (int64_t t = 0; t < k; ++t) {
         box[4 * t] = big; box[4 * t + 1] = big; box[4 * t + 2] = -1; box[4 * t + 3] = -1;
@@ -450,14 +486,17 @@ void dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t 
             x0 = x1 + 1;
         }
     }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ IC selector */
 
 /* Whether every slot moves at the first update: ic_new[labels[i]] >= slot_ic[i * stride]
- * for all i < s (stride 0: one starting IC for every slot). */
+ * for all i < s (stride 0: one starting IC for every slot); -1 when labels are outside
+ * [0, num_ic). */
 int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_new,
-                              const float *slot_ic, int64_t stride) {
+                              int64_t num_ic, const float *slot_ic, int64_t stride) {
+    if (!in_range(labels, s, 0, num_ic)) return -1;
     for (int64_t i = 0; i < s; ++i)
         if (!(ic_new[labels[i]] >= slot_ic[i * stride])) return 0;
     return 1;
@@ -469,13 +508,27 @@ int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_
  * c's IC and the statistics row c + offset (else keeps its own; rows NULL: the slot
  * index). improved (num_images bytes) marks the graphs where a slot moved. out_c may be
  * NULL (current NULL: c is labels itself). In place: out_ic, out_row and out_c may be
- * slot_ic (stride 1), rows and current (entry i is read before entry i is written). */
-void dht_selector_update(const int64_t *labels, const int64_t *current, int64_t s,
-                         const float *ic_new, const float *slot_ic, int64_t stride,
-                         const int64_t *rows, int64_t offset, const uint8_t *active,
-                         const int64_t *slot_batch, int64_t num_images, float *out_ic,
-                         int64_t *out_row, int64_t *out_c, uint8_t *improved) {
-    memset(improved, 0, (size_t)num_images);
+ * slot_ic (stride 1), rows and current (entry i is read before entry i is written).
+ * labels has num_labels entries, ic_new num_ic. Returns 0, or (nothing written) -1: current
+ * outside [0, num_labels); -2: a block outside [0, num_ic); -3: slot_batch outside
+ * [0, num_images). */
+int64_t dht_selector_update(const int64_t *labels, int64_t num_labels, const int64_t *current,
+                            int64_t s, const float *ic_new, int64_t num_ic, const float *slot_ic,
+                            int64_t stride, const int64_t *rows, int64_t offset,
+                            const uint8_t *active, const int64_t *slot_batch, int64_t num_images,
+                            float *out_ic, int64_t *out_row, int64_t *out_c, uint8_t *improved) {
+    if (current && !in_range(current, s, 0, num_labels)) return -1;
+    if (!current && s > num_labels) return -1;
+    {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < s; ++i) {
+            int64_t c = current ? labels[current[i]] : labels[i];
+            bad |= (c < 0) | (c >= num_ic);
+        }
+        if (bad) return -2;
+    }
+    if (!in_range(slot_batch, s, 0, num_images)) return -3;
+    if (num_images) memset(improved, 0, (size_t)num_images);
     for (int64_t i = 0; i < s; ++i) {
         int64_t c = current ? labels[current[i]] : labels[i];
         if (out_c) out_c[i] = c;
@@ -491,17 +544,21 @@ void dht_selector_update(const int64_t *labels, const int64_t *current, int64_t 
             out_row[i] = rows ? rows[i] : i;
         }
     }
+    return 0;
 }
 
 /* The pieces of InformationSelector.finish without its node-sized gather and scatter: the
  * block of pixel v is rows[node_slot[v]] (rows NULL: node_slot[v]; node_slot NULL:
  * rows[v], or v itself). As dht_grid_pieces (labels, N); besides, slot (k) receives the
  * slot (node_slot[v], or v) of the last pixel of every piece (the tensor path's scatter).
- * Scratch keys (2w): the blocks of the previous and the current row. Returns k. */
-int64_t dht_grid_pieces_of_slots(const int64_t *rows, const int64_t *node_slot, int64_t b,
-                                 int64_t h, int64_t w, int64_t *labels, int64_t *slot,
+ * Scratch keys (2w): the blocks of the previous and the current row. rows has num_rows
+ * entries. Returns k, or -1 (a slot outside [0, num_rows); nothing written). */
+int64_t dht_grid_pieces_of_slots(const int64_t *rows, int64_t num_rows, const int64_t *node_slot,
+                                 int64_t b, int64_t h, int64_t w, int64_t *labels, int64_t *slot,
                                  int64_t *keys) {
     int64_t n = b * h * w;
+    if (rows && node_slot && !in_range(node_slot, n, 0, num_rows)) return -1;
+    if (rows && !node_slot && n > num_rows) return -1;
     int64_t *parent = labels;
     for (int64_t i = 0; i < b; ++i) {
         int64_t base = i * h * w;

@@ -254,6 +254,7 @@ class InformationSelector:
     def _adopt_stored(self) -> None:
         # Assigned stored blocks become the slots (one slot per stored block).
         view = self._view()
+        _check_stored(view)
         self._tables = [(view["mean"], view["var"], view["batch"])]
         self._offsets, self._rows, self._first_table = [0], int(view["num_stored"]), 0
         self._slot_ic, self._slot_row = view["ic"], None
@@ -332,6 +333,7 @@ class InformationSelector:
         -----
         No host sync, except one at the first update (whether every node moved).
         """
+        self._check_update(partition, state, active)
         if self._explicit:
             self._adopt_stored()
         self._stored = None
@@ -343,9 +345,11 @@ class InformationSelector:
         labels = partition.labels
         device = labels.device
         # The native path: float32 ICs (the built-in criteria), CPU tensors.
+        slot_tensors = [t for t in (self._slot_row, self._slot_current, active) if t is not None]
         native = (ic_new.dtype == torch.float32 == self._slot_ic.dtype
                   and self._slot_ic.dim() == 1
-                  and _native.enabled("selection", labels, ic_new, self._slot_ic))
+                  and _native.enabled("selection", labels, ic_new, self._slot_ic,
+                                      self._slot_batch, *slot_tensors))
         if self._initial:
             self._initial = False
             # The slots are still the nodes: when every node moves, the slots become the
@@ -392,6 +396,21 @@ class InformationSelector:
         self._slot_row = torch.where(move, c + offset, self._rows_of_slots())
         self._slot_current = c
         return improved
+
+    def _check_update(self, partition: Partition, state: BlockState,
+                      active: Optional[Tensor]) -> None:
+        # The arguments of update(), before anything is gathered (the native kernels
+        # range-check the indices themselves).
+        if state.num_blocks != partition.num_blocks:
+            raise ValueError(f"Expected 'state' with the partition's {partition.num_blocks} "
+                             f"blocks (got {state.num_blocks})")
+        if active is not None:
+            if tuple(active.shape) != (self.num_images,):
+                raise ValueError(f"Expected 'active' of shape ({self.num_images},) "
+                                 f"(got {tuple(active.shape)})")
+            if active.device != partition.labels.device:
+                raise ValueError(f"Expected 'active' on {partition.labels.device} "
+                                 f"(got {active.device})")
 
     def finish(self, pixel_edge_index: Optional[Tensor] = None, *,
                image_size: Optional[tuple[int, int]] = None) -> Selection:
@@ -485,12 +504,12 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     # one to the left); every vertical same-block pair and every horizontal one whose
     # right pixel had no upper partner is then a pointer, so the only edges left are the
     # horizontal pairs whose right pixel hooked upwards.
-    if _native.enabled("selection", block_of):
+    n = block_of.numel()
+    b = _image_count(n, height, width)
+    if _integer(block_of) and _native.enabled("selection", block_of):
         from .._native.selection import grid_pieces
         labels, k = grid_pieces(block_of, height, width)
         return Partition(labels, k, canonical=True)
-    n = block_of.numel()
-    b = n // (height * width)
     blocks = block_of.view(b, height, width)
     small = torch.int32 if n < 2**31 - 1 else torch.long
     node = torch.arange(n, dtype=small, device=blocks.device).view(b, height, width)
@@ -510,6 +529,35 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     labels, k = finish_components(group, k, group.index_select(0, right - 1),
                                   group.index_select(0, right))
     return Partition(labels, k, canonical=True)
+
+
+def _check_stored(view: dict) -> None:
+    # Assigned stored blocks: S of each, and a pixel block per node.
+    k = int(view["num_stored"])
+    for name in ("ic", "batch", "current"):
+        t = view[name]
+        if not isinstance(t, Tensor) or t.dim() != 1 or t.numel() != k:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"Expected '{name}' of shape ({k},) (got {shape})")
+    for name in ("mean", "var"):
+        t = view[name]
+        if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != k:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"Expected '{name}' of shape ({k}, d) (got {shape})")
+    block = view["pixel_block"]
+    if not isinstance(block, Tensor) or block.dim() != 1:
+        raise ValueError("Expected 'pixel_block' of shape (N,)")
+
+
+def _image_count(n: int, height: int, width: int) -> int:
+    # Whole images of height × width pixels (both paths).
+    from .._native.selection import images_of  # plain Python (nothing is compiled)
+    return images_of(n, height, width)
+
+
+def _integer(t: Tensor) -> bool:
+    # Labels the native kernels take as they are (float labels: compared by the tensor path).
+    return not (t.is_floating_point() or t.is_complex() or t.dtype is torch.bool)
 
 
 class ICStopping:
