@@ -158,3 +158,62 @@ def test_concurrent_calls_agree():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call(_native_edges())
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda e: e.relabel_edges(torch.tensor([0.0, 1.0]), 2, torch.tensor([[0], [1]])),
+     "'labels' to be an integer tensor"),
+    (lambda e: e.relabel_edges(torch.tensor([0, 1]), 2, torch.tensor([[0.0], [1.0]])),
+     "'edge_index' to be an integer tensor"),
+    (lambda e: e.coalesce_pairs(torch.tensor([True]), torch.tensor([1]), 2),
+     "'lo' to be an integer tensor"),
+    (lambda e: e.grid_quotient(torch.tensor([0.2, 0.7, 1.0]), 2, 1, 1, 3),
+     "'labels' to be an integer tensor"),
+])
+def test_float_and_bool_indices_are_refused(call, match):
+    # (.to(long) would truncate them: 0.2 and 0.7 one block)
+    with pytest.raises(TypeError, match=match):
+        call(_native_edges())
+
+
+def test_negative_grid_sizes_are_refused():
+    with pytest.raises(ValueError, match="non-negative"):
+        _native_edges().grid_quotient(torch.zeros(2, dtype=torch.long), 1, -1, -2, 1)
+
+
+def test_int32_and_strided_inputs_equal_the_int64_ones():
+    e = _native_edges()
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 1, 0])
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7, 1], [1, 2, 3, 4, 5, 6, 7, 0, 6]])
+    wide = torch.zeros(2, 18, dtype=torch.long)
+    wide[:, ::2] = edge_index
+    expected = e.relabel_edges(labels, 3, edge_index)
+    for lab, edges in ((labels.int(), edge_index.int()), (labels, wide[:, ::2]),
+                       (torch.stack([labels, labels], 1)[:, 0], edge_index.t().contiguous().t())):
+        assert torch.equal(e.relabel_edges(lab, 3, edges), expected)
+    assert torch.equal(e.coalesce_pairs(edge_index[0].int(), wide[1, ::2], 8),
+                       e.coalesce_pairs(edge_index[0], edge_index[1], 8))
+    grid = torch.tensor([0, 0, 1, 2, 2, 1], dtype=torch.int32)
+    assert torch.equal(e.grid_quotient(grid, 3, 1, 2, 3),
+                       e.grid_quotient(grid.long(), 3, 1, 2, 3))
+    assert torch.equal(e.grid_quotient(torch.stack([grid, grid], 1)[:, 1], 3, 1, 2, 3),
+                       e.grid_quotient(grid.long(), 3, 1, 2, 3))
+
+
+def test_public_callers_keep_their_tensor_behaviour_on_float_labels():
+    # grid_quotient's tensor path takes float labels: the same result on both paths.
+    from dhtgraph.graph.pixel import grid_quotient
+
+    labels = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    native = grid_quotient(labels, 2, 1, 2, 2)
+    with _native.disabled():
+        assert torch.equal(native, grid_quotient(labels, 2, 1, 2, 2))
+
+
+def test_empty_inputs():
+    e = _native_edges()
+    none = torch.zeros(0, dtype=torch.long)
+    assert e.relabel_edges(none, 0, none.view(2, 0)).shape == (2, 0)
+    assert e.coalesce_pairs(none, none, 0).shape == (2, 0)
+    assert e.grid_quotient(none, 0, 0, 3, 3).shape == (2, 0)
+    assert e.grid_quotient(none, 0, 1, 0, 0, loops=True).shape == (2, 0)

@@ -17,31 +17,23 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, function, pointer
+from . import I64, PTR, as_index, function, pointer, rows
 
 __all__ = ["grid_quotient", "relabel_edges", "coalesce_pairs"]
 
 _NULL = None  # a NULL pointer argument (ctypes passes None as NULL)
-
-
-def _long(t: Tensor) -> Tensor:
-    return t.to(torch.long).contiguous()
+_LONG = torch.long
 
 
 def _buffers(*sizes: int) -> tuple[Tensor, list[ctypes.c_void_p]]:
     """One int64 buffer cut into pieces of these sizes, and the pieces' addresses: one
     allocation (one tensor op) for all the scratch arrays of a pass."""
-    buffer = torch.empty(sum(sizes), dtype=torch.long)
-    address, pieces = buffer.data_ptr(), []
+    buffer = torch.empty(sum(sizes), dtype=_LONG)
+    address, pieces = pointer(buffer, _LONG).value or 0, []
     for size in sizes:
         pieces.append(ctypes.c_void_p(address))
         address += 8 * size
     return buffer, pieces
-
-
-def _rows(out: Tensor) -> tuple[ctypes.c_void_p, ctypes.c_void_p]:
-    """The addresses of the two rows of a contiguous (2, E) int64 tensor."""
-    return pointer(out), ctypes.c_void_p(out.data_ptr() + 8 * out.shape[1])
 
 
 def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
@@ -51,29 +43,35 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     Raises
     ------
     ValueError
-        For ``labels`` of the wrong size or with values outside ``0..num_blocks − 1``.
+        For ``labels`` of the wrong size or with values outside ``0..num_blocks − 1``, or
+        a negative ``num_images``, ``height`` or ``width``.
+    TypeError
+        For ``labels`` not of an integer dtype.
     """
+    if min(num_images, height, width) < 0:
+        raise ValueError(f"Expected non-negative 'num_images', 'height' and 'width' (got "
+                         f"{num_images}, {height}, {width})")
     n = num_images * height * width
     if labels.numel() != n:
         raise ValueError(f"Expected 'labels' to have {n} entries, one per pixel (got "
                          f"{labels.numel()})")
-    labels = _long(labels)
+    labels = as_index(labels, "labels")
     k = max(int(num_blocks), 1)
     num_loops = int(num_blocks) if loops else 0
     first, (count, pair) = _buffers(k, 4 * width)
     total = function("edges", "dht_grid_count", I64, PTR, I64, I64, I64, I64, PTR, PTR)(
-        pointer(labels), num_images, height, width, k, pair, count)
+        pointer(labels, _LONG), num_images, height, width, k, pair, count)
     if total < 0:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
     second, (start, bucket, last, up, down, row) = _buffers(k + 1, total, k, k, k, k + 1)
     num_edges = function("edges", "dht_grid_fill", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR,
                          PTR, PTR, PTR, PTR, PTR)(
-        pointer(labels), num_images, height, width, k, num_loops, pair, count, start, bucket,
-        last, up, down)
-    out = torch.empty((2, num_edges), dtype=torch.long)
+        pointer(labels, _LONG), num_images, height, width, k, num_loops, pair, count, start,
+        bucket, last, up, down)
+    out = torch.empty((2, num_edges), dtype=_LONG)
     function("edges", "dht_grid_write", None, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR)(
-        start, bucket, k, num_loops, last, up, down, row, *_rows(out))
-    del first, second  # (the buffers lived until here: the addresses point into them)
+        start, bucket, k, num_loops, last, up, down, row, *rows(out))
+    del first, second, labels  # (alive until here: the addresses point into them)
     return out
 
 
@@ -81,7 +79,7 @@ def _pairs(src: ctypes.c_void_p, dst: ctypes.c_void_p, m: int, labels: Optional[
            k: int, skip_loops: bool, names: tuple[str, str]) -> Tensor:
     """Passes 1–3 of ``edges.c`` on the m pairs (labels[src], labels[dst]) (no labels:
     (src, dst)); src and dst are the addresses of contiguous int64 arrays."""
-    table = _NULL if labels is None else pointer(labels)
+    table = _NULL if labels is None else pointer(labels, _LONG)
     first, (count, seen) = _buffers(k, k)
     total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR,
                      PTR)(src, dst, m, table, n, k, int(skip_loops), seen, count)
@@ -95,9 +93,9 @@ def _pairs(src: ctypes.c_void_p, dst: ctypes.c_void_p, m: int, labels: Optional[
                          PTR, PTR, PTR, PTR)(
         src, dst, m, table, k, int(skip_loops), seen, count, start, bucket,
         last, fill)
-    out = torch.empty((2, num_edges), dtype=torch.long)
+    out = torch.empty((2, num_edges), dtype=_LONG)
     function("edges", "dht_write_pairs", None, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
-        start, bucket, k, last, fill, *_rows(out))
+        start, bucket, k, last, fill, *rows(out))
     del first, second
     return out
 
@@ -126,12 +124,14 @@ def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor
     ValueError
         For an ``edge_index`` not of shape (2, E) or with values outside ``0..n − 1``, or
         ``labels`` outside ``0..num_blocks − 1``.
+    TypeError
+        For ``labels`` or ``edge_index`` not of an integer dtype.
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
                          f"{tuple(edge_index.shape)})")
-    labels, edge_index = _long(labels), _long(edge_index)
-    return _pairs(*_rows(edge_index), edge_index.shape[1], labels, labels.numel(),
+    labels, edge_index = as_index(labels, "labels"), as_index(edge_index, "edge_index")
+    return _pairs(*rows(edge_index), edge_index.shape[1], labels, labels.numel(),
                   max(int(num_blocks), 1), False, ("edge_index", "edge_index"))
 
 
@@ -151,10 +151,19 @@ def coalesce_pairs(lo: Tensor, hi: Tensor, num_nodes: int, *, self_loops: bool =
     -------
     LongTensor of shape (2, E')
         Sorted by (lo, hi), no duplicates.
+
+    Raises
+    ------
+    ValueError
+        For ``lo`` and ``hi`` of different lengths or with values outside
+        ``0..num_nodes − 1``.
+    TypeError
+        For ``lo`` or ``hi`` not of an integer dtype.
     """
     if lo.numel() != hi.numel():
         raise ValueError(f"Expected 'lo' and 'hi' of the same length (got {lo.numel()} and "
                          f"{hi.numel()})")
     n = max(int(num_nodes), 1)
-    lo, hi = _long(lo), _long(hi)
-    return _pairs(pointer(lo), pointer(hi), lo.numel(), None, n, n, not self_loops, ("lo", "hi"))
+    lo, hi = as_index(lo, "lo").reshape(-1), as_index(hi, "hi").reshape(-1)
+    return _pairs(pointer(lo, _LONG), pointer(hi, _LONG), lo.numel(), None, n, n,
+                  not self_loops, ("lo", "hi"))

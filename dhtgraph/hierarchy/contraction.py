@@ -484,7 +484,8 @@ def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
     """The quotient graph with self-loops, coalesced (same result as
     ``partition.quotient(edge_index, self_loops=True)``)."""
     labels = partition.labels
-    if _native.enabled("edges", labels, edge_index):
+    if (labels.dtype == edge_index.dtype == torch.long
+            and _native.enabled("edges", labels, edge_index)):
         # A counting sort and a deduplicating walk (edges.c): the same pairs, no sort.
         from .._native.edges import relabel_edges
         return relabel_edges(labels, partition.num_blocks, edge_index)
