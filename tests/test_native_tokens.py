@@ -240,10 +240,11 @@ def test_out_of_range_falls_back():
     state = torch.rand(4, 3)
     assert kernels.ward_terms(state, torch.tensor([[0, 4], [1, 2]])) is None
     assert kernels.merged_rows(state, torch.tensor([[0], [-1]])) is None
-    assert kernels.block_means(state, torch.tensor([0, 1, 2, 3]), 3, torch.ones(3)) is None
+    one = torch.ones(3, dtype=torch.long)
+    assert kernels.block_means(state, torch.tensor([0, 1, 2, 3]), 3, one) is None
     image = torch.rand(1, 2, 2, 2)
-    assert kernels.mean_injection(image, torch.tensor([0, 0, 1, 2]), 2, torch.ones(2), None) is None
-    assert kernels.merge_sizes(torch.tensor([0, 5]), 2, torch.ones(2), torch.zeros(2)) is None
+    assert kernels.mean_injection(image, torch.tensor([0, 0, 1, 2]), 2, one[:2], None) is None
+    assert kernels.merge_sizes(torch.tensor([0, 5]), 2, one[:2], one[:2] - 1) is None
     assert kernels.count_labels(torch.tensor([0, 2]), 2) is None
     assert kernels.mean_injection(image.half(), torch.tensor([0, 0, 1, 1]), 2, torch.ones(2),
                                   None) is None                     # float16: the tensor path
@@ -294,3 +295,82 @@ def test_tokenizer_gradients_same():
     assert len(runs[0][1]) > 0
     for a, b in zip(runs[0][1], runs[1][1]):
         assert torch.equal(a, b)
+
+
+def test_bad_shapes_and_dtypes_fall_back():
+    # Shapes the kernels would read past (a (1, E) edge list, short sizes/batch/values)
+    # and float or bool indices (.to(long) would truncate them): None, the tensor path.
+    from dhtgraph._native import tokens as kernels
+    state = torch.rand(4, 3)
+    one = torch.ones(4, dtype=torch.long)
+    assert kernels.ward_terms(state, torch.tensor([[0, 1, 2]])) is None
+    assert kernels.merged_rows(state, torch.tensor([[0, 1, 2]])) is None
+    assert kernels.ward_terms(state, torch.tensor([[0.0], [1.0]])) is None
+    assert kernels.block_means(state, torch.tensor([0.2, 0.7, 1.0, 1.0]), 2, one[:2]) is None
+    assert kernels.block_means(state, torch.tensor([0, 0, 1, 1]), 2, torch.ones(2)) is None
+    assert kernels.block_means(state, torch.tensor([0, 0, 1, 1]), 2, one[:2],
+                               torch.tensor([True] * 4)) is None
+    image = torch.rand(1, 2, 2, 2)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert kernels.mean_injection(image, labels, 2, one[:2], torch.rand(1, 2)) is None
+    assert kernels.mean_injection(image, labels.float(), 2, one[:2], None) is None
+    assert kernels.mean_injection(image[0], labels, 2, one[:2], None) is None
+    assert kernels.merge_sizes(labels, 2, one, labels.float()) is None
+    assert kernels.count_labels(labels.float(), 2) is None
+    assert kernels.count_labels(labels, -1) is None
+    feats = torch.rand(2, 3, dtype=torch.float64)
+    features = torch.rand(4, 3, dtype=torch.float64)
+    assert kernels.budget_loss(features, feats, labels, one[:2], one, 2) is None
+    assert kernels.budget_loss(features, feats, labels, one, one[:3] - 1, 2) is None
+    assert kernels.budget_loss(features, feats, labels.float(), one, one - 1, 1) is None
+
+
+def test_int32_and_strided_indices_equal_int64():
+    from dhtgraph._native import tokens as kernels
+    g = torch.Generator().manual_seed(0)
+    state = torch.rand(6, 4, generator=g, dtype=torch.float64) + 1
+    edges = torch.tensor([[0, 1, 2, 5, 4], [1, 2, 3, 0, 4]])
+    wide = torch.zeros(2, 10, dtype=torch.long)
+    wide[:, ::2] = edges
+    for e in (edges.int(), wide[:, ::2], edges.t().contiguous().t()):
+        for a, b in zip(kernels.ward_terms(state, e), kernels.ward_terms(state, edges)):
+            assert torch.equal(a, b)
+        assert torch.equal(kernels.merged_rows(state, e), kernels.merged_rows(state, edges))
+    labels = torch.tensor([0, 1, 0, 2, 2, 1])
+    sizes = torch.tensor([3, 1, 2, 5, 1, 1])
+    x = torch.rand(6, 3, generator=g)
+    for lab, w in ((labels.int(), sizes.int()), (torch.stack([labels, sizes], 1)[:, 0],
+                                                  torch.stack([labels, sizes], 1)[:, 1])):
+        assert torch.equal(kernels.block_means(x, lab, 3, sizes[:3].int(), w),
+                           kernels.block_means(x, labels, 3, sizes[:3], sizes))
+        for a, b in zip(kernels.merge_sizes(lab, 3, w, lab), kernels.merge_sizes(labels, 3, sizes, labels)):
+            assert torch.equal(a, b)
+        assert torch.equal(kernels.count_labels(lab, 3), kernels.count_labels(labels, 3))
+    image = torch.rand(1, 3, 2, 3, generator=g)
+    values = torch.rand(3, 3, generator=g)
+    got = kernels.mean_injection(image, labels.int(), 3, sizes[:3].to(torch.int16), values)
+    want = kernels.mean_injection(image, labels, 3, sizes[:3], values)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+def test_public_callers_with_float_sizes_keep_the_tensor_result():
+    # mean_injection's tensor path divides by float sizes as given: both paths agree.
+    image = torch.rand(1, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    partition = Partition(torch.tensor([0, 0, 1, 1]), 2)
+    values = torch.rand(2, 3)
+    native, tensor = _both(mean_injection, image, partition, values,
+                           sizes=torch.tensor([1.5, 2.5]))
+    assert torch.equal(native, tensor)
+
+
+def test_empty_inputs():
+    from dhtgraph._native import tokens as kernels
+    none = torch.zeros(0, dtype=torch.long)
+    assert kernels.count_labels(none, 0).shape == (0,)
+    merged, image = kernels.merge_sizes(none, 0, none, none)
+    assert merged.shape == image.shape == (0,)
+    assert kernels.block_means(torch.zeros(0, 3), none, 0, none).shape == (0, 3)
+    assert kernels.ward_terms(torch.zeros(0, 3), none.view(2, 0))[0].shape == (0, 2)
+    assert kernels.merged_rows(torch.zeros(0, 3), none.view(2, 0)).shape == (0, 3)
+    mean, out = kernels.mean_injection(torch.zeros(0, 3, 2, 2), none, 0, none, torch.zeros(0, 3))
+    assert mean.shape == (0, 3) and out.shape == (0, 3, 2, 2)

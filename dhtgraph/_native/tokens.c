@@ -206,7 +206,7 @@ int64_t dht_merge_sizes(const int64_t *restrict labels, int64_t n, int64_t k,
                         const int64_t *restrict sizes, const int64_t *restrict batch,
                         int64_t *restrict merged, int64_t *restrict batch_out) {
     if (!labels_ok(labels, n, k)) return -1;
-    memset(merged, 0, (size_t)k * sizeof(int64_t));
+    if (k > 0) memset(merged, 0, (size_t)k * sizeof(int64_t)); /* (NULL when empty) */
     for (int64_t i = 0; i < n; ++i) {
         merged[labels[i]] += sizes[i];
         batch_out[labels[i]] = batch[i];
@@ -219,7 +219,7 @@ int64_t dht_merge_sizes(const int64_t *restrict labels, int64_t n, int64_t k,
 int64_t dht_count_labels(const int64_t *restrict labels, int64_t n, int64_t k,
                          int64_t *restrict counts) {
     const uint64_t limit = (uint64_t)k;
-    memset(counts, 0, (size_t)k * sizeof(int64_t));
+    if (k > 0) memset(counts, 0, (size_t)k * sizeof(int64_t)); /* (NULL when empty) */
     for (int64_t i = 0; i < n; ++i) {
         uint64_t l = (uint64_t)labels[i];
         if (l >= limit) return -1;

@@ -4,8 +4,9 @@
 
 Float kernels for float32 and float64 tensors only (:func:`float_kind`); callers use
 them only when no gradient is recorded. Each function returns its tensors, or ``None``
-when an index is out of range (nothing is raised here: the caller then runs its tensor
-implementation, whose errors are the documented ones).
+when an index is out of range, an index tensor is not of an integer dtype or a shape
+does not fit (nothing is raised here: the caller then runs its tensor implementation,
+whose errors are the documented ones).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, function, pointer
+from . import I64, PTR, as_index, function, pointer, rows
 
 __all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
            "merge_sizes", "count_labels", "budget_loss"]
@@ -30,14 +31,31 @@ def float_kind(*tensors: Tensor) -> Optional[str]:
     return kinds.pop() if len(kinds) == 1 and None not in kinds else None
 
 
-def _long(t: Tensor) -> Tensor:
-    return t.to(torch.long).contiguous()
+_LONG = torch.long
 
 
-def _rows(t: Tensor) -> tuple[ctypes.c_void_p, ctypes.c_void_p]:
-    # The addresses of the two rows of a contiguous (2, m) tensor (no row views).
-    first = pointer(t).value or 0
-    return ctypes.c_void_p(first), ctypes.c_void_p(first + t.shape[1] * t.element_size())
+def _indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
+    # The tensors as contiguous int64 (``as_index``; keep them until the kernel returns),
+    # or None for a non-integer one (the tensor path then decides).
+    try:
+        return tuple(as_index(t, name) for name, t in tensors.items())
+    except TypeError:
+        return None
+
+
+def _pair_rows(t: Tensor, name: str) -> Optional[Tensor]:
+    # A (2, m) index tensor as contiguous int64 (pass rows(result)), None when it is not.
+    if t.dim() != 2 or t.shape[0] != 2:
+        return None
+    found = _indices(**{name: t})
+    return None if found is None else found[0]
+
+
+def _address(t: Tensor) -> ctypes.c_void_p:
+    # The data address of a CPU tensor read through its strides (no contiguity needed).
+    if t.device.type != "cpu":
+        raise ValueError(f"Expected a CPU tensor for a native kernel (got {t.device})")
+    return ctypes.c_void_p(t.data_ptr())
 
 
 def _values(t: Tensor) -> Tensor:
@@ -49,21 +67,30 @@ def mean_injection(image: Tensor, labels: Tensor, k: int, sizes: Tensor,
                    values: Optional[Tensor]) -> Optional[tuple[Tensor, Optional[Tensor]]]:
     """The token means (k, C) of a (B, C, H, W) image and, with ``values`` (k, C), the
     injected image ``x − mean[l] + values[l]`` (B, C, H, W), contiguous."""
+    if image.dim() != 4:
+        return None
     b, c, h, w = image.shape
     kind = float_kind(image) if values is None else float_kind(image, values)
-    if kind is None or labels.numel() != b * h * w or sizes.numel() != k:
+    if kind is None or labels.numel() != b * h * w or sizes.numel() != k or k < 0:
         return None
-    image, labels, sizes = _values(image).contiguous(), _long(labels), _long(sizes)
+    if values is not None and tuple(values.shape) != (k, c):
+        return None
+    found = _indices(labels=labels, sizes=sizes)
+    if found is None:
+        return None
+    labels, sizes = found
+    image = _values(image).contiguous()
+    dtype = image.dtype
     mean = image.new_empty(k, c)
     out = None
     if values is not None:
         values = _values(values).contiguous()
-        out = torch.empty_like(image)
+        out = torch.empty_like(image, memory_format=torch.contiguous_format)
     status = function("tokens", f"dht_mean_injection_{kind}", I64, PTR, I64, I64, I64, PTR,
                       I64, PTR, PTR, PTR, PTR)(
-        pointer(image), b, c, h * w, pointer(labels), k, pointer(sizes),
-        None if values is None else pointer(values), pointer(mean),
-        None if out is None else pointer(out))
+        pointer(image, dtype), b, c, h * w, pointer(labels, _LONG), k, pointer(sizes, _LONG),
+        None if values is None else pointer(values, dtype), pointer(mean, dtype),
+        None if out is None else pointer(out, dtype))
     return None if status < 0 else (mean, out)
 
 
@@ -73,18 +100,23 @@ def block_means(x: Tensor, labels: Tensor, k: int, sizes: Tensor,
     kind = float_kind(x)
     if kind is None or x.dim() != 2 or labels.numel() != x.shape[0] or sizes.numel() != k:
         return None
-    if weights is not None and weights.numel() != x.shape[0]:
+    if (weights is not None and weights.numel() != x.shape[0]) or k < 0:
         return None
-    x, labels, sizes = _values(x), _long(labels), _long(sizes)
-    if weights is not None:
-        weights = _long(weights)
+    found = _indices(labels=labels, sizes=sizes,
+                     **({} if weights is None else {"weights": weights}))
+    if found is None:
+        return None
+    labels, sizes, *rest = found
+    weights = rest[0] if rest else None
+    x = _values(x)
     out = x.new_empty(k, x.shape[1])
     # Read x through its strides (the tokenizer's pixel features are a view of planes).
     status = function("tokens", f"dht_block_means_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
                       I64, PTR, PTR, PTR)(
-        ctypes.c_void_p(x.data_ptr()), x.shape[0], x.shape[1], x.stride(0), x.stride(1),
-        pointer(labels), k,
-        None if weights is None else pointer(weights), pointer(sizes), pointer(out))
+        _address(x), x.shape[0], x.shape[1], x.stride(0), x.stride(1),
+        pointer(labels, _LONG), k,
+        None if weights is None else pointer(weights, _LONG), pointer(sizes, _LONG),
+        pointer(out, x.dtype))
     return None if status < 0 else out
 
 
@@ -94,15 +126,19 @@ def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, T
     kind = float_kind(state)
     if kind is None or state.dim() != 2 or state.shape[1] < 1:
         return None
-    state, edges = _values(state).contiguous(), _long(edges)
+    ends = _pair_rows(edges, "edges")
+    if ends is None:
+        return None
+    state = _values(state).contiguous()
     n, w = state.shape
-    e = edges.shape[1]
+    e = ends.shape[1]
     sq = state.new_empty(e, w - 1)
     terms = state.new_empty(2, e)
-    a, t = _rows(edges), _rows(terms)
+    a, t = rows(ends), rows(terms)
     status = function("tokens", f"dht_ward_terms_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
                       PTR, PTR, PTR)(
-        pointer(state), n, w, a[0], a[1], e, pointer(sq), t[0], t[1])
+        pointer(state, state.dtype), n, w, a[0], a[1], e, pointer(sq, state.dtype), t[0], t[1])
+    del ends  # (alive until the kernel returned)
     if status < 0:
         return None
     weight, union = terms.unbind(0)
@@ -114,14 +150,18 @@ def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
     kind = float_kind(state)
     if kind is None or state.dim() != 2 or state.shape[1] < 1:
         return None
-    state, pair = _values(state).contiguous(), _long(pair)
+    ends = _pair_rows(pair, "pair")
+    if ends is None:
+        return None
+    state = _values(state).contiguous()
     n, w = state.shape
-    m = pair.shape[1]
+    m = ends.shape[1]
     out = state.new_empty(m, w)
-    a, b = _rows(pair)
+    a, b = rows(ends)
     status = function("tokens", f"dht_merged_rows_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
                       PTR)(
-        pointer(state), n, w, a, b, m, pointer(out))
+        pointer(state, state.dtype), n, w, a, b, m, pointer(out, state.dtype))
+    del ends  # (alive until the kernel returned)
     return None if status < 0 else out
 
 
@@ -129,21 +169,28 @@ def merge_sizes(labels: Tensor, k: int, sizes: Tensor,
                 batch: Tensor) -> Optional[tuple[Tensor, Tensor]]:
     """The summed sizes (k,) of the blocks ``labels`` and the image (k,) of each."""
     n = labels.numel()
-    if sizes.numel() != n or batch.numel() != n:
+    if sizes.numel() != n or batch.numel() != n or k < 0:
         return None
-    labels, sizes, batch = _long(labels), _long(sizes), _long(batch)
-    merged, image = torch.empty(k, dtype=torch.long), torch.empty(k, dtype=torch.long)
+    found = _indices(labels=labels, sizes=sizes, batch=batch)
+    if found is None:
+        return None
+    labels, sizes, batch = found
+    merged, image = torch.empty(k, dtype=_LONG), torch.empty(k, dtype=_LONG)
     status = function("tokens", "dht_merge_sizes", I64, PTR, I64, I64, PTR, PTR, PTR, PTR)(
-        pointer(labels), n, k, pointer(sizes), pointer(batch), pointer(merged), pointer(image))
+        pointer(labels, _LONG), n, k, pointer(sizes, _LONG), pointer(batch, _LONG),
+        pointer(merged, _LONG), pointer(image, _LONG))
     return None if status < 0 else (merged, image)
 
 
 def count_labels(labels: Tensor, k: int) -> Optional[Tensor]:
     """``torch.bincount(labels, minlength=k)`` (k,) for labels in ``0..k−1``."""
-    labels = _long(labels)
-    counts = torch.empty(k, dtype=torch.long)
+    found = _indices(labels=labels)
+    if found is None or k < 0:
+        return None
+    (labels,) = found
+    counts = torch.empty(k, dtype=_LONG)
     status = function("tokens", "dht_count_labels", I64, PTR, I64, I64, PTR)(
-        pointer(labels), labels.numel(), k, pointer(counts))
+        pointer(labels, _LONG), labels.numel(), k, pointer(counts, _LONG))
     return None if status < 0 else counts
 
 
@@ -157,19 +204,25 @@ def budget_loss(features: Tensor, feats: Tensor, labels: Tensor, sizes: Tensor,
             or features.shape[1] != feats.shape[1] or labels.numel() != features.shape[0]
             or features.stride(1) != 1 or feats.stride(1) != 1):
         return None
-    features, feats, labels = _values(features), _values(feats), _long(labels)
     k, c = features.shape
+    if sizes.numel() != k or batch.numel() != k or num_images < 0:
+        return None
+    found = _indices(labels=labels, sizes=sizes, batch=batch)
+    if found is None:
+        return None
+    labels, sizes, batch = found
+    features, feats = _values(features), _values(feats)
     sq = torch.empty(k, c, dtype=torch.float64)
     status = function("tokens", f"dht_budget_loss_terms_{kind}", I64, PTR, I64, I64, I64, PTR,
                       I64, I64, PTR, PTR)(
-        ctypes.c_void_p(features.data_ptr()), k, c, features.stride(0),
-        ctypes.c_void_p(feats.data_ptr()), feats.shape[0], feats.stride(0), pointer(labels),
-        pointer(sq))
+        _address(features), k, c, features.stride(0),
+        _address(feats), feats.shape[0], feats.stride(0), pointer(labels, _LONG),
+        pointer(sq, torch.float64))
     if status < 0:
         return None
     added = sq.sum(-1)
     loss = torch.empty(num_images, dtype=torch.float64)
-    sizes, batch = _long(sizes), _long(batch)
     status = function("tokens", "dht_budget_loss", I64, PTR, PTR, PTR, I64, I64, PTR)(
-        pointer(added), pointer(sizes), pointer(batch), k, num_images, pointer(loss))
+        pointer(added, torch.float64), pointer(sizes, _LONG), pointer(batch, _LONG), k,
+        num_images, pointer(loss, torch.float64))
     return None if status < 0 else loss
