@@ -81,6 +81,22 @@ def test_coalesce_pairs_equals_unique(n, m, seed, relabelled, undirected):
     assert got.is_contiguous()
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), m=st.integers(0, 80), seed=st.integers(0, 2**31 - 1))
+def test_coalesce_pairs_equals_the_library_tensor_paths(n, m, seed):
+    # The callers' tensor paths: the budget's undirected unit graph and the token
+    # quotient (Partition.quotient without self-loops).
+    from dhtgraph.nn.tokens import _quotient
+    from dhtgraph.selection.budget import _undirected
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.randint(0, n, (2, m), generator=g)
+    native, tensor = _both(_undirected, edges, n)
+    assert torch.equal(native, tensor)
+    step = Partition(torch.randint(0, max(1, n // 2), (n,), generator=g))
+    native, tensor = _both(_quotient, step, edges)
+    assert torch.equal(native, tensor)
+
+
 # ---------------------------------------------------------------- the budget
 
 def _grid_case(seed, b, h, w, *, levels=0, double=False, shuffle=False, channels=3):
@@ -335,52 +351,320 @@ def test_selector_update_by_hand():
     assert s1.tolist() == [False, False]
 
 
+def _slot_selector(slot_ic, rows, current, slot_batch, b):
+    # An InformationSelector after its first update, in the given slot state.
+    from dhtgraph.hierarchy.contraction import BlockState
+    from dhtgraph.selection.select import InformationSelector
+    s = slot_batch.numel()
+    level0 = BlockState(mean=torch.zeros(s, 1), var=torch.zeros(s, 1),
+                        size=torch.ones(s, dtype=torch.long), bbox=None, edge_index=None,
+                        batch=slot_batch)
+    sel = InformationSelector(level0, b, 4, "aicc", 5.0)
+    sel._initial = False
+    sel._slot_ic, sel._slot_row, sel._slot_current = slot_ic, rows, current
+    return sel
+
+
+def _level(labels, ic_new, batch):
+    from dhtgraph.hierarchy.contraction import BlockState
+    k = ic_new.numel()
+    state = BlockState(mean=torch.zeros(k, 1), var=torch.zeros(k, 1),
+                       size=torch.ones(k, dtype=torch.long), bbox=None, edge_index=None,
+                       batch=batch)
+    return Partition(labels, k, canonical=True), state
+
+
 @settings(max_examples=60, deadline=None)
 @given(s=st.integers(1, 40), k=st.integers(1, 10), b=st.integers(1, 3),
        seed=st.integers(0, 2**31 - 1), with_current=st.booleans(), with_rows=st.booleans(),
-       with_active=st.booleans(), broadcast=st.booleans(), in_place=st.booleans())
+       with_active=st.booleans(), broadcast=st.booleans())
 def test_selector_kernels_equal_the_tensor_update(s, k, b, seed, with_current, with_rows,
-                                                  with_active, broadcast, in_place):
-    # ICs from a few values (ties: a block whose IC equals the slot's moves it), NaN and
-    # -inf among them; the update's tensor formula of InformationSelector.update.
-    from dhtgraph._native.selection import selector_all_move, selector_update
+                                                  with_active, broadcast):
+    # InformationSelector.update natively vs its tensor path (under disabled()), two
+    # updates in a row (the second writes into the slot tensors of the first), ICs from a
+    # few values (ties: a block whose IC equals the slot's moves it), NaN and -inf among
+    # them.
     g = torch.Generator().manual_seed(seed)
     values = torch.tensor([-math.inf, -3.0, -1.0, 0.0, -0.0, float("nan")])
     pick = lambda n: values[torch.randint(0, len(values), (n,), generator=g)]  # noqa: E731
-    ic_new = pick(k)
     slot_ic = torch.full((), -1.0).expand(s) if broadcast else pick(s)
     current = torch.randint(0, s, (s,), generator=g) if with_current else None
-    labels = torch.randint(0, k, (s,), generator=g)
-    rows = torch.randint(0, 100, (s,), generator=g) if with_rows else None
-    active = torch.rand(b, generator=g) < 0.6 if with_active else None
+    rows = torch.randint(0, s, (s,), generator=g) if with_rows else None
     slot_batch = torch.randint(0, b, (s,), generator=g)
-    # In place: into copies of the slot tensors (the inputs themselves stay for the check).
-    given = [None if t is None else t if t.stride(0) == 0 else t.clone()
-             for t in (slot_ic, rows, current)]
-    out_ic, out_row, out_c, improved = selector_update(labels, given[2], ic_new, given[0],
-                                                       given[1], 7, active, slot_batch, b,
-                                                       in_place=in_place)
-    if in_place:  # the owned tensors were written (a broadcast IC cannot be)
-        assert (out_ic is given[0]) == (not broadcast)
-        assert (out_row is given[1]) == with_rows and (out_c is given[2]) == with_current
-    else:
-        assert all(t is None or torch.equal(t.view(torch.int32) if t.dtype == torch.float32
-                                            else t, u.view(torch.int32)
-                                            if u.dtype == torch.float32 else u)
-                   for t, u in zip(given, (slot_ic, rows, current)))
-    c = labels if current is None else labels.index_select(0, current)
-    ic_c = ic_new.index_select(0, c)
-    move = ic_c >= slot_ic
-    if active is not None:
-        move = move & active.index_select(0, slot_batch)
-    want = torch.zeros(b, dtype=torch.uint8).scatter_reduce_(0, slot_batch, move.to(torch.uint8),
-                                                             "amax").bool()
-    assert torch.equal(improved, want)
-    assert torch.equal(out_ic.view(torch.int32), torch.where(move, ic_c, slot_ic).view(torch.int32))
-    assert torch.equal(out_row, torch.where(move, c + 7, torch.arange(s) if rows is None else rows))
-    assert torch.equal(out_c, c)
-    assert selector_all_move(labels, ic_new, slot_ic) == bool(
-        (ic_new.index_select(0, labels) >= slot_ic).all())
+    levels = []
+    for size in (s, None):  # the first level has s items (the slots' current blocks)
+        kk = k if size is not None else None
+        n_items = size if size is not None else levels[-1][0].num_blocks
+        labels = torch.randint(0, kk or max(1, n_items // 2), (n_items,), generator=g)
+        labels = Partition(labels).labels
+        kk = int(labels.max()) + 1
+        ic_new = pick(kk)
+        batch = torch.randint(0, b, (kk,), generator=g)
+        active = torch.rand(b, generator=g) < 0.6 if with_active else None
+        levels.append((*_level(labels, ic_new, batch), ic_new, active))
+
+    def run():
+        sel = _slot_selector(slot_ic, None if rows is None else rows.clone(),
+                             None if current is None else current.clone(), slot_batch, b)
+        out = []
+        for partition, state, ic_new, active in levels:
+            sel.block_ic = lambda state, ic=ic_new: ic
+            improved = sel.update(partition, state, active)
+            out.append((improved, sel._slot_ic.clone(), sel._rows_of_slots().clone(),
+                        None if sel._slot_current is None else sel._slot_current.clone()))
+        return out
+
+    native, tensor = _both(run)
+    for (i1, c1, r1, k1), (i2, c2, r2, k2) in zip(native, tensor):
+        assert torch.equal(i1, i2)
+        assert torch.equal(c1.view(torch.int32), c2.view(torch.int32))
+        assert torch.equal(r1, r2)
+        assert (k1 is None) == (k2 is None) and (k1 is None or torch.equal(k1, k2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(s=st.integers(1, 30), k=st.integers(1, 8), seed=st.integers(0, 2**31 - 1))
+def test_selector_first_update_equals_the_tensor_path(s, k, seed):
+    # The first update (every node moves, or not) through InformationSelector both ways.
+    g = torch.Generator().manual_seed(seed)
+    values = torch.tensor([-math.inf, -3.0, -2.0, 0.0, float("nan")])
+    labels = Partition(torch.randint(0, k, (s,), generator=g)).labels
+    kk = int(labels.max()) + 1
+    ic_new = values[torch.randint(0, len(values), (kk,), generator=g)]
+    partition, state = _level(labels, ic_new, torch.zeros(kk, dtype=torch.long))
+
+    def run():
+        sel = _slot_selector(torch.full((), -2.0).expand(s), None, None,
+                             torch.zeros(s, dtype=torch.long), 1)
+        sel._initial = True
+        sel.block_ic = lambda state: ic_new
+        improved = sel.update(partition, state)
+        return improved, sel._slot_ic.clone(), sel._rows_of_slots().clone()
+
+    (a1, b1, c1), (a2, b2, c2) = _both(run)
+    assert torch.equal(a1, a2) and torch.equal(b1.view(torch.int32), b2.view(torch.int32))
+    assert torch.equal(c1, c2)
+
+
+# ---------------------------------------------------------------- bad inputs (review)
+
+def test_bindings_keep_converted_inputs_alive():
+    # int32 and strided inputs are converted (copies that must live until the kernel
+    # returns); the results equal those of contiguous int64 inputs.
+    from dhtgraph._native.selection import coalesce_pairs, first_occurrence_groups
+    g = torch.Generator().manual_seed(3)
+    src, dst = torch.randint(0, 50, (400,), generator=g), torch.randint(0, 50, (400,), generator=g)
+    relabel = torch.randint(0, 9, (50,), generator=g)
+    want = coalesce_pairs(src, dst, 9, relabel=relabel)
+    for _ in range(20):
+        strided = torch.stack([relabel, relabel]).t().reshape(-1)[::2]  # stride 2
+        wide = torch.zeros(50, 2, dtype=torch.long)
+        wide[:, 0] = relabel
+        for rel in (relabel.int(), wide[:, 0], strided):
+            got = coalesce_pairs(src.int(), torch.stack([dst, dst])[0][::1], 9, relabel=rel)
+            assert torch.equal(got, want)
+        got = coalesce_pairs(torch.stack([src, dst], 1)[:, 0], torch.stack([src, dst], 1)[:, 1],
+                             9, relabel=wide[:, 0])
+        assert torch.equal(got, want)
+    key = torch.randint(0, 7, (100,), generator=g)
+    wide = torch.zeros(100, 3, dtype=torch.long)
+    wide[:, 1] = key
+    for got in (first_occurrence_groups(key.int(), 7), first_occurrence_groups(wide[:, 1], 7)):
+        assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+                   for x, y in zip(got, first_occurrence_groups(key, 7)))
+
+
+def test_bindings_refuse_float_indices():
+    from dhtgraph._native.selection import coalesce_pairs
+    with pytest.raises(TypeError, match="'relabel'"):
+        coalesce_pairs(torch.tensor([0]), torch.tensor([1]), 2, relabel=torch.tensor([0.2, 0.7]))
+
+
+def test_float_labels_are_compared_not_truncated():
+    labels = torch.tensor([0.2, 0.7, 0.7, 0.2])
+    native, tensor = _both(connected_split, labels, image_size=(2, 2))
+    assert native == tensor
+    assert native.num_blocks == 4  # 0.2 and 0.7 are different blocks (not truncated to 0)
+
+
+@pytest.mark.parametrize("image_size", [(2, 2), (0, 3), (3, 0), (-1, -5), (2, 3)])
+def test_image_size_that_does_not_fit_the_pixels(image_size):
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    with pytest.raises(ValueError, match="image_size"):
+        connected_split(labels, image_size=image_size)
+    with _native.disabled(), pytest.raises(ValueError, match="image_size"):
+        connected_split(labels, image_size=image_size)
+
+
+def test_selector_finish_image_size_checked_both_paths():
+    sel = _slot_selector(torch.zeros(5), None, None, torch.zeros(5, dtype=torch.long), 1)
+    for bad in ((2, 2), (0, 5), (5, 0)):
+        with pytest.raises(ValueError, match="image_size"):
+            sel.finish(image_size=bad)
+        with _native.disabled(), pytest.raises(ValueError, match="image_size"):
+            sel.finish(image_size=bad)
+    assert sel.finish(image_size=(1, 5)).partition.num_items == 5
+
+
+def test_update_refuses_a_state_of_the_wrong_size_and_bad_active():
+    for disabled in (False, True):
+        sel = _slot_selector(torch.zeros(4), None, None, torch.tensor([0, 0, 1, 1]), 2)
+        partition, state = _level(torch.tensor([0, 1, 2, 2]), torch.zeros(3),
+                                  torch.tensor([0, 1, 1]))
+        _, small = _level(torch.tensor([0, 1, 1, 1]), torch.zeros(2), torch.tensor([0, 1]))
+        sel.block_ic = lambda state: torch.zeros(state.num_blocks)
+        ctx = _native.disabled() if disabled else _nullcontext()
+        with ctx:
+            with pytest.raises(ValueError, match="'state'"):
+                sel.update(partition, small)
+            with pytest.raises(ValueError, match="'active'"):
+                sel.update(partition, state, torch.tensor([True, True, True]))
+            with pytest.raises(ValueError, match="'active'"):
+                sel.update(partition, state, torch.tensor([[True, True]]))
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def test_update_with_assigned_out_of_range_slots_raises():
+    # Assigned stored blocks whose batch or current are out of range: the tensor path
+    # raises, the native path too (nothing is written out of bounds).
+    from dhtgraph.hierarchy.contraction import BlockState
+    from dhtgraph.selection.select import InformationSelector
+
+    def make():
+        x = torch.tensor([[0.0], [0.0], [1.0], [1.0]])
+        level0 = BlockState.from_pixels(x, torch.zeros(4, 2), grid_edge_index(1, 2, 2),
+                                        torch.tensor([0, 0, 1, 1]))
+        sel = InformationSelector(level0, 2, 2, "aic", 5.0)
+        partition, state = _level(torch.tensor([0, 0, 1, 1]), torch.zeros(2), torch.tensor([0, 1]))
+        sel.block_ic = lambda state: torch.tensor([5.0, 5.0])
+        sel.update(partition, state)
+        return sel
+
+    top = _level(torch.tensor([0, 0]), torch.zeros(1), torch.tensor([0]))
+    for name, value, error in (("batch", torch.tensor([0, 7]), (IndexError, RuntimeError)),
+                               ("batch", torch.tensor([0, -1]), (IndexError, RuntimeError)),
+                               ("current", torch.tensor([0, 9]), (IndexError, RuntimeError)),
+                               ("batch", torch.tensor([0, 1, 1]), ValueError),
+                               ("current", torch.tensor([0]), ValueError),
+                               ("ic", torch.zeros(3), ValueError)):
+        for disabled in (False, True):
+            sel = make()
+            setattr(sel, name, value)
+            sel.block_ic = lambda state: torch.tensor([1.0])
+            with _native.disabled() if disabled else _nullcontext():
+                with pytest.raises(error):
+                    sel.update(*top)
+
+
+def test_selector_update_binding_range_checks_write_nothing():
+    from dhtgraph._native.selection import selector_all_move, selector_update
+    labels, ic = torch.tensor([0, 1, 1]), torch.zeros(2)
+    slot_ic, batch = torch.ones(3), torch.tensor([0, 0, 1])
+    keep = slot_ic.clone()
+    for kwargs, match in (({"current": torch.tensor([0, 3, 1])}, "'current'"),
+                          ({"labels": torch.tensor([0, 2, 1])}, "'labels'"),
+                          ({"batch": torch.tensor([0, 2, 1])}, "'batch'"),
+                          ({"batch": torch.tensor([0, -1, 1])}, "'batch'")):
+        args = dict(labels=labels, current=None, batch=batch) | kwargs
+        with pytest.raises(IndexError, match=match):
+            selector_update(args["labels"], args["current"], ic, slot_ic, None, 0, None,
+                            args["batch"], 2, in_place=True)
+        assert torch.equal(slot_ic, keep)
+    with pytest.raises(ValueError, match="'slot_ic'"):
+        selector_update(labels, None, ic, torch.ones(2), None, 0, None, batch, 2)
+    with pytest.raises(ValueError, match="'rows'"):
+        selector_update(labels, None, ic, slot_ic, torch.zeros(2, dtype=torch.long), 0, None,
+                        batch, 2)
+    with pytest.raises(ValueError, match="'active'"):
+        selector_update(labels, None, ic, slot_ic, None, 0, torch.ones(3, dtype=torch.bool),
+                        batch, 2)
+    with pytest.raises(IndexError, match="'labels'"):
+        selector_all_move(torch.tensor([0, 5, 1]), ic, slot_ic)
+    # int32 and strided inputs: the same as int64 contiguous ones
+    wide = torch.zeros(3, 2, dtype=torch.long)
+    wide[:, 0] = batch
+    a = selector_update(labels.int(), torch.tensor([2, 0, 1]).int(), ic, slot_ic, None, 3, None,
+                        wide[:, 0], 2)
+    b = selector_update(labels, torch.tensor([2, 0, 1]), ic, slot_ic, None, 3, None, batch, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_kernels_range_check_their_labels():
+    from dhtgraph._native.selection import (budget_kept, first_occurrence_groups,
+                                            grid_pieces_of_slots, grid_region_stats)
+    with pytest.raises(IndexError, match="'key'"):
+        first_occurrence_groups(torch.tensor([0, 4]), 4)
+    with pytest.raises(IndexError, match="'key'"):
+        first_occurrence_groups(torch.tensor([-1, 0]), 4)
+    with pytest.raises(IndexError, match="'labels'"):
+        grid_region_stats(torch.tensor([0, 1, 2, 3]), 3, 1, 2, 2)
+    with pytest.raises(ValueError, match="'image_size'"):
+        grid_region_stats(torch.tensor([0, 1, 2]), 3, 1, 2, 2)
+    with pytest.raises(IndexError, match="'labels'"):
+        budget_kept(torch.tensor([0, 2]), torch.tensor([1, 1]), 2)
+    with pytest.raises(IndexError, match="'node_slot'"):
+        grid_pieces_of_slots(torch.tensor([0, 1]), torch.tensor([0, 1, 2, 1]), 4, 2, 2)
+    with pytest.raises(ValueError, match="image_size"):
+        grid_pieces_of_slots(None, None, 5, 2, 2)
+    labels, k, slot = grid_pieces_of_slots(torch.tensor([0, 1]).int(), torch.tensor([0, 0, 1, 1]),
+                                           4, 2, 2)
+    assert labels.tolist() == [0, 0, 1, 1] and k == 2
+
+
+def test_coalesce_pairs_range_checks():
+    from dhtgraph._native.selection import coalesce_pairs
+    with pytest.raises(IndexError, match="'src' and 'dst'"):
+        coalesce_pairs(torch.tensor([0, 3]), torch.tensor([1, 1]), 3)
+    with pytest.raises(IndexError, match="'src' and 'dst'"):
+        coalesce_pairs(torch.tensor([0, 4]), torch.tensor([1, 1]), 2, relabel=torch.tensor([0, 1, 1]))
+    with pytest.raises(IndexError, match="'relabel'"):
+        coalesce_pairs(torch.tensor([0, 2]), torch.tensor([1, 1]), 2, relabel=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="same length"):
+        coalesce_pairs(torch.tensor([0, 2]), torch.tensor([1]), 3)
+    assert coalesce_pairs(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                          3).shape == (2, 0)
+
+
+def test_budget_workspace_checks_dtypes_shapes_and_ranges():
+    from dhtgraph._native.selection import BudgetWorkspace
+    state = torch.rand(4, 3)
+    edges = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    batch, units, excess = torch.zeros(4, dtype=torch.long), torch.tensor([4]), torch.tensor([2])
+    cost, union = torch.rand(3), torch.full((3,), 2.0)
+    work = BudgetWorkspace(state, edges, 1)
+    with pytest.raises(ValueError, match="int64"):
+        work.round(edges.int(), cost, union, None, batch, units, excess, packed=False, passes=2)
+    with pytest.raises(ValueError, match="int64"):
+        work.round(edges, cost, union, None, batch.int(), units, excess, packed=False, passes=2)
+    with pytest.raises(ValueError, match="contiguous"):
+        work.round(torch.stack([edges[1], edges[0]], 1).t(), cost, union, None, batch, units,
+                   excess, packed=False, passes=2)
+    with pytest.raises(IndexError, match="'edges'"):
+        work.round(torch.tensor([[0, 1, 2], [1, 2, 9]]), cost, union, None, batch, units,
+                   excess, packed=False, passes=2)
+    with pytest.raises(IndexError, match="'unit_batch'"):
+        work.round(edges, cost, union, None, torch.tensor([0, 0, 1, 0]), units, excess,
+                   packed=False, passes=2)
+    with pytest.raises(ValueError, match="at most"):
+        work.round(torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]), torch.rand(4),
+                   torch.full((4,), 2.0), None, torch.zeros(5, dtype=torch.long), torch.tensor([5]),
+                   excess, packed=False, passes=2)
+    # NaN / inf union sizes: converted by torch (.long(), as the tensor path's key)
+    pair = work.round(edges, cost, torch.tensor([math.nan, math.inf, 2.0]), None, batch, units,
+                      excess, packed=False, passes=2)
+    assert pair.shape[0] == 2
+    labels = torch.arange(4)
+    merged = torch.rand(pair.shape[1], 3)
+    with pytest.raises(ValueError, match="int64"):
+        work.contract(state, merged, batch, excess, units, labels.int(), edges)
+    work.round(edges, cost, union, None, batch, units, excess, packed=False, passes=2)
+    with pytest.raises(IndexError, match="'labels'"):
+        work.contract(state, merged, batch, excess.clone(), units.clone(), torch.tensor([0, 9]),
+                      edges)
 
 
 def test_tokenize_batch_with_worker_threads_native_equals_tensor():
