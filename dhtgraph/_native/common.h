@@ -4,6 +4,7 @@
  *
  * - dht_mix32 / dht_mix64 / dht_pair_hash: dhtgraph.hierarchy.contraction's _mix32_ and
  *   tie_hash, bit for bit;
+ * - dht_quantize_f32 / dht_quantize_f64: quantize_potential of one float32 / float64;
  * - dht_unite / dht_number_roots: Rem's union-find on pointers that never point up
  *   (parent[v] <= v: every root is the smallest node of its set) and the canonical
  *   labels it gives. */
@@ -46,6 +47,24 @@ static inline int64_t dht_pair_hash(int64_t a, int64_t b) {
     int64_t lo = a < b ? a : b, hi = a < b ? b : a;
     uint32_t h = dht_mix64(lo) + (uint32_t)(uint64_t)hi;
     return (int64_t)(dht_mix32(h) >> (32 - DHT_TIE_HASH_BITS));
+}
+
+/* ------------------------------------------------------------------ quantisation */
+
+/* quantize_potential: nan_to_num(nan=0) (+-inf become +-max, clipped as +-inf would be),
+ * clamp(0, 1), * 65535 in the potential's own type (one correctly rounded product, as
+ * torch's; float32 checked on all 2^32 bit patterns), truncation. Branch-free: NaN fails
+ * both comparisons and becomes 0. */
+static inline int64_t dht_quantize_f32(float x) {
+    x = x > 1.0f ? 1.0f : x;
+    x = x > 0.0f ? x : 0.0f;
+    return (int64_t)(x * 65535.0f);
+}
+
+static inline int64_t dht_quantize_f64(double x) {
+    x = x > 1.0 ? 1.0 : x;
+    x = x > 0.0 ? x : 0.0;
+    return (int64_t)(x * 65535.0);
 }
 
 /* ------------------------------------------------------------------ union-find */

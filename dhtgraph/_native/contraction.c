@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h" /* dht_pair_hash (tie_hash) */
+#include "common.h" /* dht_pair_hash (tie_hash), dht_quantize_f32/f64 */
 
 #define QBITS 16
 #define INDEX_BITS (63 - QBITS)
@@ -33,25 +33,10 @@
 enum { DT_INT64 = 0, DT_F32 = 1, DT_F64 = 2 };
 enum { OK = 0, ERR_INDEX = -1, ERR_LOCAL = -2, ERR_MEMORY = -3 };
 
-/* quantize_potential: nan_to_num(nan=0) (±inf become ±max, clipped as ±inf would be),
- * clamp(0, 1), * 65535 in the potential's own type (one correctly rounded product, as
- * torch's), truncation. Branch-free: NaN fails both comparisons and becomes 0. */
-static inline int64_t quantize_f32(float x) {
-    x = x > 1.0f ? 1.0f : x;
-    x = x > 0.0f ? x : 0.0f;
-    return (int64_t)(x * 65535.0f);
-}
-
-static inline int64_t quantize_f64(double x) {
-    x = x > 1.0 ? 1.0 : x;
-    x = x > 0.0 ? x : 0.0;
-    return (int64_t)(x * 65535.0);
-}
-
 static inline int64_t quantized(const void *potential, int64_t dtype, int64_t e) {
     switch (dtype) {
-    case DT_F32: return quantize_f32(((const float *)potential)[e]);
-    case DT_F64: return quantize_f64(((const double *)potential)[e]);
+    case DT_F32: return dht_quantize_f32(((const float *)potential)[e]);
+    case DT_F64: return dht_quantize_f64(((const double *)potential)[e]);
     default: return ((const int64_t *)potential)[e];
     }
 }
@@ -136,31 +121,43 @@ int64_t dht_argmax_choice(const void *potential, int64_t p_dtype, const int64_t 
     return rc;
 }
 
+/* The walk of both rules over the edges: the running maximum cb of the current source
+ * block cv stays in a register and is stored into best[cv] when the source changes (then
+ * ON_SOURCE runs, as it does for the first source); every end is checked (ERR_INDEX);
+ * edges into frozen blocks are skipped; the body (the rest of the arguments) sees the
+ * edge e = (v, u) and updates cb. */
+#define SOURCE_RUNS(ON_SOURCE, ...)                                                      \
+    if (m > 0) {                                                                         \
+        int64_t cv = src[0], cb = -1;                                                    \
+        if (cv < 0 || cv >= k) return ERR_INDEX;                                         \
+        ON_SOURCE;                                                                       \
+        for (int64_t e = 0; e < m; ++e) {                                                \
+            int64_t v = src[e], u = dst[e];                                              \
+            if (v != cv) {                                                               \
+                if (v < 0 || v >= k) return ERR_INDEX;                                   \
+                best[cv] = cb;                                                           \
+                cv = v;                                                                  \
+                cb = best[v];                                                            \
+                ON_SOURCE;                                                               \
+            }                                                                            \
+            if (u < 0 || u >= k) return ERR_INDEX;                                       \
+            if (movable && !movable[u]) continue;                                        \
+            __VA_ARGS__;                                                                 \
+        }                                                                                \
+        best[cv] = cb;                                                                   \
+    }
+
 /* The reference rule of dht_argmax_choice. */
 static int64_t reference_choice(const void *potential, int64_t p_dtype, const int64_t *src,
                                 const int64_t *dst, int64_t m, int64_t k,
                                 const uint8_t *movable, int64_t *choice) {
     int64_t *best = choice; /* the running maxima, turned into the choices at the end */
     for (int64_t v = 0; v < k; ++v) best[v] = -1;
-    if (m > 0) {
-        int64_t cv = src[0], cb = -1; /* current source block and its running maximum */
-        if (cv < 0 || cv >= k) return ERR_INDEX;
-        for (int64_t e = 0; e < m; ++e) {
-            int64_t v = src[e], u = dst[e];
-            if (v != cv) {
-                if (v < 0 || v >= k) return ERR_INDEX;
-                best[cv] = cb;
-                cv = v;
-                cb = best[v];
-            }
-            if (u < 0 || u >= k) return ERR_INDEX;
-            if (movable && !movable[u]) continue;
-            int64_t key = (int64_t)(((uint64_t)quantized(potential, p_dtype, e) << INDEX_BITS)
-                                    | (uint64_t)u);
-            cb = key > cb ? key : cb;
-        }
-        best[cv] = cb;
-    }
+    SOURCE_RUNS((void)0, {
+        int64_t key = (int64_t)(((uint64_t)quantized(potential, p_dtype, e) << INDEX_BITS)
+                                | (uint64_t)u);
+        cb = key > cb ? key : cb;
+    })
     const int64_t mask = (INT64_C(1) << INDEX_BITS) - 1;
     for (int64_t v = 0; v < k; ++v) {
         int64_t b = best[v];
@@ -185,38 +182,23 @@ static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64
         if (k > (INT64_C(1) << LOCAL_BITS)) return ERR_LOCAL;
         for (int64_t v = 0; v < k; ++v) local[v] = v;
     }
-    if (m > 0) {
-        const int shift = HASH_BITS + LOCAL_BITS;
-        const uint64_t below = (UINT64_C(1) << shift) - 1; /* every hash and local index */
-        int64_t cv = src[0], cb = -1; /* current source block and its running maximum */
-        if (cv < 0 || cv >= k) return ERR_INDEX;
-        int64_t lv = local[cv];
-        for (int64_t e = 0; e < m; ++e) {
-            int64_t v = src[e], u = dst[e];
-            if (v != cv) {
-                if (v < 0 || v >= k) return ERR_INDEX;
-                best[cv] = cb;
-                cv = v;
-                cb = best[v];
-                lv = local[v];
-            }
-            if (u < 0 || u >= k) return ERR_INDEX;
-            if (movable && !movable[u]) continue;
-            uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
-            if ((int64_t)(q | below) <= cb) continue; /* a smaller potential: cannot win */
-            int64_t lu = local[u];
-            uint64_t h = (uint64_t)dht_pair_hash(lv, lu);
-            int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
-            if (key <= cb) continue; /* the key without the hash is no larger */
-            if (h && plateau && equal_rows(mean, mean_dtype, d, v, u)) {
-                key = (int64_t)(q | (uint64_t)lu); /* inside a plateau: no hash */
-                cb = key > cb ? key : cb;
-            } else {
-                cb = key;
-            }
+    const int shift = HASH_BITS + LOCAL_BITS;
+    const uint64_t below = (UINT64_C(1) << shift) - 1; /* every hash and local index */
+    int64_t lv = 0; /* the local index of the current source */
+    SOURCE_RUNS(lv = local[cv], {
+        uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
+        if ((int64_t)(q | below) <= cb) continue; /* a smaller potential: cannot win */
+        int64_t lu = local[u];
+        uint64_t h = (uint64_t)dht_pair_hash(lv, lu);
+        int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
+        if (key <= cb) continue; /* the key without the hash is no larger */
+        if (h && plateau && equal_rows(mean, mean_dtype, d, v, u)) {
+            key = (int64_t)(q | (uint64_t)lu); /* inside a plateau: no hash */
+            cb = key > cb ? key : cb;
+        } else {
+            cb = key;
         }
-        best[cv] = cb;
-    }
+    })
     const int64_t mask = (INT64_C(1) << LOCAL_BITS) - 1;
     for (int64_t v = 0; v < k; ++v) {
         int64_t b = best[v];

@@ -33,8 +33,24 @@ static void prefix(const int64_t *count, int64_t k, int64_t *start) {
     start[k] = total;
 }
 
-/* Pass 2's second half: distinct targets per source (fill), their total. Branch-free:
- * whether (s, d) is new is unpredictable, so it is added rather than tested. */
+/* The walk of one bucket d (the sources of the pairs with target d): a source met for
+ * the first time in this bucket (last[s] != d) counts once in fill[s]; returns how many
+ * sources were new. Branch-free: whether (s, d) is new is unpredictable, so it is added
+ * rather than tested. */
+static inline int64_t walk_bucket(const int64_t *restrict start, const int64_t *restrict bucket,
+                                  int64_t d, int64_t *restrict last, int64_t *restrict fill) {
+    int64_t fresh_total = 0;
+    for (int64_t j = start[d]; j < start[d + 1]; ++j) {
+        int64_t s = bucket[j];
+        int64_t fresh = last[s] != d;
+        last[s] = d;
+        fill[s] += fresh;
+        fresh_total += fresh;
+    }
+    return fresh_total;
+}
+
+/* Pass 2's second half: distinct targets per source (fill), their total. */
 static int64_t count_distinct(const int64_t *start, const int64_t *bucket, int64_t k,
                               int64_t *last, int64_t *fill) {
     for (int64_t v = 0; v < k; ++v) {
@@ -42,15 +58,7 @@ static int64_t count_distinct(const int64_t *start, const int64_t *bucket, int64
         fill[v] = 0;
     }
     int64_t total = 0;
-    for (int64_t d = 0; d < k; ++d) {
-        for (int64_t j = start[d]; j < start[d + 1]; ++j) {
-            int64_t s = bucket[j];
-            int64_t fresh = last[s] != d;
-            last[s] = d;
-            fill[s] += fresh;
-            total += fresh;
-        }
-    }
+    for (int64_t d = 0; d < k; ++d) total += walk_bucket(start, bucket, d, last, fill);
     return total;
 }
 
@@ -114,7 +122,8 @@ static int64_t row_pairs(const int64_t *restrict row, int64_t y, int64_t height,
     return m;
 }
 
-#define GRID_ROWS(BODY)                                                                \
+#define GRID_ROWS(BODY)         /* (no pixels: no row pointers, NULL + 0 included) */ \
+    if (width > 0)                                                                      \
     for (int64_t b = 0; b < num_images; ++b)                                            \
         for (int64_t y = 0; y < height; ++y) {                                          \
             int64_t m = row_pairs(labels + (b * height + y) * width, y, height, width,  \
@@ -165,14 +174,7 @@ int64_t dht_grid_fill(const int64_t *restrict labels, int64_t num_images, int64_
     }
     int64_t total = 0;
     for (int64_t hi = 0; hi < k; ++hi) {
-        int64_t below = 0;
-        for (int64_t j = start[hi]; j < start[hi + 1]; ++j) {
-            int64_t lo = bucket[j];
-            int64_t fresh = last[lo] != hi;
-            last[lo] = hi;
-            up[lo] += fresh;
-            below += fresh;
-        }
+        int64_t below = walk_bucket(start, bucket, hi, last, up);
         down[hi] = below;
         total += below;
     }

@@ -35,7 +35,9 @@ int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t 
                                     T *restrict out) {                                  \
     const uint64_t limit = (uint64_t)k;                                                 \
     for (int64_t i = 0; i < k * c; ++i) mean[i] = (T)0;                                 \
-    for (int64_t img = 0; img < b; ++img) {                                             \
+    /* (no pixels or channels: no plane pointers, NULL + 0 included) */                  \
+    const int64_t images = (hw > 0 && c > 0) ? b : 0;                                   \
+    for (int64_t img = 0; img < images; ++img) {                                        \
         const int64_t *lab = labels + img * hw;                                         \
         const T *plane = image + img * c * hw;                                          \
         if (c == 3) {                                                                   \
@@ -68,7 +70,7 @@ int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t 
         for (int64_t ch = 0; ch < c; ++ch) mean[l * c + ch] = mean[l * c + ch] / count; \
     }                                                                                   \
     if (!out) return 0;                                                                 \
-    for (int64_t img = 0; img < b; ++img) {                                             \
+    for (int64_t img = 0; img < images; ++img) {                                        \
         const int64_t *lab = labels + img * hw;                                         \
         const T *plane = image + img * c * hw;                                          \
         T *dst = out + img * c * hw;                                                    \

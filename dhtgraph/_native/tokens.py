@@ -43,12 +43,15 @@ def _indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
         return None
 
 
-def _pair_rows(t: Tensor, name: str) -> Optional[Tensor]:
-    # A (2, m) index tensor as contiguous int64 (pass rows(result)), None when it is not.
-    if t.dim() != 2 or t.shape[0] != 2:
+def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Tensor]]:
+    # The float kind, the contiguous unit states (n, w >= 1) and the (2, m) pairs as
+    # contiguous int64 (pass rows(pairs); keep it until the kernel returns), or None.
+    kind = float_kind(state)
+    if (kind is None or state.dim() != 2 or state.shape[1] < 1 or pairs.dim() != 2
+            or pairs.shape[0] != 2):
         return None
-    found = _indices(**{name: t})
-    return None if found is None else found[0]
+    found = _indices(pairs=pairs)
+    return None if found is None else (kind, _values(state).contiguous(), found[0])
 
 
 def _address(t: Tensor) -> ctypes.c_void_p:
@@ -123,13 +126,10 @@ def block_means(x: Tensor, labels: Tensor, k: int, sizes: Tensor,
 def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, Tensor]]:
     """Per edge (a, b) of the unit states [size, f]: ``(f_a − f_b)²`` (E, C),
     ``s_a s_b / (s_a + s_b)`` (E,) and ``s_a + s_b`` (E,)."""
-    kind = float_kind(state)
-    if kind is None or state.dim() != 2 or state.shape[1] < 1:
+    found = _state_pairs(state, edges)
+    if found is None:
         return None
-    ends = _pair_rows(edges, "edges")
-    if ends is None:
-        return None
-    state = _values(state).contiguous()
+    kind, state, ends = found
     n, w = state.shape
     e = ends.shape[1]
     sq = state.new_empty(e, w - 1)
@@ -147,13 +147,10 @@ def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, T
 
 def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
     """The state rows [s_a + s_b, (f_a s_a + f_b s_b) / (s_a + s_b)] of the pairs (2, m)."""
-    kind = float_kind(state)
-    if kind is None or state.dim() != 2 or state.shape[1] < 1:
+    found = _state_pairs(state, pair)
+    if found is None:
         return None
-    ends = _pair_rows(pair, "pair")
-    if ends is None:
-        return None
-    state = _values(state).contiguous()
+    kind, state, ends = found
     n, w = state.shape
     m = ends.shape[1]
     out = state.new_empty(m, w)
