@@ -157,9 +157,15 @@ def test_blocks_and_constant_kernels_match_the_tensor_pieces():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_grid_level_on_every_device_equals_the_cpu_native_level(device):
+    # The CPU's native level against the tensor path: on the CPU with the kernels off,
+    # on another device its own tensor path.
     x = _features(2, 6, 9, seed=5, levels=2)
     expected = _contract(x, 2, 6, 9, tie_break="hashed")
-    got = _contract(x.to(device), 2, 6, 9, tie_break="hashed")
+    if device == "cpu":
+        with _native.disabled():
+            got = _contract(x, 2, 6, 9, tie_break="hashed")
+    else:
+        got = _contract(x.to(device), 2, 6, 9, tie_break="hashed")
     assert got.partition.num_blocks == expected.partition.num_blocks
     assert torch.equal(got.choice.cpu(), expected.choice)
     for name in FIELDS:
@@ -508,3 +514,174 @@ def test_edge_combine_refuses_edges_out_of_range():
     with pytest.raises(ValueError, match="'loop_value' of shape"):
         edge_combine(torch.zeros(2), torch.zeros(4, 1), one, None, torch.tensor([0, 0]),
                      torch.tensor([1, 2]), 0.0)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+@needs_native
+def test_union_kernel_checks_size_against_the_boxes():
+    # A (2, 2) size used to be read as 4 blocks (past the (2, 4) boxes).
+    from dhtgraph._native.grid import union_mass_perimeter
+
+    edge = torch.tensor([3])
+    with pytest.raises(ValueError, match=r"'size' of shape \(2,\)"):
+        union_mass_perimeter(torch.ones(2, 2, dtype=torch.long),
+                             torch.zeros(2, 4, dtype=torch.long), edge, edge)
+    with pytest.raises(ValueError, match=r"'bbox' of shape \(2, 4\)"):
+        union_mass_perimeter(torch.ones(2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long),
+                             edge, edge)
+    with pytest.raises(ValueError, match=r"'dst' of shape \(1,\)"):
+        union_mass_perimeter(torch.ones(2, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long),
+                             edge, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"'src' of one dimension \(got shape \(1, 1\)\)"):
+        union_mass_perimeter(torch.ones(2, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long),
+                             edge.view(1, 1), edge)
+
+
+def _bad_pieces():
+    b, h, w = 1, 3, 4
+    x = _features(b, h, w, seed=8, levels=2)
+    level = _contract(x, b, h, w)
+    return x, level.choice.clone(), level.partition.labels.clone(), level.partition.num_blocks
+
+
+@needs_native
+@pytest.mark.parametrize("value", [-1, "k"])
+def test_block_kernels_refuse_labels_out_of_range(value):
+    from dhtgraph._native.grid import grid_blocks, grid_constant, grid_size_moments
+
+    x, choice, labels, k = _bad_pieces()
+    labels[5] = k if value == "k" else value
+    message = rf"'labels' entries in \[0, {k}\) \(got {int(labels[5])} at pixel 5\)"
+    with pytest.raises(IndexError, match=message):
+        grid_blocks(labels, k, 1, 3, 4)
+    with pytest.raises(IndexError, match=message):
+        grid_constant(x, choice, labels, k)
+    counts = torch.ones(k, dtype=torch.long)
+    with pytest.raises(IndexError, match=message):
+        grid_size_moments(x, choice, labels, counts, k)
+
+
+@needs_native
+@pytest.mark.parametrize("value", [-1, 12, 1 << 40])
+def test_feature_kernels_refuse_choices_out_of_range(value):
+    from dhtgraph._native.grid import grid_constant, grid_size_moments
+
+    x, choice, labels, k = _bad_pieces()
+    choice[7] = value
+    message = rf"'choice' entries in \[0, 12\) \(got {value} at pixel 7\)"
+    with pytest.raises(IndexError, match=message):
+        grid_constant(x, choice, labels, k)
+    with pytest.raises(IndexError, match=message):
+        grid_size_moments(x, choice, labels, torch.ones(k, dtype=torch.long), k)
+
+
+@needs_native
+def test_bindings_read_int32_and_strided_indices_as_int64():
+    from dhtgraph._native.grid import (edge_combine, edge_squared_difference, grid_blocks,
+                                       grid_constant, grid_size_moments,
+                                       union_mass_perimeter)
+
+    def variants(t):  # int32, strided (every other element of a wider tensor), int64
+        wide = torch.stack([t, torch.full_like(t, -7)], -1)
+        return [t.int(), wide[..., 0], t]
+
+    x, choice, labels, k = _bad_pieces()
+    counts = torch.bincount(labels, minlength=k)
+    batch = torch.full((12,), 3)
+    results = [
+        (grid_blocks(lab, k, 1, 3, 4, bat), grid_constant(x, cho, lab, k),
+         grid_size_moments(x, cho, lab, cnt, k))
+        for lab, cho, cnt, bat in zip(variants(labels), variants(choice), variants(counts),
+                                      variants(batch))]
+    for got in results[:2]:
+        for a, e in zip(got, results[-1]):
+            for u, v in zip(a if isinstance(a, tuple) else (a,),
+                            e if isinstance(e, tuple) else (e,)):
+                assert torch.equal(u, v)
+    assert torch.equal(results[-1][0][2], torch.full((k,), 3))
+    size, bbox = _blocks(6, seed=9)
+    g = torch.Generator().manual_seed(10)
+    src, dst = torch.randint(0, 6, (2, 40), generator=g)
+    feats = torch.rand(6, 3, generator=g)
+    expected = (union_mass_perimeter(size, bbox, src, dst),
+                edge_squared_difference(feats, src, dst),
+                edge_combine(torch.rand(40, generator=torch.Generator().manual_seed(1)),
+                             torch.rand(6), size, bbox, src, dst, 0.2))
+    for sz, bb, s, d in zip(variants(size), variants(bbox), variants(src), variants(dst)):
+        got = (union_mass_perimeter(sz, bb, s, d), edge_squared_difference(feats, s, d),
+               edge_combine(torch.rand(40, generator=torch.Generator().manual_seed(1)),
+                            torch.rand(6), sz, bb, s, d, 0.2))
+        assert all(torch.equal(a, e) for a, e in zip(got[0], expected[0]))
+        assert torch.equal(got[1], expected[1])
+    # Float or bool indices would be truncated: refused, naming the argument.
+    with pytest.raises(TypeError, match="'labels' to be an integer tensor"):
+        grid_blocks(labels.float(), k, 1, 3, 4)
+    with pytest.raises(TypeError, match="'edge_index' to be an integer tensor"):
+        union_mass_perimeter(size, bbox, src.double(), dst)
+
+
+@needs_native
+def test_feature_bindings_refuse_unreadable_features():
+    from dhtgraph._native.grid import edge_difference, grid_constant
+
+    src = torch.tensor([0])
+    with pytest.raises(ValueError, match="'x' \\(N, d ≥ 1\\)"):
+        edge_difference(torch.zeros(2, 0), src, src)
+    with pytest.raises(ValueError, match="'x'"):
+        edge_difference(torch.zeros(2, 3, dtype=torch.int64), src, src)
+    with pytest.raises(ValueError, match="'x'"):
+        grid_constant(torch.zeros(2, 3, device="meta"), src.expand(2), src.expand(2), 1)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_block_images_are_the_states_batch_on_both_paths(b):
+    # state.batch that is not the image index (e.g. images 4, 9, 2 of a larger batch):
+    # both paths give every block its pixels' value (natively it was the image index).
+    h, w = 4, 5
+    x = _features(b, h, w, seed=11, levels=2)
+    images = torch.tensor([4, 9, 2][:b])
+    state = G.pixel_state(x, b, images.repeat_interleave(h * w))
+    got, expected = _both(lambda: G.grid_contraction(state, b, h, w, weights="size"))
+    _assert_same_level(got, expected)
+    first = got.partition.labels.view(b, h * w)[:, 0]
+    assert torch.equal(got.state.batch[first], images)
+    # A single image whose batch value is not zero (an expanded scalar: no copy).
+    state = G.pixel_state(x[:h * w], 1, torch.full((), 6).expand(h * w))
+    got, expected = _both(lambda: G.grid_contraction(state, 1, h, w))
+    _assert_same_level(got, expected)
+    assert bool((got.state.batch == 6).all())
+
+
+def test_empty_inputs_equal_the_tensor_path():
+    # No edges and no channels: nothing to read (the kernels do no arithmetic on an
+    # empty tensor's address); the results are the tensor path's.
+    size, bbox = _blocks(4, seed=12)
+    none = torch.zeros(2, 0, dtype=torch.long)
+    got, expected = _both(lambda: _union_mass_and_perimeter(size, bbox, none))
+    assert all(a.shape == (0,) and torch.equal(a, e) for a, e in zip(got, expected))
+    empty = torch.zeros(0, dtype=torch.long)
+    got, expected = _both(lambda: _union_mass_and_perimeter(empty, empty.view(0, 4), none))
+    assert all(torch.equal(a, e) for a, e in zip(got, expected))
+    edges = torch.tensor([[0, 1, 2], [1, 1, 3]])
+    for mean in (torch.zeros(4, 0), torch.rand(4, 3)):
+        got, expected = _both(lambda: edge_affinity(mean, torch.zeros(4, 1), size, bbox,
+                                                    edges, compactness=0.2))
+        assert torch.equal(got, expected)
+        got, expected = _both(lambda: edge_affinity(mean, torch.zeros(4, 1), size, bbox,
+                                                    none, compactness=0.2))
+        assert got.shape == (0,) and torch.equal(got, expected)
+
+
+@needs_native
+def test_empty_kernel_calls():
+    from dhtgraph._native.grid import edge_squared_difference, grid_blocks
+
+    empty = torch.zeros(0, dtype=torch.long)
+    counts, bbox, images = grid_blocks(empty, 0, 0, 3, 4)
+    assert counts.shape == (0,) and bbox.shape == (0, 4) and images.shape == (0,)
+    out = edge_squared_difference(torch.zeros(0, 3), empty, empty)
+    assert out.shape == (0, 3)
+    with pytest.raises(IndexError, match=r"\[0, 0\)"):
+        edge_squared_difference(torch.zeros(0, 3), torch.tensor([0]), torch.tensor([0]))

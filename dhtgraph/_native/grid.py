@@ -63,6 +63,13 @@ def _expect_shape(name: str, tensor: Tensor, shape: tuple) -> None:
         raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(tensor.shape)})")
 
 
+def _length(name: str, tensor: Tensor) -> int:
+    # The length of a 1-d tensor (edge ends), refusing any other shape.
+    if tensor.dim() != 1:
+        raise ValueError(f"Expected '{name}' of one dimension (got shape {tuple(tensor.shape)})")
+    return tensor.shape[0]
+
+
 def grid_argmax(horizontal: Tensor, vertical: Tensor, num_images: int, height: int,
                 width: int, hashed: bool, x: Tensor, scale: Optional[float] = None,
                 term: Optional[float] = None) -> tuple[Tensor, Tensor]:
@@ -217,11 +224,11 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
                          dst: Tensor) -> tuple[Tensor, Tensor]:
     """Union mass and perimeter ``2 + Δy + Δx`` (E,) float32 of the edges ``(src, dst)``
     (int64 sizes (K,) and boxes (K, 4))."""
-    k = size.shape[0] if size.dim() == 1 else -1
+    # K from a 1-d size, else from the boxes: a (K, 2) size was once read as 2K blocks.
+    k = size.shape[0] if size.dim() == 1 else (bbox.shape[0] if bbox.dim() >= 1 else -1)
     _expect_shape("size", size, (k,))
     _expect_shape("bbox", bbox, (k, 4))
-    m = src.shape[0] if src.dim() == 1 else -1
-    _expect_shape("src", src, (m,))
+    m = _length("src", src)
     _expect_shape("dst", dst, (m,))
     size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
@@ -241,8 +248,7 @@ def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     any layout (no gradient)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
-    m = src.shape[0] if src.dim() == 1 else -1
-    _expect_shape("src", src, (m,))
+    m = _length("src", src)
     _expect_shape("dst", dst, (m,))
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     out = torch.empty((m, x.shape[1]), dtype=x.dtype)
@@ -284,8 +290,7 @@ def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     gradient)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
-    m = src.shape[0] if src.dim() == 1 else -1
-    _expect_shape("src", src, (m,))
+    m = _length("src", src)
     _expect_shape("dst", dst, (m,))
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     out = torch.empty((m, x.shape[1]), dtype=x.dtype)
@@ -309,8 +314,7 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
     ``potential``."""
     if not potential.is_contiguous() or potential.dtype not in FEATURE_DTYPES:
         raise ValueError("Expected contiguous float32/float64 'potential'")
-    m = src.shape[0] if src.dim() == 1 else -1
-    _expect_shape("src", src, (m,))
+    m = _length("src", src)
     _expect_shape("potential", potential, (m,))
     _expect_shape("dst", dst, (m,))
     k = loop_value.shape[0] if loop_value.dim() == 1 else -1
