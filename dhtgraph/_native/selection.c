@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common.h"
+
 /* 1 when every x[i], i < n, is in [lo, hi) (the kernels' one-pass argument check). */
 static int in_range(const int64_t *x, int64_t n, int64_t lo, int64_t hi) {
     int64_t bad = 0;
@@ -381,25 +383,10 @@ int64_t dht_budget_kept(const int64_t *labels, const int64_t *size, int64_t k, i
 
 /* ------------------------------------------------------------------ selection */
 
-static int64_t find_root(int64_t *parent, int64_t v) {
-    while (parent[v] != v) {
-        parent[v] = parent[parent[v]];
-        v = parent[v];
-    }
-    return v;
-}
-
-static void unite(int64_t *parent, int64_t a, int64_t b) {
-    a = find_root(parent, a);
-    b = find_root(parent, b);
-    if (a < b) parent[b] = a;
-    else if (b < a) parent[a] = b;
-}
-
 /* Connected pieces of the blocks (block_of, b images of h x w, row-major) on the
  * 4-neighbour grid, numbered by their first pixel (labels, N). One raster scan: a pixel
  * points to its left neighbour of the same block, else to the one above; when it has
- * both, the two trees are united (larger root under the smaller one) unless the upper-left
+ * both, the two trees are united (common.h's Rem's union-find) unless the upper-left
  * pixel is of the same block too (then they are joined already). Every pointer goes to a
  * smaller pixel, so a second scan in pixel order numbers the pieces: a root takes the next
  * label, any other pixel the label of the pixel it points to (the same piece, labelled
@@ -419,7 +406,7 @@ int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w
                 int up = r && block_of[v - w] == x;
                 if (left) {
                     parent[v] = v - 1;
-                    if (up && block_of[v - w - 1] != x) unite(parent, v - w, v - 1);
+                    if (up && block_of[v - w - 1] != x) dht_unite(parent, v - w, v - 1);
                 } else {
                     parent[v] = up ? v - w : v;
                 }
@@ -574,7 +561,7 @@ int64_t dht_grid_pieces_of_slots(const int64_t *rows, int64_t num_rows, const in
                 int up = r && above[c] == x;
                 if (left) {
                     parent[v] = v - 1;
-                    if (up && above[c - 1] != x) unite(parent, v - w, v - 1);
+                    if (up && above[c - 1] != x) dht_unite(parent, v - w, v - 1);
                 } else {
                     parent[v] = up ? v - w : v;
                 }
