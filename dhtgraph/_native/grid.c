@@ -9,36 +9,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* ------------------------------------------------------------------ tie hash */
+#include "common.h" /* dht_mix32 (tie_hash), dht_quantize_f32/f64 */
 
-/* dhtgraph.hierarchy.contraction._mix32_ in uint32 arithmetic (the tensor version
- * computes the same values mod 2^32 in int64). */
-static uint32_t mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7FEB352Du;
-    x ^= x >> 15;
-    x *= 0x846CA68Bu;
-    x ^= x >> 16;
-    return x;
-}
+/* tie_hash(a, b) of a < b (TIE_HASH_BITS = 15) is mix32(mix32(a) + b) >> 17: in the row
+ * loops below with dht_mix32 on the pixels' uint32 local indices. */
+#define TIE_SHIFT (32 - DHT_TIE_HASH_BITS)
 
-/* tie_hash(a, b) of a < b (TIE_HASH_BITS = 15) is mix32(mix32(a) + b) >> 17. */
-
-/* quantize_potential (contraction.c's quantize_f32/f64, equal to it on all 2^32 float32
- * patterns): nan_to_num(nan=0) and clamp(0, 1) (NaN fails both comparisons and becomes
- * 0; +-inf clip to 1 and 0), one correctly rounded product by 65535 in the potential's
- * own type, truncation. */
-static inline int32_t quantize_float(float x) {
-    x = x > 1.0f ? 1.0f : x;
-    x = x > 0.0f ? x : 0.0f;
-    return (int32_t)(x * 65535.0f);
-}
-
-static inline int32_t quantize_double(double x) {
-    x = x > 1.0 ? 1.0 : x;
-    x = x > 0.0 ? x : 0.0;
-    return (int32_t)(x * 65535.0);
-}
+/* quantize_potential of a float32 / float64 potential (a value in [0, 65535]). */
+#define quantize_float(x) ((int32_t)dht_quantize_f32(x))
+#define quantize_double(x) ((int32_t)dht_quantize_f64(x))
 
 /* ------------------------------------------------------------- grid argmax */
 
@@ -76,8 +55,8 @@ static inline int32_t quantize_double(double x) {
         }                                                                               \
         for (int64_t c = 0; c + 1 < w; ++c) {                                           \
             const uint32_t l = first + (uint32_t)c;                                     \
-            const int32_t hash = (int32_t)(mix32(mix32(l) + l + 1u) >> 17);             \
-            kh[c] = (kh[c] << 15) | (hash & (eq[c] - 1));                              \
+            const int32_t hash = (int32_t)(dht_mix32(dht_mix32(l) + l + 1u) >> TIE_SHIFT);\
+            kh[c] = (kh[c] << DHT_TIE_HASH_BITS) | (hash & (eq[c] - 1));                \
         }                                                                               \
         if (!below) return;                                                             \
         for (int64_t c = 0; c < w; ++c) eq[c] = 1;                                      \
@@ -90,8 +69,9 @@ static inline int32_t quantize_double(double x) {
         }                                                                               \
         for (int64_t c = 0; c < w; ++c) {                                               \
             const uint32_t l = first + (uint32_t)c;                                     \
-            const int32_t hash = (int32_t)(mix32(mix32(l) + l + (uint32_t)w) >> 17);    \
-            kv[c] = (kv[c] << 15) | (hash & (eq[c] - 1));                              \
+            const uint32_t mixed = dht_mix32(dht_mix32(l) + l + (uint32_t)w);          \
+            const int32_t hash = (int32_t)(mixed >> TIE_SHIFT);                         \
+            kv[c] = (kv[c] << DHT_TIE_HASH_BITS) | (hash & (eq[c] - 1));                \
         }                                                                               \
     }
 
