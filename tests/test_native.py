@@ -23,6 +23,7 @@ def fresh(monkeypatch):
     monkeypatch.setattr(_native, "_state", {})
     monkeypatch.setattr(_native, "_functions", {})
     monkeypatch.setattr(_native, "_fallback", {})
+    monkeypatch.setenv(_native.ENV, "auto")  # also when the suite runs with 'on' or 'off'
     return monkeypatch
 
 

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["ENV", "MODES", "mode", "library", "available", "enabled", "disabled", "status",
-           "pointer", "function", "kernel_sets", "as_index", "rows", "I64", "PTR", "F32", "F64"]
+           "pointer", "function", "kernel_sets", "as_index", "as_indices", "rows", "I64", "PTR", "F32", "F64"]
 
 #: ctypes argument types of the kernels (every index and count is int64).
 I64, PTR, F32, F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_double
@@ -282,6 +282,15 @@ def as_index(tensor: Tensor, name: str) -> Tensor:
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype is torch.bool:
         raise TypeError(f"Expected '{name}' to be an integer tensor (got {tensor.dtype})")
     return tensor.to(torch.long).contiguous()
+
+
+def as_indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
+    """:func:`as_index` of every keyword tensor, or None when one is not an integer tensor
+    (the caller then takes its tensor path, whose errors are the documented ones)."""
+    try:
+        return tuple(as_index(t, name) for name, t in tensors.items())
+    except TypeError:
+        return None
 
 
 def rows(tensor: Tensor) -> tuple[ctypes.c_void_p, ...]:

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, as_index, function, pointer
+from . import I64, PTR, as_indices, function, pointer
 
 __all__ = ["choice_components", "edge_components", "forest_components"]
 
@@ -20,18 +20,9 @@ __all__ = ["choice_components", "edge_components", "forest_components"]
 _LONG = torch.long
 
 
-def _indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
-    # The tensors as contiguous int64 (``as_index``), or None for a non-integer one (the
-    # tensor path then decides: its errors are the documented ones).
-    try:
-        return tuple(as_index(t, name) for name, t in tensors.items())
-    except TypeError:
-        return None
-
-
 def choice_components(choice: Tensor) -> Optional[tuple[Tensor, int]]:
     """Canonical components (n,) int64 of ``v → choice[v]`` and their number."""
-    found = _indices(choice=choice)
+    found = as_indices(choice=choice)
     if found is None:
         return None
     (choice,) = found
@@ -46,7 +37,7 @@ def edge_components(src: Tensor, dst: Tensor, num_nodes: int) -> Optional[tuple[
     """Canonical components (n,) int64 of the undirected edges (src, dst) and their number."""
     if src.numel() != dst.numel():
         return None
-    found = _indices(src=src, dst=dst)
+    found = as_indices(src=src, dst=dst)
     if found is None or num_nodes < 0:
         return None
     src, dst = found
@@ -66,7 +57,7 @@ def forest_components(forest: Tensor, low: Optional[Tensor] = None,
         low = high = forest.new_empty(0, dtype=_LONG)
     if low.numel() != high.numel():
         return None
-    found = _indices(forest=forest, low=low, high=high)
+    found = as_indices(forest=forest, low=low, high=high)
     if found is None:
         return None
     forest, low, high = found

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, as_index, function, pointer, rows
+from . import I64, PTR, as_indices, function, pointer, rows
 
 __all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
            "merge_sizes", "count_labels", "budget_loss"]
@@ -34,15 +34,6 @@ def float_kind(*tensors: Tensor) -> Optional[str]:
 _LONG = torch.long
 
 
-def _indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
-    # The tensors as contiguous int64 (``as_index``; keep them until the kernel returns),
-    # or None for a non-integer one (the tensor path then decides).
-    try:
-        return tuple(as_index(t, name) for name, t in tensors.items())
-    except TypeError:
-        return None
-
-
 def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Tensor]]:
     # The float kind, the contiguous unit states (n, w >= 1) and the (2, m) pairs as
     # contiguous int64 (pass rows(pairs); keep it until the kernel returns), or None.
@@ -50,7 +41,7 @@ def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Te
     if (kind is None or state.dim() != 2 or state.shape[1] < 1 or pairs.dim() != 2
             or pairs.shape[0] != 2):
         return None
-    found = _indices(pairs=pairs)
+    found = as_indices(pairs=pairs)
     return None if found is None else (kind, _values(state).contiguous(), found[0])
 
 
@@ -78,7 +69,7 @@ def mean_injection(image: Tensor, labels: Tensor, k: int, sizes: Tensor,
         return None
     if values is not None and tuple(values.shape) != (k, c):
         return None
-    found = _indices(labels=labels, sizes=sizes)
+    found = as_indices(labels=labels, sizes=sizes)
     if found is None:
         return None
     labels, sizes = found
@@ -105,7 +96,7 @@ def block_means(x: Tensor, labels: Tensor, k: int, sizes: Tensor,
         return None
     if (weights is not None and weights.numel() != x.shape[0]) or k < 0:
         return None
-    found = _indices(labels=labels, sizes=sizes,
+    found = as_indices(labels=labels, sizes=sizes,
                      **({} if weights is None else {"weights": weights}))
     if found is None:
         return None
@@ -168,7 +159,7 @@ def merge_sizes(labels: Tensor, k: int, sizes: Tensor,
     n = labels.numel()
     if sizes.numel() != n or batch.numel() != n or k < 0:
         return None
-    found = _indices(labels=labels, sizes=sizes, batch=batch)
+    found = as_indices(labels=labels, sizes=sizes, batch=batch)
     if found is None:
         return None
     labels, sizes, batch = found
@@ -181,7 +172,7 @@ def merge_sizes(labels: Tensor, k: int, sizes: Tensor,
 
 def count_labels(labels: Tensor, k: int) -> Optional[Tensor]:
     """``torch.bincount(labels, minlength=k)`` (k,) for labels in ``0..k−1``."""
-    found = _indices(labels=labels)
+    found = as_indices(labels=labels)
     if found is None or k < 0:
         return None
     (labels,) = found
@@ -204,7 +195,7 @@ def budget_loss(features: Tensor, feats: Tensor, labels: Tensor, sizes: Tensor,
     k, c = features.shape
     if sizes.numel() != k or batch.numel() != k or num_images < 0:
         return None
-    found = _indices(labels=labels, sizes=sizes, batch=batch)
+    found = as_indices(labels=labels, sizes=sizes, batch=batch)
     if found is None:
         return None
     labels, sizes, batch = found
