@@ -583,7 +583,8 @@ def test_selector_update_binding_range_checks_write_nothing():
         selector_update(labels, None, ic, slot_ic, None, 0, torch.ones(3, dtype=torch.bool),
                         batch, 2)
     with pytest.raises(IndexError, match="'labels'"):
-        selector_all_move(torch.tensor([0, 5, 1]), ic, slot_ic)
+        selector_all_move(torch.tensor([0, 5, 1]), ic, torch.full((3,), -1.0))
+    assert not selector_all_move(torch.tensor([0, 1, 5]), ic, torch.tensor([-1.0, 1.0, 0.0]))
     # int32 and strided inputs: the same as int64 contiguous ones
     wide = torch.zeros(3, 2, dtype=torch.long)
     wide[:, 0] = batch

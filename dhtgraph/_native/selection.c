@@ -11,8 +11,9 @@
 
 /* 1 when every x[i], i < n, is in [lo, hi) (the kernels' one-pass argument check). */
 static int in_range(const int64_t *x, int64_t n, int64_t lo, int64_t hi) {
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; ++i) bad |= (x[i] < lo) | (x[i] >= hi);
+    uint64_t span = (uint64_t)hi - (uint64_t)lo, bad = 0;
+    if (hi <= lo) return n <= 0;
+    for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)((uint64_t)x[i] - (uint64_t)lo >= span);
     return !bad;
 }
 
@@ -423,14 +424,15 @@ int64_t dht_grid_pieces(const int64_t *block_of, int64_t b, int64_t h, int64_t w
 
 /* Canonical labels of key (s values in [0, num_slots)): groups numbered by first
  * occurrence; first (s) receives each group's first position. Scratch rank (num_slots).
- * Returns the number of groups, or -1 (key out of range; nothing written). */
+ * Returns the number of groups, or -1 (key out of range; the outputs are then partly
+ * written). */
 int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_slots,
                                     int64_t *rank, int64_t *labels, int64_t *first) {
-    if (!in_range(key, s, 0, num_slots)) return -1;
     for (int64_t i = 0; i < num_slots; ++i) rank[i] = -1;
     int64_t k = 0;
     for (int64_t p = 0; p < s; ++p) {
         int64_t x = key[p];
+        if ((uint64_t)x >= (uint64_t)num_slots) return -1; /* (outputs are the caller's scratch) */
         if (rank[x] < 0) { rank[x] = k; first[k] = p; ++k; }
         labels[p] = rank[x];
     }
@@ -443,10 +445,9 @@ int64_t dht_first_occurrence_groups(const int64_t *key, int64_t s, int64_t num_s
  * along the rows: box (k, 4) [ymin, xmin, ymax, xmax] (starting at max(h, w) and -1 as the
  * tensor path's include_self reductions), sums (k, 2) [sum of rows, sum of columns], and
  * image (k): the smallest image of each block (starting at b). Returns 0, or -1 (labels
- * outside [0, k); nothing written). */
+ * outside [0, k); the outputs are then partly written). */
 int64_t dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64_t w, int64_t k,
                               int64_t *box, int64_t *sums, int64_t *image) {
-    if (!in_range(labels, b * h * w, 0, k)) return -1;
     int64_t big = h > w ? h : w;
     for (int64_t t = 0; t < k; ++t) {
         box[4 * t] = big; box[4 * t + 1] = big; box[4 * t + 2] = -1; box[4 * t + 3] = -1;
@@ -461,6 +462,7 @@ int64_t dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64
             int64_t l = row[x0];
             int64_t x1 = x0;
             while (x1 + 1 < w && row[x1 + 1] == l) ++x1;
+            if ((uint64_t)l >= (uint64_t)k) return -1; /* (the outputs are fresh) */
             int64_t len = x1 - x0 + 1;
             int64_t *bx = box + 4 * l;
             if (y < bx[0]) bx[0] = y;
@@ -479,13 +481,16 @@ int64_t dht_grid_region_stats(const int64_t *labels, int64_t b, int64_t h, int64
 /* ------------------------------------------------------------------ IC selector */
 
 /* Whether every slot moves at the first update: ic_new[labels[i]] >= slot_ic[i * stride]
- * for all i < s (stride 0: one starting IC for every slot); -1 when labels are outside
- * [0, num_ic). */
+ * for all i < s (stride 0: one starting IC for every slot); -1 when a label read (those
+ * up to the first slot that stays) is outside [0, num_ic). */
 int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_new,
                               int64_t num_ic, const float *slot_ic, int64_t stride) {
-    if (!in_range(labels, s, 0, num_ic)) return -1;
-    for (int64_t i = 0; i < s; ++i)
-        if (!(ic_new[labels[i]] >= slot_ic[i * stride])) return 0;
+    /* checked as read (nothing is written; the first slot that stays ends the scan) */
+    for (int64_t i = 0; i < s; ++i) {
+        int64_t c = labels[i];
+        if ((uint64_t)c >= (uint64_t)num_ic) return -1;
+        if (!(ic_new[c] >= slot_ic[i * stride])) return 0;
+    }
     return 1;
 }
 
@@ -497,23 +502,17 @@ int64_t dht_selector_all_move(const int64_t *labels, int64_t s, const float *ic_
  * NULL (current NULL: c is labels itself). In place: out_ic, out_row and out_c may be
  * slot_ic (stride 1), rows and current (entry i is read before entry i is written).
  * labels has num_labels entries, ic_new num_ic. Returns 0, or (nothing written) -1: current
- * outside [0, num_labels); -2: a block outside [0, num_ic); -3: slot_batch outside
+ * outside [0, num_labels); -2: labels outside [0, num_ic); -3: slot_batch outside
  * [0, num_images). */
 int64_t dht_selector_update(const int64_t *labels, int64_t num_labels, const int64_t *current,
                             int64_t s, const float *ic_new, int64_t num_ic, const float *slot_ic,
                             int64_t stride, const int64_t *rows, int64_t offset,
                             const uint8_t *active, const int64_t *slot_batch, int64_t num_images,
                             float *out_ic, int64_t *out_row, int64_t *out_c, uint8_t *improved) {
+    /* Every label (not only those read): branch-free passes the compiler vectorises. */
     if (current && !in_range(current, s, 0, num_labels)) return -1;
     if (!current && s > num_labels) return -1;
-    {
-        int64_t bad = 0;
-        for (int64_t i = 0; i < s; ++i) {
-            int64_t c = current ? labels[current[i]] : labels[i];
-            bad |= (c < 0) | (c >= num_ic);
-        }
-        if (bad) return -2;
-    }
+    if (!in_range(labels, num_labels, 0, num_ic)) return -2;
     if (!in_range(slot_batch, s, 0, num_images)) return -3;
     if (num_images) memset(improved, 0, (size_t)num_images);
     for (int64_t i = 0; i < s; ++i) {
@@ -539,12 +538,12 @@ int64_t dht_selector_update(const int64_t *labels, int64_t num_labels, const int
  * rows[v], or v itself). As dht_grid_pieces (labels, N); besides, slot (k) receives the
  * slot (node_slot[v], or v) of the last pixel of every piece (the tensor path's scatter).
  * Scratch keys (2w): the blocks of the previous and the current row. rows has num_rows
- * entries. Returns k, or -1 (a slot outside [0, num_rows); nothing written). */
+ * entries. Returns k, or -1 (a slot outside [0, num_rows); the outputs are then partly
+ * written). */
 int64_t dht_grid_pieces_of_slots(const int64_t *rows, int64_t num_rows, const int64_t *node_slot,
                                  int64_t b, int64_t h, int64_t w, int64_t *labels, int64_t *slot,
                                  int64_t *keys) {
     int64_t n = b * h * w;
-    if (rows && node_slot && !in_range(node_slot, n, 0, num_rows)) return -1;
     if (rows && !node_slot && n > num_rows) return -1;
     int64_t *parent = labels;
     for (int64_t i = 0; i < b; ++i) {
@@ -555,6 +554,7 @@ int64_t dht_grid_pieces_of_slots(const int64_t *rows, int64_t num_rows, const in
             for (int64_t c = 0; c < w; ++c) {
                 int64_t v = row + c;
                 int64_t s = node_slot ? node_slot[v] : v;
+                if (rows && (uint64_t)s >= (uint64_t)num_rows) return -1; /* (fresh outputs) */
                 int64_t x = rows ? rows[s] : s;
                 here[c] = x;
                 int left = c && here[c - 1] == x;
