@@ -273,3 +273,58 @@ def test_sizes_beyond_the_selectors_table_are_computed(monkeypatch):
     want = CRITERION_FUNCTIONS.resolve("cic")(state.var, state.size, 2, sel.iota)
     assert sel._penalties is not None and sel._penalties.numel() == 3
     assert torch.equal(sel.block_ic(state), want)
+
+
+# ------------------------------------------------------------- bad inputs (both paths)
+
+def _strip_selector():
+    x = torch.tensor([[0.0], [0.0], [0.0], [9.0]])
+    level0 = BlockState.from_pixels(x, torch.tensor([[0, i] for i in range(4)]),
+                                    grid_edge_index(1, 4))
+    return InformationSelector(level0, 1, 9, "aic", 5.0)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_update_refuses_a_state_with_other_blocks_and_a_bad_active(native):
+    from dhtgraph import _native
+    import contextlib
+    lvl1 = _level([[0.0], [4.5]], [[0.0], [1e6]], [2, 2])
+    small = _level([[0.0]], [[0.0]], [4])
+    with contextlib.nullcontext() if native else _native.disabled():
+        sel = _strip_selector()
+        with pytest.raises(ValueError, match="'state'"):
+            sel.update(Partition(torch.tensor([0, 0, 1, 1])), small)
+        with pytest.raises(ValueError, match="'active'"):
+            sel.update(Partition(torch.tensor([0, 0, 1, 1])), lvl1, torch.tensor([True, True]))
+        # nothing was changed by the refused updates
+        assert sel.update(Partition(torch.tensor([0, 0, 1, 1])), lvl1).tolist() == [True]
+        assert sel.num_stored == 3
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("image_size", [(1, 3), (0, 4), (4, 0), (3, 3)])
+def test_finish_and_connected_split_check_image_size(native, image_size):
+    from dhtgraph import _native
+    from dhtgraph.selection.select import connected_split
+    import contextlib
+    with contextlib.nullcontext() if native else _native.disabled():
+        with pytest.raises(ValueError, match="image_size"):
+            connected_split(torch.tensor([0, 0, 1, 1]), image_size=image_size)
+        with pytest.raises(ValueError, match="image_size"):
+            _strip_selector().finish(image_size=image_size)
+        assert connected_split(torch.tensor([0, 1, 1, 0]), image_size=(2, 2)).num_blocks == 4
+
+
+def test_connected_split_compares_float_labels():
+    from dhtgraph import _native
+    from dhtgraph.selection.select import connected_split
+    labels = torch.tensor([0.2, 0.7, 0.7, 0.7])
+    native = connected_split(labels, image_size=(1, 4))
+    with _native.disabled():
+        tensor = connected_split(labels, image_size=(1, 4))
+    assert native == tensor and native.num_blocks == 2
+
+
+def test_penalty_table_is_exported():
+    import dhtgraph.selection as selection
+    assert "penalty_table" in selection.__all__ and callable(selection.penalty_table)
