@@ -677,3 +677,28 @@ def test_tokenize_batch_with_worker_threads_native_equals_tensor():
     assert native.partition == tensor.partition
     for name in ("batch", "sizes", "bbox", "centroids", "features", "edge_index"):
         assert torch.equal(getattr(native, name), getattr(tensor, name)), name
+
+
+def test_budget_round_and_compact_functions_equal_the_workspace():
+    from dhtgraph._native.selection import BudgetWorkspace, budget_compact, budget_round
+    g = torch.Generator().manual_seed(5)
+    state = torch.rand(6, 2, generator=g)
+    edges = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]])
+    batch, units, excess = torch.zeros(6, dtype=torch.long), torch.tensor([6]), torch.tensor([3])
+    cost, union = torch.rand(5, generator=g), torch.full((5,), 2.0)
+    pair, step, target = budget_round(edges.int(), cost, union, None, batch.int(), units, excess,
+                                      packed=False, passes=2)
+    work = BudgetWorkspace(state, edges, 1)
+    assert torch.equal(pair, work.round(edges, cost, union, None, batch, units, excess,
+                                        packed=False, passes=2))
+    merged = torch.rand(pair.shape[1], 2, generator=g)
+    ex1, un1, lab1 = excess.clone(), units.clone(), torch.arange(6)
+    new_state, new_batch = budget_compact(state, pair, step, target, merged, batch, ex1, un1, lab1)
+    ex2, un2, lab2 = excess.clone(), units.clone(), torch.arange(6)
+    s2, b2, _ = work.contract(state, merged, batch, ex2, un2, lab2, edges)
+    assert torch.equal(new_state, s2) and torch.equal(new_batch, b2)
+    assert torch.equal(ex1, ex2) and torch.equal(un1, un2) and torch.equal(lab1, lab2)
+    with pytest.raises(IndexError, match="'labels'"):
+        budget_compact(state, pair, step, target, merged, batch, ex1, un1, torch.tensor([7]))
+    with pytest.raises(ValueError, match="int64"):
+        budget_compact(state, pair, step, target, merged, batch, ex1.int(), un1, lab1)
