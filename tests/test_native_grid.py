@@ -293,21 +293,21 @@ def test_union_kernel_refuses_edges_out_of_range():
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channel_first", [True, False])
-def test_edge_difference_native_equals_the_gathers(dtype, channel_first):
+def test_edge_squared_difference_native_equals_the_gathers(dtype, channel_first):
     import dhtgraph.hierarchy.affinity as A
-    from dhtgraph._native.grid import edge_difference
+    from dhtgraph._native.grid import edge_squared_difference
 
     x = _features(1, 1, 30, d=5, seed=8, dtype=dtype, channel_first=channel_first)
     x[3] = float("nan")
     x[4] = -0.0
     g = torch.Generator().manual_seed(9)
     src, dst = torch.randint(0, 30, (2, 400), generator=g)
-    for got, expected in ((edge_difference(x, src, dst), x[dst] - x[src]),
+    for got, expected in ((edge_squared_difference(x, src, dst), (x[dst] - x[src]).pow(2)),
                           (A._squared(x, src, dst, True), A._squared(x, src, dst, False))):
         assert got.dtype == dtype and got.is_contiguous()
         assert torch.equal(got.nan_to_num(5.0), expected.nan_to_num(5.0))
         assert torch.equal(got.signbit(), expected.signbit())  # 0 − 0 and −0 − 0 alike
-    for fn in (edge_difference, lambda *a: A._squared(*a, True)):
+    for fn in (edge_squared_difference, lambda *a: A._squared(*a, True)):
         with pytest.raises(IndexError, match=r"'edge_index' entries in \[0, 30\) \(got edge 0"):
             fn(x, torch.tensor([30]), torch.tensor([0]))
 
@@ -624,13 +624,13 @@ def test_bindings_read_int32_and_strided_indices_as_int64():
 
 @needs_native
 def test_feature_bindings_refuse_unreadable_features():
-    from dhtgraph._native.grid import edge_difference, grid_constant
+    from dhtgraph._native.grid import edge_squared_difference, grid_constant
 
     src = torch.tensor([0])
     with pytest.raises(ValueError, match="'x' \\(N, d ≥ 1\\)"):
-        edge_difference(torch.zeros(2, 0), src, src)
+        edge_squared_difference(torch.zeros(2, 0), src, src)
     with pytest.raises(ValueError, match="'x'"):
-        edge_difference(torch.zeros(2, 3, dtype=torch.int64), src, src)
+        edge_squared_difference(torch.zeros(2, 3, dtype=torch.int64), src, src)
     with pytest.raises(ValueError, match="'x'"):
         grid_constant(torch.zeros(2, 3, device="meta"), src.expand(2), src.expand(2), 1)
 

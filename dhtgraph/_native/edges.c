@@ -96,7 +96,7 @@ void dht_write_pairs(const int64_t *start, const int64_t *bucket, int64_t k, int
  * straight boundary), is left out: the same set, fewer repeats. Branch-free (whether a
  * pixel lies on a boundary is unpredictable); the caller's loop over the compacted pairs
  * then only touches real pairs. Returns their number. */
-#define REPEATS(p, q, a, c) (((p) == (a) & (q) == (c)) | ((p) == (c) & (q) == (a)))
+#define REPEATS(p, q, a, c) ((((p) == (a)) & ((q) == (c))) | (((p) == (c)) & ((q) == (a))))
 static int64_t row_pairs(const int64_t *restrict row, int64_t y, int64_t height,
                          int64_t width, int64_t *restrict pair) {
     const int64_t *up = row - width, *down = row + width;

@@ -245,26 +245,6 @@ int64_t dht_union_mass_perimeter(const int64_t *size, const int64_t *bbox, int64
 
 /* ------------------------------------------------------ edge differences */
 
-/* out (m, d) row-major: x[dst[e]] - x[src[e]] per channel (one IEEE subtraction each,
- * as the tensor version's gathers and sub); x has nb rows (row i at x + i*sn, channel j
- * at + j*sd). Returns 0, or 1 + the first edge with an end outside [0, nb). */
-#define EDGE_DIFFERENCE(T)                                                              \
-    int64_t dht_edge_difference_##T(const T *x, int64_t sn, int64_t sd, int64_t d,      \
-                                    int64_t nb, const int64_t *src, const int64_t *dst, \
-                                    int64_t m, T *out) {                                \
-        for (int64_t e = 0; e < m; ++e) {                                               \
-            const int64_t u = src[e], v = dst[e];                                       \
-            if (u < 0 || u >= nb || v < 0 || v >= nb) return e + 1;                     \
-            const T *a = x + v * sn, *b = x + u * sn;                                   \
-            T *o = out + e * d;                                                         \
-            for (int64_t j = 0; j < d; ++j) o[j] = a[j * sd] - b[j * sd];               \
-        }                                                                               \
-        return 0;                                                                       \
-    }
-
-EDGE_DIFFERENCE(float)
-EDGE_DIFFERENCE(double)
-
 /* out (m, d) row-major: (x[dst[e]] - x[src[e]])^2 per channel (one IEEE subtraction and
  * one product each: the gathers, sub and pow(2) of the tensor version, which squares as
  * t*t). Returns 0, or 1 + the first edge with an end outside [0, nb). */

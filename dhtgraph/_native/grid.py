@@ -15,7 +15,7 @@ from typing import Optional
 from . import F64, I64, PTR, as_index, function, pointer
 
 __all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
-           "grid_blocks", "grid_constant", "union_mass_perimeter", "edge_difference",
+           "grid_blocks", "grid_constant", "union_mass_perimeter",
            "edge_squared_difference", "edge_combine", "grid_chosen"]
 
 #: Feature dtypes the kernels that compare features read.
@@ -241,24 +241,6 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
     if bad:
         _edge_out_of_range(bad, k, src, dst)
     return mass, perimeter
-
-
-def edge_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-    """``x[dst] − x[src]`` (E, d), row-major, of float32/float64 features ``x`` (K, d) of
-    any layout (no gradient)."""
-    x = x.detach().resolve_neg()  # the kernels read the stored values
-    features = _features(x)
-    m = _length("src", src)
-    _expect_shape("dst", dst, (m,))
-    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
-    out = torch.empty((m, x.shape[1]), dtype=x.dtype)
-    kind = FEATURE_DTYPES[x.dtype]
-    bad = function("grid", f"dht_edge_difference_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
-                   PTR, I64, PTR)(*features, x.shape[0], pointer(src, torch.long),
-                                  pointer(dst, torch.long), m, pointer(out, x.dtype))
-    if bad:
-        _edge_out_of_range(bad, x.shape[0], src, dst)
-    return out
 
 
 def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:

@@ -514,7 +514,7 @@ int64_t dht_selector_update(const int64_t *labels, int64_t num_labels, const int
     if (!current && s > num_labels) return -1;
     if (!in_range(labels, num_labels, 0, num_ic)) return -2;
     if (!in_range(slot_batch, s, 0, num_images)) return -3;
-    if (num_images) memset(improved, 0, (size_t)num_images);
+    if (num_images > 0) memset(improved, 0, (size_t)num_images);
     for (int64_t i = 0; i < s; ++i) {
         int64_t c = current ? labels[current[i]] : labels[i];
         if (out_c) out_c[i] = c;
