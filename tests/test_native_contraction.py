@@ -657,3 +657,18 @@ def test_bindings_on_empty_tensors():
     assert N.tie_hash(none, none).shape == (0,) and N.local_index(none).shape == (0,)
     mean, var = N.weighted_moments(torch.zeros(0, 3), None, none, 0, torch.zeros(0), None)
     assert mean.shape == var.shape == (0, 3)
+
+
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+def test_lazily_negated_inputs_are_read_by_value(tie_break):
+    # torch._neg_view shares the data of its base: a kernel must read its values.
+    g = torch.Generator().manual_seed(3)
+    edge_index = torch.randint(0, 40, (2, 300), generator=g)
+    potential = torch._neg_view(-torch.rand(300, generator=g))
+    mean = torch._neg_view(-torch.rand(40, 3, generator=g).round(decimals=1))
+    batch = torch.zeros(40, dtype=torch.long)
+    got = argmax_choice(potential, edge_index, 40, tie_break=tie_break, batch=batch, mean=mean)
+    with _native.disabled():
+        expected = argmax_choice(potential, edge_index, 40, tie_break=tie_break, batch=batch,
+                                 mean=mean)
+    assert torch.equal(got, expected)

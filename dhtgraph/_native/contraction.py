@@ -46,6 +46,8 @@ def _floats(t: Tensor) -> tuple[Tensor, int]:
     if code is None:
         raise ValueError(f"Expected a floating tensor of one of {MEAN_DTYPES} for a native "
                          f"kernel (got {t.dtype})")
+    if t.is_neg():  # a lazily negated view: its stored values are not its values
+        t = t.detach().resolve_neg()
     return (t if t.is_contiguous() else t.detach().contiguous()), code
 
 
@@ -136,7 +138,8 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
             raise ValueError(f"Expected 'potential' of dtype float32, float64 or "
                              f"(quantised) int64 (got {potential.dtype})")
         code = _DT_INT64
-    p = potential if potential.is_contiguous() else potential.detach().contiguous()
+    p = potential.detach().resolve_neg() if potential.is_neg() else potential
+    p = p if p.is_contiguous() else p.detach().contiguous()
     ends = _ends(edge_index)
     m = ends.shape[1]
     _expect("potential", p, (m,))

@@ -109,17 +109,24 @@ def _grid_potentials(grid: Tensor, c: float) -> tuple[Tensor, Tensor]:
                 _potential(grid[:, :-1], grid[:, 1:], term, c))
     horizontal = grid.new_empty(b, h, max(w - 1, 0))
     vertical = grid.new_empty(b, max(h - 1, 0), w)
-    rows = max(1, _ROW_CHUNK_PIXELS // max(w, 1))
-    for i in range(b):
-        for start in range(0, h, rows):
-            stop = min(start + rows, h)
-            block = grid[i, start:stop]
-            horizontal[i, start:stop] = _potential(block[:, :-1], block[:, 1:], term, c)
-            stop_v = min(stop, h - 1)  # vertical edges of rows start..stop_v−1 (to the next row)
-            if stop_v > start:
-                block = grid[i, start:stop_v + 1]
-                vertical[i, start:stop_v] = _potential(block[:-1], block[1:], term, c)
+    for i, start, stop, stop_v in _row_chunks(b, h, w):
+        block = grid[i, start:stop]
+        horizontal[i, start:stop] = _potential(block[:, :-1], block[:, 1:], term, c)
+        if stop_v > start:
+            block = grid[i, start:stop_v + 1]
+            vertical[i, start:stop_v] = _potential(block[:-1], block[1:], term, c)
     return horizontal, vertical
+
+
+def _row_chunks(num_images: int, height: int, width: int):
+    """``(image, start, stop, stop_v)``: rows ``start..stop−1`` of an image, about
+    :data:`_ROW_CHUNK_PIXELS` pixels at a time, and ``stop_v`` = the end of the rows whose
+    vertical edges (to the next row) the chunk computes."""
+    rows = max(1, _ROW_CHUNK_PIXELS // max(width, 1))
+    for i in range(num_images):
+        for start in range(0, height, rows):
+            stop = min(start + rows, height)
+            yield i, start, stop, min(stop, height - 1)
 
 
 def _native_layout(x: Tensor) -> bool:
@@ -159,15 +166,11 @@ def _native_potentials(x: Tensor, num_images: int, height: int,
         return gaussian(0, b, h, w - 1, 1, False), gaussian(0, b, h - 1, w, w, False)
     horizontal = x.new_empty(b, h, max(w - 1, 0))
     vertical = x.new_empty(b, max(h - 1, 0), w)
-    rows = max(1, _ROW_CHUNK_PIXELS // max(w, 1))
-    for i in range(b):
-        for start in range(0, h, rows):
-            stop = min(start + rows, h)
-            base = i * hw + start * w
-            horizontal[i, start:stop] = gaussian(base, 1, stop - start, w - 1, 1, True)
-            stop_v = min(stop, h - 1)
-            if stop_v > start:
-                vertical[i, start:stop_v] = gaussian(base, 1, stop_v - start, w, w, True)
+    for i, start, stop, stop_v in _row_chunks(b, h, w):
+        base = i * hw + start * w
+        horizontal[i, start:stop] = gaussian(base, 1, stop - start, w - 1, 1, True)
+        if stop_v > start:
+            vertical[i, start:stop_v] = gaussian(base, 1, stop_v - start, w, w, True)
     return horizontal, vertical
 
 

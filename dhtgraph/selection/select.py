@@ -122,6 +122,10 @@ class Selection:
 def _first_occurrence_groups(key: Tensor, num_slots: int) -> tuple[Tensor, Tensor, int]:
     """Canonical labels of ``key`` (values in [0, num_slots)), the first position of every
     group and the group count — :class:`Partition` of ``key`` with one host sync."""
+    if key.dtype == torch.long and _native.enabled("selection", key):
+        # One native pass on CPU: the same tensors.
+        from .._native.selection import first_occurrence_groups
+        return first_occurrence_groups(key, num_slots)
     s = key.numel()
     position = torch.arange(s, device=key.device)
     first = torch.full((num_slots,), s, dtype=torch.long, device=key.device)
