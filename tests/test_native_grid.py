@@ -162,6 +162,9 @@ def test_grid_level_on_every_device_equals_the_cpu_native_level(device):
     x = _features(2, 6, 9, seed=5, levels=2)
     expected = _contract(x, 2, 6, 9, tie_break="hashed")
     if device == "cpu":
+        if not _native.available("grid"):
+            pytest.skip("the grid kernels are not in use here: the CPU case would compare "
+                        "the tensor path with itself")
         with _native.disabled():
             got = _contract(x, 2, 6, 9, tie_break="hashed")
     else:

@@ -168,6 +168,13 @@ def test_merge_means(dtype):
     assert native[0].requires_grad
     for a, b in zip(native, tensor):
         assert torch.equal(a.detach(), b.detach())
+    weights = torch.rand(native[0].shape, generator=g, dtype=dtype)
+    grads = []
+    for means in (native[0], tensor[0]):
+        mu.grad = None
+        (means * weights).sum().backward()
+        grads.append(mu.grad.clone())
+    assert grads[0].abs().sum() > 0 and torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -7,7 +7,10 @@ result is exact, so a single C loop gives bit-for-bit the same tensors in one pa
 sources ship with the package (``dhtgraph/_native/*.c``); the first call compiles them
 with the system C compiler into a private cache and loads the library with ``ctypes``
 (calls release the GIL, so the batch workers of :mod:`dhtgraph.threads` run them in
-parallel). Floating-point steps stay in torch (their rounding is torch's).
+parallel). Floating-point work moves to C only where the result is exact in torch's
+order and dtype — elementwise + − × ÷ √, comparisons, quantisation, sums accumulated in
+index order as torch's CPU ``index_add_`` does — and only without a recorded gradient;
+exp, log, products and sums over channels stay in torch.
 
 Where no compiler is found, or for tensors that are not on the CPU, every caller uses
 its tensor implementation: the same values (the tests compare both paths), only slower.

@@ -476,8 +476,8 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     pixels give the same list without a sort (a counting sort of the block pairs by
     target and a deduplicating walk, :func:`dhtgraph._native.edges.grid_quotient`).
     """
-    if (not (labels.is_floating_point() or labels.dtype == torch.bool)
-            and _native.enabled("edges", labels)):  # (other dtypes: the tensor path's result)
+    # Integer labels only (as_indices): other dtypes get the tensor path's result.
+    if _native.enabled("edges", labels) and _native.as_indices(labels=labels) is not None:
         from .._native.edges import grid_quotient as native
 
         return native(labels, num_blocks, num_images, height, width, loops=loops)

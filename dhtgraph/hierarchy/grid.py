@@ -24,10 +24,12 @@ on ``edge_affinity`` of the level-0 state built with ``grid_edge_index`` (the te
 compare them), only faster and with a fraction of the memory.
 
 On the CPU the discrete steps run as native kernels (:mod:`dhtgraph._native.grid`, see
-:mod:`dhtgraph._native`): the argmax from torch's quantised potentials straight to the
-choices, the blocks' sizes, boxes and images in one pass, the constant-channel test, and
-(no gradient) the chosen edge's potential. Potentials, quantisation and pooled moments
-stay torch operations; the tensor implementation here is the CUDA path and the
+:mod:`dhtgraph._native`): the argmax (with the compactness mix and the quantisation)
+straight to the choices, the blocks' sizes, boxes and images in one pass, the
+constant-channel test; without a recorded gradient also the squared neighbour
+differences, the 'size' moments and the chosen edge's potential — each with torch's
+operations in torch's order, bit for bit. The channel sums and exp stay torch
+operations; the tensor implementation here is the CUDA path and the
 ``DHTGRAPH_NATIVE=off`` one, with the same values.
 """
 
