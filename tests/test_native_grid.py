@@ -367,12 +367,9 @@ def test_grid_squared_has_the_layout_and_values_of_torchs_subtraction(channel_fi
 
 
 def _size_moments_tensor(x, labels, counts, k, constant):
-    total = counts.to(x.dtype).unsqueeze(1)
-    mean = x.new_zeros(k, x.shape[1]).index_add_(0, labels, x) / total
-    spread = mean.index_select(0, labels)
-    torch.sub(x, spread, out=spread).pow_(2)
-    var = x.new_zeros(k, x.shape[1]).index_add_(0, labels, spread) / total
-    return mean, torch.where(constant, var.new_zeros(()), var)
+    # The library's tensor path: grid_contraction's moments, then its snap.
+    mean, var = G._size_moments(x, labels, counts, k)
+    return mean, G._snap_on_choice(constant, var)
 
 
 @needs_native

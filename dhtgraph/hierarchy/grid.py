@@ -364,6 +364,24 @@ def _chosen_potential(horizontal: Tensor, vertical: Tensor, code: Tensor,
     return out.reshape(-1)
 
 
+def _size_moments(x: Tensor, labels: Tensor, counts: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Block means and variances (k, d) of pixels ``x`` (N, d) under 'size' weights, before
+    the snap: w = m = 1, so w·μ is μ and the totals are the counts (exact in float)."""
+    d = x.shape[1]
+    total = counts.to(x.dtype).unsqueeze(1)
+    mean = x.new_zeros(k, d).index_add_(0, labels, x) / total
+    spread = mean.index_select(0, labels)
+    if torch.is_grad_enabled() and spread.requires_grad:
+        # Autograd refuses out= and in-place pow on this graph: the same two elementwise
+        # operations out of place (bit-identical values).
+        spread = (x - spread).pow(2)
+    else:
+        # (x − μ[labels])², computed in place in one pixel-sized buffer.
+        torch.sub(x, spread, out=spread).pow_(2)
+    var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
+    return mean, var
+
+
 def grid_contraction(state: BlockState, num_images: int, height: int, width: int, *,
                      compactness: float = 0.1,
                      weights: PoolWeights = "argmax_edge",
@@ -439,19 +457,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         from .._native.grid import grid_size_moments
         new_mean, new_var = grid_size_moments(x, choice, labels, counts, k)
     elif weights == "size":
-        # w = m = 1: w·μ is μ and the totals are the counts (exact in float).
-        total = counts.to(dtype).unsqueeze(1)
-        new_mean = x.new_zeros(k, d).index_add_(0, labels, x) / total
-        spread = new_mean.index_select(0, labels)
-        if torch.is_grad_enabled() and spread.requires_grad:
-            # Autograd refuses out= and in-place pow on this graph: the same two
-            # elementwise operations out of place (bit-identical values).
-            spread = (x - spread).pow(2)
-        else:
-            # (x − μ[labels])², computed in place in one pixel-sized buffer.
-            torch.sub(x, spread, out=spread).pow_(2)
-        new_var = x.new_zeros(k, d).index_add_(0, labels, spread) / total
-        del spread
+        new_mean, new_var = _size_moments(x, labels, counts, k)
         if native:
             from .._native.grid import grid_constant
             constant = grid_constant(x, choice, labels, k)
