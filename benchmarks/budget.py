@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.append(str(_HERE))
-from _common import write_json  # noqa: E402
+from _common import load_image, median_time, write_json  # noqa: E402
 
 import dhtgraph  # noqa: E402
 import dhtgraph.selection.budget as budget_module  # noqa: E402
@@ -204,20 +204,8 @@ def _count_ops(fn) -> tuple[int, int]:
     return ops, Reads.total
 
 
-def _cpu_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
-    return 1e3 * float(np.median(times))
-
-
 def assembly(args) -> None:
     """The ``--assembly`` measurement (module docstring)."""
-    from PIL import Image
-
     from dhtgraph.features.pooling import pool_grid_regions, pool_regions
     from dhtgraph.graph.pixel import grid_quotient
     from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
@@ -230,9 +218,7 @@ def assembly(args) -> None:
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
     side = args.side
-    photo = Image.open(SHARED / "images" / "bedcat.jpg").convert("RGB").resize(
-        (side, side), Image.BICUBIC)
-    one = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1).float()[None] / 255
+    one = torch.from_numpy(load_image(side).copy()).permute(2, 0, 1).float()[None] / 255
     model = DHTTokenizer(DHTConfig.preset("recommended"))
     cfg = model.config
     results = {}
@@ -275,7 +261,8 @@ def assembly(args) -> None:
                 for _ in range(3):                       # interleaved rounds
                     for label, fn in (("before", before), ("after", after)):
                         if fn is not None:
-                            entry[label]["ms"].append(_cpu_ms(fn, args.repeats) / b)
+                            entry[label]["ms"].append(
+                                1e3 * median_time(fn, args.repeats, clock=time.process_time) / b)
                 for v in entry.values():
                     v["ms_per_image"] = float(np.median(v.pop("ms")))
                 row[name] = entry

@@ -4,6 +4,8 @@ set's size, the chunking and the device (everything random is drawn on the CPU).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from dataclasses import fields, replace
 
 import torch
 from torch import Tensor
@@ -21,6 +23,31 @@ def check_non_negative(config, names) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"Expected '{name}' to be a non-negative number (got {value!r})")
+
+
+def resolve_config(config, config_type: type, options: dict):
+    """``config`` (``config_type()`` when None) with the fields named in ``options`` replaced.
+
+    Raises TypeError for a ``config`` of another type or an option that is not a field of
+    ``config_type``.
+    """
+    name = config_type.__name__
+    config = config if config is not None else config_type()
+    if not isinstance(config, config_type):
+        raise TypeError(f"Expected 'config' to be a {name} (got {type(config).__name__})")
+    if options:
+        unknown = sorted(set(options) - {field.name for field in fields(config)})
+        if unknown:
+            raise TypeError(f"Expected {name} fields as options (got unknown {unknown})")
+        config = replace(config, **options)
+    return config
+
+
+def index_chunks(start: int, count: int, size: int) -> Iterator[range]:
+    """The image indices ``start .. start + count − 1`` in consecutive ranges of ``size``."""
+    stop = start + count
+    for first in range(start, stop, size):
+        yield range(first, min(first + size, stop))
 
 
 def uniform(g: torch.Generator, shape, lo: float = 0.0, hi: float = 1.0) -> Tensor:

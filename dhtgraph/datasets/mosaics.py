@@ -14,7 +14,7 @@ generated together, nor on the device (random numbers are drawn on the CPU).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
@@ -22,7 +22,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_count
-from ._random import check_non_negative, compact_labels, gaussian_blur, image_generator, uniform
+from ._random import (check_non_negative, compact_labels, gaussian_blur, image_generator,
+                      index_chunks, resolve_config, uniform)
 
 __all__ = ["MosaicConfig", "Mosaics", "generate_mosaics", "MosaicDataset"]
 
@@ -247,18 +248,11 @@ def generate_mosaics(num_images: int, config: Optional[MosaicConfig] = None, *, 
     num_images = check_count(num_images, "num_images")
     seed = check_count(seed, "seed")
     start = check_count(start, "start")
-    config = config if config is not None else MosaicConfig()
-    if not isinstance(config, MosaicConfig):
-        raise TypeError(f"Expected 'config' to be a MosaicConfig (got {type(config).__name__})")
-    if options:
-        unknown = sorted(set(options) - set(asdict(config)))
-        if unknown:
-            raise TypeError(f"Expected MosaicConfig fields as options (got unknown {unknown})")
-        config = MosaicConfig(**{**asdict(config), **options})
+    config = resolve_config(config, MosaicConfig, options)
     n = config.size
     images, truths = [], []
-    for first in range(start, start + num_images, _CHUNK):
-        draws = [_draw(config, seed, i) for i in range(first, min(first + _CHUNK, start + num_images))]
+    for indices in index_chunks(start, num_images, _CHUNK):
+        draws = [_draw(config, seed, i) for i in indices]
         raw = _regions(config, torch.stack([d["geometry"] for d in draws]))
         truth = compact_labels(raw)
         images.append(_render(config, truth, draws))

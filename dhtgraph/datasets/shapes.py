@@ -12,7 +12,7 @@ has to look at shape: learnable, not trivial. Image ``i`` depends only on
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._checks import check_count
-from ._random import check_non_negative, gaussian_blur, image_generator, uniform
+from ._random import (check_non_negative, gaussian_blur, image_generator, index_chunks,
+                      resolve_config, uniform)
 
 __all__ = ["SHAPE_CLASSES", "ShapesConfig", "Shapes", "generate_shapes", "ShapesDataset"]
 
@@ -184,18 +185,11 @@ def generate_shapes(num_images: int, config: Optional[ShapesConfig] = None, *, s
     """
     num_images = check_count(num_images, "num_images")
     seed, start = check_count(seed, "seed"), check_count(start, "start")
-    config = config if config is not None else ShapesConfig()
-    if not isinstance(config, ShapesConfig):
-        raise TypeError(f"Expected 'config' to be a ShapesConfig (got {type(config).__name__})")
-    if options:
-        unknown = sorted(set(options) - set(asdict(config)))
-        if unknown:
-            raise TypeError(f"Expected ShapesConfig fields as options (got unknown {unknown})")
-        config = ShapesConfig(**{**asdict(config), **options})
+    config = resolve_config(config, ShapesConfig, options)
     n = config.size
     parts = []
-    for first in range(start, start + num_images, _CHUNK):
-        draws = [_draw(config, seed, i) for i in range(first, min(first + _CHUNK, start + num_images))]
+    for indices in index_chunks(start, num_images, _CHUNK):
+        draws = [_draw(config, seed, i) for i in indices]
         parts.append(_render(config, draws))
     if not parts:
         parts = [(torch.zeros(0, 3, n, n), torch.zeros(0, dtype=torch.long),
