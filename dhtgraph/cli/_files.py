@@ -126,6 +126,18 @@ def add_device_argument(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_selection_arguments(parser, iota_help: str, criterion_help: str | None = None) -> None:
+    """``--criterion`` (unless ``criterion_help`` is None) and ``--iota``, the options that
+    :func:`selection_options` reads; ``{range}`` in ``iota_help`` stands for :data:`IOTA_RANGE`."""
+    from ..selection.criteria import CRITERIA
+
+    if criterion_help is not None:
+        parser.add_argument("--criterion", choices=CRITERIA, default=None, help=criterion_help)
+    lo, hi = IOTA_RANGE
+    parser.add_argument("--iota", type=iota, default=None,
+                        help=iota_help.format(range=f"[{lo:g}, {hi:g}]"))
+
+
 def selection_options(args) -> dict:
     """The tokenizer options ``--criterion`` and ``--iota`` give (the ones passed)."""
     return {name: getattr(args, name) for name in ("criterion", "iota")

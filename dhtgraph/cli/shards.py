@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..selection.criteria import CRITERIA
-from ._files import (IOTA_RANGE, add_device_argument, add_output_argument, iota, positive_int,
-                     selection_options, usage_error)
+from ._files import (add_device_argument, add_output_argument, add_selection_arguments,
+                     positive_int, selection_options, usage_error)
 
 
 def add_parser(subparsers) -> None:
@@ -35,11 +34,9 @@ def add_parser(subparsers) -> None:
                         help="token budget per image (default: no budget)")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         help="resize to this square size before tokenizing (default: keep)")
-    parser.add_argument("--criterion", choices=CRITERIA, default=None,
-                        help="information criterion (default: the library's, aicc)")
-    parser.add_argument("--iota", type=iota, default=None,
-                        help=f"granularity constant ι in [{IOTA_RANGE[0]:g}, {IOTA_RANGE[1]:g}] "
-                             "(default: the recommended configuration's)")
+    add_selection_arguments(
+        parser, criterion_help="information criterion (default: the library's, aicc)",
+        iota_help="granularity constant ι in {range} (default: the recommended configuration's)")
     add_device_argument(parser)
     parser.set_defaults(run=run)
 

@@ -13,8 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from ..selection.criteria import CRITERIA
-from ._files import (FILE_ERRORS, IOTA_RANGE, add_output_argument, collect_images, iota,
+from ._files import (FILE_ERRORS, add_output_argument, add_selection_arguments, collect_images,
                      output_directory_problem, positive_int, progress, report, selection_options,
                      usage_error)
 
@@ -39,12 +38,10 @@ def add_parser(subparsers) -> None:
     add_output_argument(parser, "output directory (created if missing)", metavar="DIR")
     parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="token budget per image (default: no budget)")
-    parser.add_argument("--criterion", choices=CRITERIA, default=None,
-                        help="information criterion for the selection (default: the library's, aicc)")
-    lo, hi = IOTA_RANGE
-    parser.add_argument("--iota", type=iota, default=None,
-                        help=f"granularity constant ι in [{lo:g}, {hi:g}]: larger gives more tokens "
-                             "(default: the recommended configuration's)")
+    add_selection_arguments(
+        parser, criterion_help="information criterion for the selection (default: the library's, aicc)",
+        iota_help="granularity constant ι in {range}: larger gives more tokens "
+                  "(default: the recommended configuration's)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ._files import (FILE_ERRORS, IOTA_RANGE, add_output_argument, collect_images, iota,
+from ._files import (FILE_ERRORS, add_output_argument, add_selection_arguments, collect_images,
                      non_negative_float, output_directory_problem, output_file_problem,
                      positive_int, progress, report, usage_error)
 
@@ -26,10 +26,8 @@ def add_parser(subparsers) -> None:
     add_output_argument(parser, "output: an .svg file (single input image) or a directory")
     parser.add_argument("--max-tokens", type=positive_int, default=None,
                         help="at most this many regions per image (coarser)")
-    lo, hi = IOTA_RANGE
-    parser.add_argument("--iota", type=iota, default=None,
-                        help=f"information-criterion ι in [{lo:g}, {hi:g}]: larger gives more "
-                             "regions (finer)")
+    add_selection_arguments(
+        parser, iota_help="information-criterion ι in {range}: larger gives more regions (finer)")
     parser.add_argument("--tolerance", type=non_negative_float, default=None,
                         help="boundary simplification tolerance in pixels (0 = exact pixels)")
     parser.add_argument("--max-bytes", type=positive_int, default=None,
