@@ -220,4 +220,29 @@ def test_binding_helpers():
         _native.as_index(torch.zeros(2, dtype=torch.bool), "mask")
     table = torch.arange(6).view(2, 3)
     first, second = _native.rows(table)
-    assert second.value - first.value == 3 * 8
+    assert second - first == 3 * 8
+
+
+def test_a_changed_setting_takes_effect_at_once(monkeypatch):
+    # mode() caches the parsed value per raw string: a new value is read at the next call.
+    for raw, want in (("off", "off"), (" ON ", "on"), ("", "auto"), ("Auto", "auto"),
+                      ("off", "off")):
+        monkeypatch.setenv(_native.ENV, raw)
+        assert _native.mode() == want
+        if want == "off":
+            assert not _native.enabled("components", torch.zeros(2))
+    monkeypatch.delenv(_native.ENV)
+    assert _native.mode() == "auto"
+    monkeypatch.setenv(_native.ENV, "sometimes")
+    for _ in range(2):  # an invalid value is not cached as valid
+        with pytest.raises(ValueError, match=r"one of 'auto', 'on', 'off' \(got 'sometimes'\)"):
+            _native.enabled("components", torch.zeros(2))
+    with pytest.raises(ValueError, match=r"\(got 'sometimes'\)"):
+        _native.enabled("components", torch.zeros(2, device="meta"))
+
+
+def test_pointer_is_the_data_address():
+    t = torch.arange(6)
+    assert _native.pointer(t) == t.data_ptr() and isinstance(_native.pointer(t), int)
+    empty = torch.zeros(3, 0)
+    assert _native.rows(empty) == (empty.data_ptr(),) * 3

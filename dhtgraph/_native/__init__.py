@@ -68,12 +68,37 @@ _fallback: dict = {}  # a refused cache directory -> this process's private one
 _disabled = [0]  # nesting depth of disabled() (process-wide: worker threads see it too)
 
 
+# os.environ's own mapping, read without the encode/decode round trip of os.environ.get
+# (mode() is asked on every native call); the public lookup when os.environ was replaced
+# or has no such mapping.
+_ENVIRON = os.environ
+_ENV_DATA = getattr(_ENVIRON, "_data", None)
+_ENV_KEY = _ENVIRON.encodekey(ENV) if hasattr(_ENVIRON, "encodekey") else None
+_modes: dict = {}  # the raw DHTGRAPH_NATIVE value -> its validated mode
+
+
+def _raw_setting():
+    """The raw ``DHTGRAPH_NATIVE`` value (None when unset), as ``os.environ`` holds it."""
+    if os.environ is _ENVIRON and _ENV_DATA is not None and _ENV_KEY is not None:
+        return _ENV_DATA.get(_ENV_KEY)
+    return os.environ.get(ENV)
+
+
 def mode() -> str:
-    """The ``DHTGRAPH_NATIVE`` setting, validated (``'auto'`` when unset)."""
-    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if value not in MODES:
-        raise ValueError(f"Expected the environment variable {ENV} to be one of "
-                         f"{', '.join(map(repr, MODES))} (got {os.environ.get(ENV)!r})")
+    """The ``DHTGRAPH_NATIVE`` setting, validated (``'auto'`` when unset).
+
+    Read on every call (a change of the environment variable takes effect at once); the
+    parsed value is cached per raw value.
+    """
+    raw = _raw_setting()
+    value = _modes.get(raw)
+    if value is None:
+        text = None if raw is None else os.fsdecode(raw)
+        value = (text or "auto").strip().lower() or "auto"
+        if value not in MODES:
+            raise ValueError(f"Expected the environment variable {ENV} to be one of "
+                             f"{', '.join(map(repr, MODES))} (got {text!r})")
+        _modes[raw] = value
     return value
 
 
@@ -214,10 +239,14 @@ def enabled(kernels: str, *tensors: Tensor) -> bool:
     """
     if _disabled[0]:
         return False
+    setting = mode()  # an invalid setting is refused for every tensor
     for t in tensors:
-        if t.device.type != "cpu":
-            mode()  # still refuse an invalid setting
+        if not t.is_cpu:
             return False
+    if setting != "off":
+        built = _state.get(kernels)
+        if built is not None and built[0] is not None:
+            return True  # the common case: built (no lock)
     return library(kernels) is not None  # None also when turned off
 
 
@@ -257,20 +286,21 @@ def status() -> str:
     return line
 
 
-def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> ctypes.c_void_p:
-    """The address of a contiguous CPU tensor's data, for a kernel argument.
+def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> int:
+    """The address of a contiguous CPU tensor's data (a plain int), for a kernel argument
+    (ctypes passes an int for a ``c_void_p`` argument type).
 
     The caller must keep ``tensor`` alive until the kernel returns (pass a named tensor,
     never a temporary such as ``pointer(x.long())``). ``dtype``, when given, is checked.
     """
-    if tensor.device.type != "cpu":
+    if not tensor.is_cpu:
         raise ValueError(f"Expected a CPU tensor for a native kernel (got {tensor.device})")
     if not tensor.is_contiguous():
         raise ValueError("Expected a contiguous tensor for a native kernel (got strides "
                          f"{tuple(tensor.stride())} for shape {tuple(tensor.shape)})")
     if dtype is not None and tensor.dtype != dtype:
         raise ValueError(f"Expected a {dtype} tensor for a native kernel (got {tensor.dtype})")
-    return ctypes.c_void_p(tensor.data_ptr())
+    return tensor.data_ptr()
 
 
 def as_index(tensor: Tensor, name: str) -> Tensor:
@@ -296,11 +326,13 @@ def as_indices(**tensors: Tensor) -> Optional[tuple[Tensor, ...]]:
         return None
 
 
-def rows(tensor: Tensor) -> tuple[ctypes.c_void_p, ...]:
-    """The addresses of the rows of a contiguous 2-d CPU tensor (no row views)."""
-    first = pointer(tensor).value or 0
-    step = tensor.shape[1] * tensor.element_size()
-    return tuple(ctypes.c_void_p(first + i * step) for i in range(tensor.shape[0]))
+def rows(tensor: Tensor) -> tuple[int, ...]:
+    """The addresses (ints) of the rows of a contiguous 2-d CPU tensor (no row views)."""
+    first, shape = pointer(tensor), tensor.shape
+    step = shape[1] * tensor.element_size()
+    if step == 0:  # rows of no entries: one address
+        return (first,) * shape[0]
+    return tuple(range(first, first + shape[0] * step, step))
 
 
 _functions: dict = {}

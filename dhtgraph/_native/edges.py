@@ -11,7 +11,6 @@ Inputs are CPU tensors (the callers check :func:`dhtgraph._native.enabled`).
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
@@ -25,13 +24,13 @@ _NULL = None  # a NULL pointer argument (ctypes passes None as NULL)
 _LONG = torch.long
 
 
-def _buffers(*sizes: int) -> tuple[Tensor, list[ctypes.c_void_p]]:
+def _buffers(*sizes: int) -> tuple[Tensor, list[int]]:
     """One int64 buffer cut into pieces of these sizes, and the pieces' addresses: one
     allocation (one tensor op) for all the scratch arrays of a pass."""
     buffer = torch.empty(sum(sizes), dtype=_LONG)
-    address, pieces = pointer(buffer, _LONG).value or 0, []
+    address, pieces = pointer(buffer, _LONG), []
     for size in sizes:
-        pieces.append(ctypes.c_void_p(address))
+        pieces.append(address)
         address += 8 * size
     return buffer, pieces
 
@@ -75,7 +74,7 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     return out
 
 
-def _pairs(src: ctypes.c_void_p, dst: ctypes.c_void_p, m: int, labels: Optional[Tensor], n: int,
+def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int,
            k: int, skip_loops: bool, names: tuple[str, str]) -> Tensor:
     """Passes 1–3 of ``edges.c`` on the m pairs (labels[src], labels[dst]) (no labels:
     (src, dst)); src and dst are the addresses of contiguous int64 arrays."""

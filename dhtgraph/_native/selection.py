@@ -7,7 +7,6 @@ new tensors; the float tensors it reads are only compared or copied, never compu
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
@@ -68,7 +67,7 @@ def coalesce_pairs(src: Tensor, dst: Tensor, num_nodes: int, *, relabel: Optiona
     count = torch.empty(n + 1, dtype=torch.long)
     tmp = torch.empty(max(2 * m, 1), dtype=torch.long)
     out = torch.empty(max(2 * m, 1), dtype=torch.long)
-    tmp_hi = ctypes.c_void_p(tmp.data_ptr() + m * tmp.element_size())
+    tmp_hi = pointer(tmp) + m * tmp.element_size()
     k = int(function(_SET, "dht_coalesce_pairs", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR, PTR,
                      PTR, PTR)(
         pointer(src), pointer(dst), m, _ptr(rel), ends, n, int(bool(undirected)), pointer(count),
@@ -227,7 +226,7 @@ def selector_all_move(labels: Tensor, ic_new: Tensor, slot_ic: Tensor) -> bool:
     slot_ic, stride = _slot_ic(slot_ic, labels.numel())
     ok = int(function(_SET, "dht_selector_all_move", I64, PTR, I64, PTR, I64, PTR, I64)(
         pointer(labels), labels.numel(), pointer(ic_new), ic_new.numel(),
-        ctypes.c_void_p(slot_ic.data_ptr()), stride))
+        slot_ic.data_ptr(), stride))
     if ok < 0:
         raise IndexError(f"Expected 'labels' in [0, {ic_new.numel()}) (the blocks of the state)")
     return bool(ok)
@@ -281,7 +280,7 @@ def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, s
     status = int(function(_SET, "dht_selector_update", I64, PTR, I64, PTR, I64, PTR, I64, PTR,
                           I64, PTR, I64, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
         pointer(labels), labels.numel(), _ptr(cur), s, pointer(ic_new), ic_new.numel(),
-        ctypes.c_void_p(slot_ic.data_ptr()), stride, _ptr(rws), int(offset),
+        slot_ic.data_ptr(), stride, _ptr(rws), int(offset),
         _ptr(act, torch.bool), pointer(slot_batch), num_images, pointer(out_ic, torch.float32),
         pointer(out_row), _ptr(out_c), pointer(improved, torch.bool)))
     if status == -1:

@@ -11,7 +11,6 @@ whose errors are the documented ones).
 
 from __future__ import annotations
 
-import ctypes
 from typing import Optional
 
 import torch
@@ -45,11 +44,11 @@ def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Te
     return None if found is None else (kind, _values(state).contiguous(), found[0])
 
 
-def _address(t: Tensor) -> ctypes.c_void_p:
+def _address(t: Tensor) -> int:
     # The data address of a CPU tensor read through its strides (no contiguity needed).
     if t.device.type != "cpu":
         raise ValueError(f"Expected a CPU tensor for a native kernel (got {t.device})")
-    return ctypes.c_void_p(t.data_ptr())
+    return t.data_ptr()
 
 
 def _values(t: Tensor) -> Tensor:
