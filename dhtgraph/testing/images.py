@@ -67,10 +67,13 @@ def image_shapes(
     return b, c, h, w
 
 
-def _elements(dtype: np.dtype) -> st.SearchStrategy:
+def _arrays(dtype: np.dtype, shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
+    # Unsigned integers over their whole range, floats in [0, 1] at their own width.
     if dtype.kind == "u":
-        return st.integers(0, np.iinfo(dtype).max)
-    return st.floats(0.0, 1.0, width=32 if dtype.itemsize <= 4 else 64)
+        elements = st.integers(0, np.iinfo(dtype).max)
+    else:
+        elements = st.floats(0.0, 1.0, width=32 if dtype.itemsize <= 4 else 64)
+    return hnp.arrays(dtype, shape, elements=elements)
 
 
 @st.composite
@@ -110,7 +113,7 @@ def numpy_images(
     b, c, h, w = draw(image_shapes(batched=layout == "BHWC", max_side=max_side,
                                    max_channels=max_channels, max_images=max_images))
     shape = {"HW": (h, w), "HWC": (h, w, c), "BHWC": (b, h, w, c)}[layout]
-    return draw(hnp.arrays(dtype, shape, elements=_elements(dtype)))
+    return draw(_arrays(dtype, shape))
 
 
 @st.composite
@@ -149,8 +152,7 @@ def torch_images(
                                    max_channels=max_channels, max_images=max_images))
     np_dtype = {torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8}[dtype]
     shape = (b, c, h, w) if batched else (c, h, w)
-    array = draw(hnp.arrays(np.dtype(np_dtype), shape, elements=_elements(np.dtype(np_dtype))))
-    return torch.from_numpy(array)
+    return torch.from_numpy(draw(_arrays(np.dtype(np_dtype), shape)))
 
 
 def images(
