@@ -193,6 +193,23 @@ class Contraction:
     choice: Tensor
 
 
+def _use_native(native: Optional[bool], kernels: str, tensors: list) -> bool:
+    # A step's native decision: the level's (``native``, see :func:`_level_native`) or,
+    # when it left it open (None), ``_native.enabled`` for the step's own tensors.
+    return _native.enabled(kernels, *tensors) if native is None else native
+
+
+def _level_native(kernels: str, tensors: list) -> Optional[bool]:
+    """One decision for the steps of a level that use the kernel set ``kernels``: True
+    when it is in use and every tensor the level reads (``tensors``; None entries are
+    skipped) is a CPU tensor, False when it is not in use at all; None when some tensor
+    is elsewhere (then each step asks for its own tensors, as :func:`_native.enabled`
+    would for it alone: a step whose tensors are all on the CPU still runs natively)."""
+    if _native.enabled(kernels, *(t for t in tensors if t is not None)):
+        return True
+    return None if _native.enabled(kernels) else False
+
+
 def quantize_potential(potential: Tensor, dtype: torch.dtype = torch.long) -> Tensor:
     """``⌊clip(K̃, 0, 1)·(2¹⁶ − 1)⌋`` (the reference's argmax resolution); NaN → 0.
 
@@ -327,7 +344,14 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
         ``tie_break``. A block without edges chooses itself.
     """
     check_tie_break(tie_break)
-    if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean):
+    return _argmax_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean)
+
+
+def _argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                   movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
+                   mean: Optional[Tensor], native: Optional[bool] = None) -> Tensor:
+    # argmax_choice after its check; ``native``: the level's decision (:func:`_level_native`).
+    if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean, native):
         from .._native.contraction import POTENTIAL_DTYPES
         from .._native.contraction import argmax_choice as native_argmax_choice
         if potential.dtype not in POTENTIAL_DTYPES:
@@ -342,7 +366,7 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
 
 def _native_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                    movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
-                   mean: Optional[Tensor]) -> bool:
+                   mean: Optional[Tensor], native: Optional[bool] = None) -> bool:
     # The native argmax (one pass over the edges, the same keys) takes inputs whose types
     # the tensor code handles as documented; anything else stays on the tensor path.
     hashed = tie_break == "hashed"
@@ -364,7 +388,7 @@ def _native_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
         if not mean.is_floating_point() or mean.dim() != 2 or mean.shape[0] != num_nodes:
             return False
         tensors.append(mean)
-    return _native.enabled("contraction", *tensors)
+    return _use_native(native, "contraction", tensors)
 
 
 def _best_key_choice(key: Tensor, edge_index: Tensor, num_nodes: int, movable: Optional[Tensor],
@@ -480,12 +504,14 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(positive, x.clamp_min(torch.finfo(x.dtype).tiny).sqrt(), x.new_zeros(()))
 
 
-def _relabel_edges(partition: Partition, edge_index: Tensor) -> Tensor:
+def _relabel_edges(partition: Partition, edge_index: Tensor,
+                   native: Optional[bool] = None) -> Tensor:
     """The quotient graph with self-loops, coalesced (same result as
-    ``partition.quotient(edge_index, self_loops=True)``)."""
+    ``partition.quotient(edge_index, self_loops=True)``; ``native``: the level's decision
+    for the 'edges' kernels, None: ask)."""
     labels = partition.labels
     if (labels.dtype == edge_index.dtype == torch.long
-            and _native.enabled("edges", labels, edge_index)):
+            and _use_native(native, "edges", [labels, edge_index])):
         # A counting sort and a deduplicating walk (edges.c): the same pairs, no sort.
         from .._native.edges import relabel_edges
         return relabel_edges(labels, partition.num_blocks, edge_index)
@@ -520,7 +546,11 @@ def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> Bloc
         K' blocks: pooled mean and variance, summed sizes, merged boxes, the quotient
         graph with self-loops, and the image of every block.
     """
-    return _pool_blocks(state, partition, weight, positive=False)
+    read = [state.mean, state.var, state.size, state.bbox, state.edge_index, state.batch,
+            partition.labels, weight]
+    return _pool_blocks(state, partition, weight, positive=False,
+                        native=_level_native("contraction", read),
+                        native_edges=_level_native("edges", read))
 
 
 def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -571,7 +601,8 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
 
 
 def _native_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, weight: Tensor,
-                    fallback: Optional[Tensor], integers: bool = False) -> bool:
+                    fallback: Optional[Tensor], integers: bool = False,
+                    native: Optional[bool] = None) -> bool:
     # The native moments (contraction.c: the same IEEE operations in the same order and
     # dtype, one pass per sum) take float32/float64 CPU inputs of one dtype (weights and
     # fallback also int64 where ``integers``: sizes) when no gradient is recorded;
@@ -591,7 +622,7 @@ def _native_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, weight:
             tensors.append(t)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    return _native.enabled("contraction", *tensors)
+    return _use_native(native, "contraction", tensors)
 
 
 def snap_constant_blocks(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -667,18 +698,21 @@ def _constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,
 
 
 def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
-                 positive: bool, movable: Optional[Tensor] = None) -> BlockState:
+                 positive: bool, movable: Optional[Tensor] = None,
+                 native: Optional[bool] = None,
+                 native_edges: Optional[bool] = None) -> BlockState:
     # positive=True: the caller guarantees every weight > 0 (sizes), so the zero-weight
     # guard is skipped. ``weight`` is converted to the dtype of the means (int64 sizes
     # included). movable: contract's mask; a new block made of one frozen block keeps its
-    # statistics exactly.
+    # statistics exactly. native, native_edges: the level's decisions for the
+    # 'contraction' and 'edges' kernels (:func:`_level_native`; None: each step asks).
     labels, k_new = partition.labels, partition.num_blocks
     mean, var = state.mean, state.var
     fallback = None if positive else state.size
-    if _native_moments(mean, var, labels, weight, fallback, integers=True) and (
+    if _native_moments(mean, var, labels, weight, fallback, integers=True, native=native) and (
             movable is None or (var is not None and movable.dtype == torch.bool
                                 and movable.shape == labels.shape
-                                and _native.enabled("contraction", movable))):
+                                and _use_native(native, "contraction", [movable]))):
         # One kernel: weights, moments, snap and the frozen blocks' restore.
         from .._native.contraction import weighted_moments as native_moments
         new_mean, new_var = native_moments(mean, var, labels, k_new, weight, fallback,
@@ -690,13 +724,13 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
         if movable is not None:
             new_mean, new_var = _restore_frozen(state, labels, k_new, movable, new_mean,
                                                 new_var)
-    new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new)
+    new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new, native)
     return BlockState(
         mean=new_mean,
         var=new_var,
         size=new_size,
         bbox=new_bbox,
-        edge_index=_relabel_edges(partition, state.edge_index),
+        edge_index=_relabel_edges(partition, state.edge_index, native_edges),
         batch=new_batch,
     )
 
@@ -714,14 +748,14 @@ def _restore_frozen(state: BlockState, labels: Tensor, k_new: int, movable: Tens
             torch.where(frozen, state.var.index_select(0, item), new_var))
 
 
-def _pool_integers(state: BlockState, labels: Tensor,
-                   k_new: int) -> tuple[Tensor, Tensor, Tensor]:
+def _pool_integers(state: BlockState, labels: Tensor, k_new: int,
+                   native: Optional[bool] = None) -> tuple[Tensor, Tensor, Tensor]:
     # Summed sizes, merged boxes (min / max) and the image of every new block.
     size, bbox, batch = state.size, state.bbox, state.batch
     k = labels.shape
     if (labels.dtype == size.dtype == bbox.dtype == batch.dtype == torch.long
             and labels.dim() == 1 and size.shape == batch.shape == k and bbox.shape == (*k, 4)
-            and _native.enabled("contraction", labels, size, bbox, batch)):
+            and _use_native(native, "contraction", [labels, size, bbox, batch])):
         from .._native.contraction import pool_integers
         return pool_integers(labels, k_new, size, bbox, batch)
     new_size = torch.zeros(k_new, dtype=size.dtype, device=labels.device).index_add_(
@@ -739,9 +773,13 @@ def _pool_integers(state: BlockState, labels: Tensor,
 #: Pooling weightings by name: ``weighting(state, chosen) -> w (K,)``, where ``chosen`` is
 #: ``K̃(v, a(v))`` (K,) — or None for a weighting whose attribute ``reads_choice`` is
 #: False. A weighting with ``positive = True`` promises every weight > 0 (the
-#: contraction then skips the zero-weight guard). Registering one more function here is
-#: all a new weighting needs (``contract``, ``build_hierarchy`` and the configs resolve
-#: names through this registry).
+#: contraction then skips the zero-weight guard); one with ``returns_sizes = True``
+#: promises that its weights are the block sizes ``state.size`` in the dtype of the
+#: means, so :func:`contract` pools with the int64 sizes themselves and does not call it
+#: (the native pooling reads them without a conversion). Missing attributes read as
+#: ``reads_choice = True``, ``positive = False``, ``returns_sizes = False``. Registering
+#: one more function here is all a new weighting needs (``contract``,
+#: ``build_hierarchy`` and the configs resolve names through this registry).
 POOL_WEIGHTINGS: Registry = Registry("weights")
 
 
@@ -759,7 +797,7 @@ def size_weights(state: BlockState, chosen: Optional[Tensor] = None) -> Tensor:
 
 
 argmax_edge_weights.reads_choice, argmax_edge_weights.positive = True, False
-size_weights.reads_choice, size_weights.positive = False, True
+size_weights.reads_choice, size_weights.positive, size_weights.returns_sizes = False, True, True
 
 
 def pool_weights(state: BlockState, chosen: Optional[Tensor], weights: PoolWeights) -> Tensor:
@@ -801,11 +839,16 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     weighting = POOL_WEIGHTINGS.resolve(weights, "weights")
     check_tie_break(tie_break)
     k = state.num_blocks
-    choice = argmax_choice(potential, state.edge_index, k, movable, tie_break=tie_break,
-                           batch=state.batch, mean=state.mean)
+    # The kernel sets decided once for the level (the choices, labels and sizes derived
+    # below live where these tensors do).
+    read = [potential, state.mean, state.var, state.size, state.bbox, state.edge_index,
+            state.batch, movable]
+    native, native_edges = _level_native("contraction", read), _level_native("edges", read)
+    choice = _argmax_choice(potential, state.edge_index, k, movable, tie_break, state.batch,
+                            state.mean, native)
     # choice follows edges of the graph (or is the node itself): a valid functional graph.
     partition = Partition(*functional_component_labels(choice), canonical=True)
-    if weighting is size_weights:
+    if getattr(weighting, "returns_sizes", False):
         # The sizes themselves: _pool_blocks converts them (the kernel without a tensor op).
         weight = state.size
     else:
@@ -813,5 +856,7 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
                   if getattr(weighting, "reads_choice", True) else None)
         weight = weighting(state, chosen)
     new = _pool_blocks(state, partition, weight,
-                       positive=bool(getattr(weighting, "positive", False)), movable=movable)
+                       positive=bool(getattr(weighting, "positive", False)), movable=movable,
+                       native=native if weight.device.type == "cpu" else None,
+                       native_edges=native_edges)
     return Contraction(partition=partition, state=new, choice=choice)

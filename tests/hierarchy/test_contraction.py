@@ -295,3 +295,48 @@ def test_a_registered_pooling_weighting_is_one_function():
         POOL_WEIGHTINGS._items.pop("test-potential")
     with pytest.raises(ValueError, match=r"Expected 'weights' to be one of \('argmax_edge', 'size'\)"):
         contract(state, potential, weights="test-potential")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_weighting_registered_as_returning_sizes_pools_with_the_sizes(native):
+    # The registry carries the promise: a weighting with returns_sizes = True is not
+    # called, contract pools with state.size itself (as 'size' does, bit for bit); the
+    # same function without the attribute is called. (This one returns ones, so the two
+    # differ: size-weighted mean 3, unweighted 2.)
+    from contextlib import nullcontext
+
+    from dhtgraph.hierarchy.contraction import POOL_WEIGHTINGS
+
+    def ones(state, chosen):
+        return torch.ones_like(state.size, dtype=state.mean.dtype)
+
+    ones.reads_choice, ones.positive, ones.returns_sizes = False, True, True
+    edges = torch.tensor([[0, 1], [1, 0]])
+    state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
+    potential = torch.tensor([0.25, 0.25], dtype=torch.float64)
+    POOL_WEIGHTINGS.register("test-sizes", ones)
+    try:
+        with nullcontext() if native else _native.disabled():
+            promised = contract(state, potential, weights="test-sizes").state
+            sized = contract(state, potential, weights="size").state
+            assert torch.equal(promised.mean, sized.mean) and torch.equal(promised.var, sized.var)
+            assert promised.mean.tolist() == [[3.0]]
+            ones.returns_sizes = False
+            assert contract(state, potential, weights="test-sizes").state.mean.tolist() == [[2.0]]
+    finally:
+        POOL_WEIGHTINGS._items.pop("test-sizes")
+
+
+def test_a_level_decides_its_native_kernels_once():
+    # contract's one decision per kernel set: True when every tensor is on the CPU (and
+    # the set is in use), False when the set is not in use, None when a tensor is on
+    # another device (each step then asks for its own tensors, as before).
+    from dhtgraph.hierarchy.contraction import _level_native
+
+    cpu, meta = torch.zeros(2), torch.zeros(2, device="meta")
+    with _native.disabled():
+        assert _level_native("contraction", [cpu, None]) is False
+        assert _level_native("contraction", [cpu, meta]) is False
+    if _native.available("contraction"):
+        assert _level_native("contraction", [cpu, None]) is True
+        assert _level_native("contraction", [cpu, meta]) is None
