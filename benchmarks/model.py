@@ -35,12 +35,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import write_json  # noqa: E402
+from _common import median_time, write_json  # noqa: E402
 
 from dhtgraph import DHTViT, grid_partition  # noqa: E402
 from dhtgraph.nn.attention import bias_index  # noqa: E402
@@ -59,13 +58,8 @@ _clock = time.perf_counter
 
 
 def _median_time(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        start = _clock()
-        fn()
-        times.append(_clock() - start)
-    return statistics.median(times)
+    """Median over ``reps`` runs after one warm-up, on the clock chosen by ``--clock``."""
+    return median_time(fn, reps, clock=_clock)
 
 
 def photographs(batch: int) -> torch.Tensor:
