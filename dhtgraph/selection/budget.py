@@ -378,8 +378,10 @@ def merge_to_budget(
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(k, device=device)
         edges = inverse[edges]
-    # One check for the whole call (each costs a lookup of the kernel sets).
+    # One check per kernel set for the whole call. Where the selection kernels run, every
+    # tensor of the call is on the CPU, so the float kernels' check needs no tensors.
     native = _native.enabled("selection", features, batch, edges)
+    native_tokens = native and _native.enabled("tokens")
     edges = _undirected(edges, k, native)
     dtype = torch.promote_types(features.dtype, torch.float32)
     # One state row per unit: [size, mean features] (gathered and merged together).
@@ -387,9 +389,13 @@ def merge_to_budget(
     unit_batch = batch
     if perm is not None:
         state, unit_batch = state[perm], batch[perm]
-    agglomerate = _agglomerate_native if native else _agglomerate
-    labels, state, rounds = agglomerate(state, edges, unit_batch, counts, excess, remaining,
-                                        max_tokens, generator, noise)
+    if native:
+        labels, state, rounds = _agglomerate_native(state, edges, unit_batch, counts, excess,
+                                                    remaining, max_tokens, generator, noise,
+                                                    native_tokens)
+    else:
+        labels, state, rounds = _agglomerate(state, edges, unit_batch, counts, excess,
+                                             remaining, max_tokens, generator, noise)
     n = state.shape[0]
     feats = state[:, 1:]
 
@@ -403,7 +409,7 @@ def merge_to_budget(
     merge = Partition(labels, n, canonical=True) if perm is None else merge
     # Loss: the squared error added, Σ_t m_t ‖f_t − f̄_T‖² per image (float64).
     loss = None
-    if native and _native.enabled("tokens", features, feats):
+    if native_tokens:
         from .._native.tokens import budget_loss
         loss = budget_loss(features.detach(), feats, labels, size0, batch, num_images)
     if loss is None:
@@ -563,11 +569,13 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
     return labels, state, rounds
 
 
-def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+def _round_costs(state: Tensor, edges: Tensor,
+                 native: Optional[bool] = None) -> tuple[Tensor, Tensor]:
     # Ward cost and union size of every edge: the tensor path's arithmetic op for op (the
     # same values in the same ops, fewer views). The elementwise terms natively (the
-    # state never carries a gradient); the channel sum stays torch's.
-    if _native.enabled("tokens", state, edges):
+    # state never carries a gradient); the channel sum stays torch's. ``native``: the
+    # caller's decision for the 'tokens' kernels (None: ask).
+    if (_native.enabled("tokens", state, edges) if native is None else native):
         from .._native.tokens import ward_terms
         terms = ward_terms(state, edges)
         if terms is not None:
@@ -581,9 +589,10 @@ def _round_costs(state: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
     return diff.mul_(diff).sum(-1).mul_(sa * sb / union), union
 
 
-def _merged_rows(state: Tensor, pair: Tensor) -> Tensor:
-    # [size, mean] of the unions of the pairs: two-term weighted means (as the tensor path).
-    if _native.enabled("tokens", state, pair):
+def _merged_rows(state: Tensor, pair: Tensor, native: Optional[bool] = None) -> Tensor:
+    # [size, mean] of the unions of the pairs: two-term weighted means (as the tensor
+    # path). ``native`` as in :func:`_round_costs`.
+    if (_native.enabled("tokens", state, pair) if native is None else native):
         from .._native.tokens import merged_rows
         rows = merged_rows(state, pair)
         if rows is not None:
@@ -598,15 +607,17 @@ def _merged_rows(state: Tensor, pair: Tensor) -> Tensor:
 
 def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tensor,
                         excess: Tensor, remaining: int, max_tokens: int,
-                        generator: Optional[torch.Generator],
-                        noise: float) -> tuple[Tensor, Tensor, int]:
+                        generator: Optional[torch.Generator], noise: float,
+                        native_tokens: bool) -> tuple[Tensor, Tensor, int]:
     """:func:`_agglomerate` with the discrete steps of a round in C (``selection.c``).
 
     The float work stays in torch (the Ward costs, the noise, the merged means, op for
-    op as in :func:`_agglomerate`); one kernel orders the edges and picks the candidates
-    and the matching (exact integer keys, the cost's order from its bits), another
-    compacts the units, and a third contracts the unit graph (two counting sorts instead
-    of a ``unique``). Same results bit for bit (tests/selection/test_budget.py)."""
+    op as in :func:`_agglomerate`; with ``native_tokens``, the caller's decision for
+    the 'tokens' kernels, their elementwise terms in C, ``tokens.c``); one kernel orders
+    the edges and picks the candidates and the matching (exact integer keys, the cost's
+    order from its bits), another compacts the units, and a third contracts the unit
+    graph (two counting sorts instead of a ``unique``). Same results bit for bit
+    (tests/selection/test_budget.py)."""
     from .._native.selection import BudgetWorkspace
 
     n = state.shape[0]
@@ -625,7 +636,7 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
         e = edges.shape[1]
         if e == 0 and not batched:
             _raise_disconnected(0, int(counts[0]), n, max_tokens)
-        cost, union = _round_costs(state, edges)
+        cost, union = _round_costs(state, edges, native_tokens)
         tie = None
         if generator is not None:
             z = torch.randn(cost.shape, generator=generator, dtype=state.dtype,
@@ -639,7 +650,7 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
         if merges == 0:
             image = int((excess > 0).nonzero()[0, 0])
             _raise_disconnected(image, int(counts[image]), int(units[image]), max_tokens)
-        merged = _merged_rows(state, pair)
+        merged = _merged_rows(state, pair, native_tokens)
         state, unit_batch, edges = work.contract(state, merged, unit_batch, excess, units,
                                                  labels, edges)
         n -= merges

@@ -373,3 +373,35 @@ def test_host_reads_per_round(images):
     per_round = 2 if images == 1 else 3
     assert out.rounds >= 4
     assert reads.total <= per_round * out.rounds + 6, reads.total   # 0.2.0: 7 per round
+
+
+@pytest.mark.parametrize("tokens_in_use", [True, False])
+def test_kernel_sets_are_decided_once_per_call(monkeypatch, tokens_in_use):
+    # One check per kernel set for the whole call (not one per round): with the 'tokens'
+    # set reported out of use while the 'selection' set runs, the rounds' float work
+    # takes its torch ops and the merge is the same, bit for bit.
+    from dhtgraph import _native
+
+    if not _native.available("selection"):
+        pytest.skip("the selection kernels are not built here")
+    torch.manual_seed(6)
+    h = w = 12
+    feats = torch.rand(h * w, 3)
+    batch = torch.zeros(h * w, dtype=torch.long)
+    edges = grid_edge_index(h, w)
+    part = Partition.discrete(h * w)
+    sizes = part.sizes
+    expected = merge_to_budget(part, feats, batch, edges, 20, sizes=sizes)
+    asked = []
+    enabled = _native.enabled
+
+    def counted(kernels, *tensors):
+        asked.append(kernels)
+        return enabled(kernels, *tensors) and (tokens_in_use or kernels != "tokens")
+
+    monkeypatch.setattr(_native, "enabled", counted)
+    out = merge_to_budget(part, feats, batch, edges, 20, sizes=sizes)
+    assert out.rounds >= 3
+    assert asked.count("tokens") == 1 and asked.count("selection") == 1, asked
+    assert torch.equal(out.merge.labels, expected.merge.labels)
+    assert torch.equal(out.loss, expected.loss) and torch.equal(out.kept, expected.kept)
