@@ -173,8 +173,12 @@ def test_empty_graphs():
 
 
 def test_quantisation_is_the_tensor_one():
-    from dhtgraph._native.contraction import quantize
-    # Every float32 step boundary k/65535 and its neighbours, specials, random values.
+    # The kernel quantises float potentials itself; argmax_choice only compares the
+    # quantised values, so the order they give every pair of neighbouring values (equal
+    # or less) must be quantize_potential's. Test values: every float32 step boundary
+    # k/65535 and its neighbours, specials, random values, sorted; one star per
+    # consecutive pair (a, b) and orientation: source → (b, a) at increasing target
+    # indices picks a's edge iff q(a) >= q(b) (ties: the larger index).
     k = torch.arange(65536, dtype=torch.float64) / 65535
     for dtype in (torch.float32, torch.float64):
         edge = k.to(dtype)
@@ -182,8 +186,14 @@ def test_quantisation_is_the_tensor_one():
                        torch.nextafter(edge, torch.tensor(2.0, dtype=dtype)),
                        torch.rand(10**5, dtype=dtype) * 1.2 - 0.1,
                        torch.tensor([NAN, INF, -INF, -0.0, 0.0, 1e-45, 5e-324, 1e38],
-                                    dtype=torch.float64).to(dtype)])
-        assert torch.equal(quantize(x), quantize_potential(x))
+                                    dtype=torch.float64).to(dtype)]).sort().values
+        a, b = torch.cat([x[:-1], x[1:]]), torch.cat([x[1:], x[:-1]])
+        source = 3 * torch.arange(a.numel())
+        edges = torch.stack([source.repeat_interleave(2),
+                             torch.stack([source + 1, source + 2], 1).reshape(-1)])
+        potential = torch.stack([b, a], 1).reshape(-1)
+        choice = choices_both_ways(potential, edges, 3 * a.numel())[source]
+        assert torch.equal(choice == source + 2, quantize_potential(a) >= quantize_potential(b))
 
 
 def test_tie_hash_is_the_tensor_one_for_any_int64():

@@ -1,4 +1,5 @@
-"""dhtgraph._native.edges: coalesced edge lists without a sort equal the tensor formulas."""
+"""dhtgraph._native.edges: coalesced edge lists without a sort (pairs.h) equal the tensor
+formulas."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,8 +21,12 @@ def _native_edges():
     return edges
 
 
-def _unique_pairs(lo, hi, n, self_loops=True):
+def _unique_pairs(lo, hi, n, self_loops=True, relabel=None, undirected=False):
     """The tensor formula: torch.unique of the keys lo·n + hi, decoded."""
+    if relabel is not None:
+        lo, hi = relabel[lo], relabel[hi]
+    if undirected:
+        lo, hi = torch.minimum(lo, hi), torch.maximum(lo, hi)
     if not self_loops:
         keep = lo != hi
         lo, hi = lo[keep], hi[keep]
@@ -58,8 +63,38 @@ def test_coalesce_pairs_by_hand():
     lo = torch.tensor([3, 1, 3, 0, 1, 2, 2])
     hi = torch.tensor([1, 2, 1, 0, 2, 2, 0])
     edges = _native_edges()
-    assert edges.coalesce_pairs(lo, hi, 4).tolist() == [[0, 1, 2, 2, 3], [0, 2, 0, 2, 1]]
-    assert edges.coalesce_pairs(lo, hi, 4, self_loops=False).tolist() == [[1, 2, 3], [2, 0, 1]]
+    assert edges.coalesce_pairs(lo, hi, 4, self_loops=True).tolist() == [[0, 1, 2, 2, 3],
+                                                                          [0, 2, 0, 2, 1]]
+    assert edges.coalesce_pairs(lo, hi, 4).tolist() == [[1, 2, 3], [2, 0, 1]]  # no loops
+    src = torch.tensor([3, 0, 2, 0, 1, 1, 2])
+    dst = torch.tensor([0, 3, 2, 3, 0, 3, 1])
+    assert edges.coalesce_pairs(src, dst, 4).tolist() == [[0, 1, 1, 2, 3], [3, 0, 3, 1, 0]]
+    assert edges.coalesce_pairs(src, dst, 4, undirected=True).tolist() == [[0, 0, 1, 1],
+                                                                           [1, 3, 2, 3]]
+    assert edges.coalesce_pairs(src, dst, 4, undirected=True, self_loops=True).tolist() == [
+        [0, 0, 1, 1, 2], [1, 3, 2, 3, 2]]
+    relabel = torch.tensor([0, 0, 1, 1])
+    assert edges.coalesce_pairs(src, dst, 2, relabel=relabel).tolist() == [[0, 1], [1, 0]]
+    assert edges.coalesce_pairs(src, dst, 2, relabel=relabel, self_loops=True).tolist() == [
+        [0, 0, 1, 1], [0, 1, 0, 1]]
+    empty = edges.coalesce_pairs(torch.tensor([1]), torch.tensor([1]), 2)
+    assert empty.shape == (2, 0) and empty.dtype == torch.long
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), m=st.integers(0, 80), seed=st.integers(0, 2**31 - 1),
+       relabelled=st.booleans(), undirected=st.booleans(), loops=st.booleans())
+def test_coalesce_pairs_equals_unique(n, m, seed, relabelled, undirected, loops):
+    g = torch.Generator().manual_seed(seed)
+    src, dst = torch.randint(0, n, (m,), generator=g), torch.randint(0, n, (m,), generator=g)
+    relabel, k = None, n
+    if relabelled:
+        k = int(torch.randint(1, n + 1, (1,), generator=g))
+        relabel = torch.randint(0, k, (n,), generator=g)
+    got = _native_edges().coalesce_pairs(src, dst, k, relabel=relabel, undirected=undirected,
+                                         self_loops=loops)
+    assert torch.equal(got, _unique_pairs(src, dst, k, loops, relabel, undirected))
+    assert got.is_contiguous()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -124,7 +159,8 @@ def test_relabel_edges_property(data):
 def test_coalesced_lists_are_fixed_points(graph):
     # A coalesced list (PyG's undirected convention) comes back unchanged.
     lo, hi = graph.edge_index
-    assert torch.equal(_native_edges().coalesce_pairs(lo, hi, graph.num_nodes), graph.edge_index)
+    assert torch.equal(_native_edges().coalesce_pairs(lo, hi, graph.num_nodes, self_loops=True),
+                       graph.edge_index)
 
 
 def test_concurrent_calls_agree():
@@ -149,9 +185,8 @@ def test_concurrent_calls_agree():
      r"'labels' values in 0..1"),
     (lambda e: e.relabel_edges(torch.tensor([0, 1]), 2, torch.tensor([0, 1])),
      r"'edge_index' to have shape \(2, E\)"),
-    (lambda e: e.coalesce_pairs(torch.tensor([0, 1]), torch.tensor([1]), 2), "same length"),
-    (lambda e: e.coalesce_pairs(torch.tensor([0, 3]), torch.tensor([1, 1]), 3),
-     r"'lo' and 'hi' values in 0..2"),
+    (lambda e: e.coalesce_pairs(torch.tensor([0, 1]), torch.tensor([1]), 2),
+     r"'src' and 'dst' of the same length \(got 2, 1\)"),
     (lambda e: e.grid_quotient(torch.tensor([0, 1, 2]), 2, 1, 1, 3), r"'labels' values in 0..1"),
     (lambda e: e.grid_quotient(torch.tensor([0, 1]), 2, 1, 1, 3), "3 entries"),
 ])
@@ -160,13 +195,28 @@ def test_bad_input(call, match):
         call(_native_edges())
 
 
+@pytest.mark.parametrize("src, dst, n, relabel, match", [
+    ([0, 3], [1, 1], 3, None, r"'src' and 'dst' in \[0, 3\)"),
+    ([0, 1], [-1, 1], 3, None, r"'src' and 'dst' in \[0, 3\)"),
+    ([0, 4], [1, 1], 2, [0, 1, 1], r"'src' and 'dst' in \[0, 3\)"),
+    ([0, 2], [1, 1], 2, [0, 1, 2], r"'relabel' in \[0, 2\)"),
+    ([0, 2], [1, 1], 2, [0, -1, 1], r"'relabel' in \[0, 2\)"),
+])
+def test_coalesce_pairs_range_checks(src, dst, n, relabel, match):
+    with pytest.raises(IndexError, match=match):
+        _native_edges().coalesce_pairs(torch.tensor(src), torch.tensor(dst), n,
+                                       relabel=None if relabel is None else torch.tensor(relabel))
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda e: e.relabel_edges(torch.tensor([0.0, 1.0]), 2, torch.tensor([[0], [1]])),
      "'labels' to be an integer tensor"),
     (lambda e: e.relabel_edges(torch.tensor([0, 1]), 2, torch.tensor([[0.0], [1.0]])),
      "'edge_index' to be an integer tensor"),
     (lambda e: e.coalesce_pairs(torch.tensor([True]), torch.tensor([1]), 2),
-     "'lo' to be an integer tensor"),
+     "'src' to be an integer tensor"),
+    (lambda e: e.coalesce_pairs(torch.tensor([0]), torch.tensor([1]), 2,
+                                relabel=torch.tensor([0.2, 0.7])), "'relabel' to be an integer"),
     (lambda e: e.grid_quotient(torch.tensor([0.2, 0.7, 1.0]), 2, 1, 1, 3),
      "'labels' to be an integer tensor"),
 ])
@@ -215,5 +265,6 @@ def test_empty_inputs():
     none = torch.zeros(0, dtype=torch.long)
     assert e.relabel_edges(none, 0, none.view(2, 0)).shape == (2, 0)
     assert e.coalesce_pairs(none, none, 0).shape == (2, 0)
+    assert e.coalesce_pairs(none, none, 3, relabel=torch.tensor([0, 1, 2])).shape == (2, 0)
     assert e.grid_quotient(none, 0, 0, 3, 3).shape == (2, 0)
     assert e.grid_quotient(none, 0, 1, 0, 0, loops=True).shape == (2, 0)

@@ -44,44 +44,7 @@ def _same_merge(a, b):
 
 
 # ---------------------------------------------------------------- coalesce_pairs
-
-def _torch_coalesce(src, dst, n, relabel=None, undirected=False):
-    if relabel is not None:
-        src, dst = relabel[src], relabel[dst]
-    if undirected:
-        src, dst = torch.minimum(src, dst), torch.maximum(src, dst)
-    keep = src != dst
-    key = torch.unique(src[keep] * n + dst[keep])
-    return torch.stack([key // n, key % n])
-
-
-def test_coalesce_pairs_by_hand():
-    from dhtgraph._native.selection import coalesce_pairs
-    src = torch.tensor([3, 0, 2, 0, 1, 1, 2])
-    dst = torch.tensor([0, 3, 2, 3, 0, 3, 1])
-    assert coalesce_pairs(src, dst, 4).tolist() == [[0, 1, 1, 2, 3], [3, 0, 3, 1, 0]]
-    assert coalesce_pairs(src, dst, 4, undirected=True).tolist() == [[0, 0, 1, 1], [1, 3, 2, 3]]
-    relabel = torch.tensor([0, 0, 1, 1])
-    assert coalesce_pairs(src, dst, 2, relabel=relabel).tolist() == [[0, 1], [1, 0]]
-    empty = coalesce_pairs(torch.tensor([1]), torch.tensor([1]), 2)
-    assert empty.shape == (2, 0) and empty.dtype == torch.long
-
-
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 30), m=st.integers(0, 80), seed=st.integers(0, 2**31 - 1),
-       relabelled=st.booleans(), undirected=st.booleans())
-def test_coalesce_pairs_equals_unique(n, m, seed, relabelled, undirected):
-    from dhtgraph._native.selection import coalesce_pairs
-    g = torch.Generator().manual_seed(seed)
-    src, dst = torch.randint(0, n, (m,), generator=g), torch.randint(0, n, (m,), generator=g)
-    relabel, k = None, n
-    if relabelled:
-        k = int(torch.randint(1, n + 1, (1,), generator=g))
-        relabel = torch.randint(0, k, (n,), generator=g)
-    got = coalesce_pairs(src, dst, k, relabel=relabel, undirected=undirected)
-    assert torch.equal(got, _torch_coalesce(src, dst, k, relabel, undirected))
-    assert got.is_contiguous()
-
+# (the kernel itself: tests/test_native_edges.py)
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 30), m=st.integers(0, 80), seed=st.integers(0, 2**31 - 1))
@@ -450,7 +413,8 @@ def test_selector_first_update_equals_the_tensor_path(s, k, seed):
 def test_bindings_keep_converted_inputs_alive():
     # int32 and strided inputs are converted (copies that must live until the kernel
     # returns); the results equal those of contiguous int64 inputs.
-    from dhtgraph._native.selection import coalesce_pairs, first_occurrence_groups
+    from dhtgraph._native.edges import coalesce_pairs
+    from dhtgraph._native.selection import first_occurrence_groups
     g = torch.Generator().manual_seed(3)
     src, dst = torch.randint(0, 50, (400,), generator=g), torch.randint(0, 50, (400,), generator=g)
     relabel = torch.randint(0, 9, (50,), generator=g)
@@ -471,12 +435,6 @@ def test_bindings_keep_converted_inputs_alive():
     for got in (first_occurrence_groups(key.int(), 7), first_occurrence_groups(wide[:, 1], 7)):
         assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
                    for x, y in zip(got, first_occurrence_groups(key, 7)))
-
-
-def test_bindings_refuse_float_indices():
-    from dhtgraph._native.selection import coalesce_pairs
-    with pytest.raises(TypeError, match="'relabel'"):
-        coalesce_pairs(torch.tensor([0]), torch.tensor([1]), 2, relabel=torch.tensor([0.2, 0.7]))
 
 
 def test_float_labels_are_compared_not_truncated():
@@ -608,20 +566,6 @@ def test_kernels_range_check_their_labels():
     labels, k, slot = grid_pieces_of_slots(torch.tensor([0, 1]).int(), torch.tensor([0, 0, 1, 1]),
                                            4, 2, 2)
     assert labels.tolist() == [0, 0, 1, 1] and k == 2
-
-
-def test_coalesce_pairs_range_checks():
-    from dhtgraph._native.selection import coalesce_pairs
-    with pytest.raises(IndexError, match="'src' and 'dst'"):
-        coalesce_pairs(torch.tensor([0, 3]), torch.tensor([1, 1]), 3)
-    with pytest.raises(IndexError, match="'src' and 'dst'"):
-        coalesce_pairs(torch.tensor([0, 4]), torch.tensor([1, 1]), 2, relabel=torch.tensor([0, 1, 1]))
-    with pytest.raises(IndexError, match="'relabel'"):
-        coalesce_pairs(torch.tensor([0, 2]), torch.tensor([1, 1]), 2, relabel=torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="same length"):
-        coalesce_pairs(torch.tensor([0, 2]), torch.tensor([1]), 3)
-    assert coalesce_pairs(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
-                          3).shape == (2, 0)
 
 
 def test_budget_workspace_checks_dtypes_shapes_and_ranges():

@@ -1,6 +1,6 @@
 /* The discrete steps of a general contraction level (dhtgraph.hierarchy.contraction).
  *
- * dht_quantize / dht_argmax_choice: every block's best incident edge in one pass over the
+ * dht_argmax_choice: every block's best incident edge in one pass over the
  * edges, with the keys of the tensor implementation bit for bit:
  *   reference: (q << 47) | dst
  *   hashed:    (((q << 15) | h) << 31) | local(dst),  h = 0 along an edge whose two ends
@@ -39,11 +39,6 @@ static inline int64_t quantized(const void *potential, int64_t dtype, int64_t e)
     case DT_F64: return dht_quantize_f64(((const double *)potential)[e]);
     default: return ((const int64_t *)potential)[e];
     }
-}
-
-/* quantize_potential of m potentials (float32 or float64) into int64. */
-void dht_quantize(const void *potential, int64_t dtype, int64_t m, int64_t *out) {
-    for (int64_t e = 0; e < m; ++e) out[e] = quantized(potential, dtype, e);
 }
 
 /* Exact equality of two mean rows in every channel (d = 0: equal). */

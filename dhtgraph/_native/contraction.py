@@ -17,7 +17,7 @@ from torch import Tensor
 
 from . import I64, PTR, as_index, function, pointer, rows
 
-__all__ = ["quantize", "tie_hash", "local_index", "equal_ends", "argmax_choice",
+__all__ = ["tie_hash", "local_index", "equal_ends", "argmax_choice",
            "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
            "MEAN_DTYPES", "MOMENT_DTYPES"]
 
@@ -71,18 +71,6 @@ def _check(rc: int, name: str, k: int) -> None:
                          "range)")
     if rc == _ERR_MEMORY:
         raise MemoryError("native kernel: no memory for its scratch")
-
-
-def quantize(potential: Tensor) -> Tensor:
-    """``quantize_potential(potential)`` (int64) of a float32 or float64 tensor."""
-    if potential.dtype not in POTENTIAL_DTYPES:
-        raise ValueError(f"Expected 'potential' of dtype float32 or float64 (got "
-                         f"{potential.dtype})")
-    p, code = _floats(potential)
-    out = torch.empty(p.shape, dtype=_LONG)
-    function(_SET, "dht_quantize", None, PTR, I64, I64, PTR)(
-        pointer(p), code, p.numel(), pointer(out, _LONG))
-    return out
 
 
 def tie_hash(a: Tensor, b: Tensor) -> Tensor:

@@ -1,90 +1,22 @@
 /* Edge coalescing without a sort (dhtgraph.graph.pixel.grid_quotient, the contraction's
- * edge relabel, unique pairs).
- *
- * A coalesced edge list is the set of pairs (s, d) sorted by (s, d). Here it is built in
- * O(pairs + nodes) from three passes, each a kernel of its own (the caller allocates
- * between them, so every buffer has its exact size):
- *
- *   1. count:  the candidate pairs are counted by their target d;
- *   2. fill:   the sources s are bucketed by target (a counting sort: `bucket`, with
- *              `start` the exclusive prefix sums, K + 1 entries), then the buckets are
- *              walked in increasing d with a "last target seen" marker per source: a
- *              source meets each target at most once per bucket, so `fill[s]` counts
- *              its distinct targets, met in increasing order; returns their total E';
- *   3. write:  the same walk again writes (s, d) at s's row offset (the prefix sums of
- *              `fill`): rows in s order, targets ascending within a row.
+ * edge relabel, coalesce_pairs): the three passes of pairs.h (count, fill, write), each a
+ * kernel of its own, so that the caller allocates between them and every buffer has its
+ * exact size.
  *
  * The pairs come either from the 4-neighbour pixel grid under block labels (both
  * directions of every pair of neighbouring pixels with different labels, and a loop per
  * block on request) or from an edge list, optionally mapped through labels.
  *
- * Every index is checked in pass 1, which returns -1 when one is out of range. No
- * globals: the kernels are re-entrant. */
+ * Every index is checked in pass 1, which returns a negative code when one is out of
+ * range. No globals: the kernels are re-entrant. */
 #include <stdint.h>
 
-/* ------------------------------------------------------------------ the pair walk */
+#include "pairs.h"
 
-static void prefix(const int64_t *count, int64_t k, int64_t *start) {
-    int64_t total = 0;
-    for (int64_t v = 0; v < k; ++v) {
-        start[v] = total;
-        total += count[v];
-    }
-    start[k] = total;
-}
-
-/* The walk of one bucket d (the sources of the pairs with target d): a source met for
- * the first time in this bucket (last[s] != d) counts once in fill[s]; returns how many
- * sources were new. Branch-free: whether (s, d) is new is unpredictable, so it is added
- * rather than tested. */
-static inline int64_t walk_bucket(const int64_t *restrict start, const int64_t *restrict bucket,
-                                  int64_t d, int64_t *restrict last, int64_t *restrict fill) {
-    int64_t fresh_total = 0;
-    for (int64_t j = start[d]; j < start[d + 1]; ++j) {
-        int64_t s = bucket[j];
-        int64_t fresh = last[s] != d;
-        last[s] = d;
-        fill[s] += fresh;
-        fresh_total += fresh;
-    }
-    return fresh_total;
-}
-
-/* Pass 2's second half: distinct targets per source (fill), their total. */
-static int64_t count_distinct(const int64_t *start, const int64_t *bucket, int64_t k,
-                              int64_t *last, int64_t *fill) {
-    for (int64_t v = 0; v < k; ++v) {
-        last[v] = -1;
-        fill[v] = 0;
-    }
-    int64_t total = 0;
-    for (int64_t d = 0; d < k; ++d) total += walk_bucket(start, bucket, d, last, fill);
-    return total;
-}
-
-/* Pass 3: the coalesced pairs; `fill` (k) is consumed (it becomes the row offsets). A
- * repeat of (s, d) rewrites the slot where (s, d) already is (the last one written in
- * s's row), which keeps the loop branch-free. */
+/* Pass 3 of an edge list (after dht_edges_fill): see dht_pairs_write. */
 void dht_write_pairs(const int64_t *start, const int64_t *bucket, int64_t k, int64_t *last,
                      int64_t *fill, int64_t *out_src, int64_t *out_dst) {
-    int64_t total = 0;
-    for (int64_t v = 0; v < k; ++v) {
-        int64_t c = fill[v];
-        fill[v] = total;
-        total += c;
-        last[v] = -1;
-    }
-    for (int64_t d = 0; d < k; ++d) {
-        for (int64_t j = start[d]; j < start[d + 1]; ++j) {
-            int64_t s = bucket[j];
-            int64_t fresh = last[s] != d;
-            int64_t p = fill[s] - 1 + fresh;
-            last[s] = d;
-            out_src[p] = s;
-            out_dst[p] = d;
-            fill[s] += fresh;
-        }
-    }
+    dht_pairs_write(start, bucket, k, last, fill, out_src, out_dst);
 }
 
 /* ------------------------------------------------------------- pairs of the grid */
@@ -163,7 +95,7 @@ int64_t dht_grid_fill(const int64_t *restrict labels, int64_t num_images, int64_
                       const int64_t *restrict count, int64_t *restrict start,
                       int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict up,
                       int64_t *restrict down) {
-    prefix(count, k, start);
+    dht_prefix(count, k, start);
     int64_t *next = up; /* the bucket cursors, before up is counted */
     for (int64_t v = 0; v < k; ++v) next[v] = start[v];
     GRID_ROWS(if (a < c) bucket[next[c]++] = a; else bucket[next[a]++] = c)
@@ -174,7 +106,7 @@ int64_t dht_grid_fill(const int64_t *restrict labels, int64_t num_images, int64_
     }
     int64_t total = 0;
     for (int64_t hi = 0; hi < k; ++hi) {
-        int64_t below = walk_bucket(start, bucket, hi, last, up);
+        int64_t below = dht_walk_bucket(start, bucket, hi, last, up);
         down[hi] = below;
         total += below;
     }
@@ -221,62 +153,24 @@ void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucke
 
 /* ---------------------------------------------------------- pairs of an edge list */
 
-/* The pairs of an edge list: (map[src[e]], map[dst[e]]), or (src[e], dst[e]) without a
- * map, for e < m, compacted a chunk of CHUNK edges at a time into a local buffer (as the
- * grid's rows are), leaving out a loop s == d when skip_loops, and a pair (s, d) when
- * seen[d] == s: the last pair emitted with target d had source s, so this one is a repeat
- * (fewer repeats in the buckets: a block's edges into one block come in runs when the
- * list is sorted by source). seen (k) is reset here, so both passes emit the same pairs. */
-#define CHUNK 512
-#define EDGE_PAIRS(BODY)                                                               \
-    {                                                                                   \
-        int64_t pair[2 * CHUNK];                                                        \
-        for (int64_t v = 0; v < k; ++v) seen[v] = -1;                                   \
-        for (int64_t e0 = 0; e0 < m; e0 += CHUNK) {                                     \
-            int64_t e1 = e0 + CHUNK < m ? e0 + CHUNK : m, c = 0;                        \
-            for (int64_t e = e0; e < e1; ++e) {                                         \
-                int64_t s = map ? map[src[e]] : src[e];                                 \
-                int64_t d = map ? map[dst[e]] : dst[e];                                 \
-                pair[2 * c] = s;                                                        \
-                pair[2 * c + 1] = d;                                                    \
-                c += (seen[d] != s) & !(skip_loops & (s == d));                         \
-                seen[d] = s;                                                            \
-            }                                                                           \
-            for (int64_t i = 0; i < c; ++i) {                                           \
-                int64_t s = pair[2 * i], d = pair[2 * i + 1];                           \
-                BODY;                                                                   \
-            }                                                                           \
-        }                                                                               \
-    }
-
 /* Pass 1 for an edge list of m edges: src, dst in 0..n-1 (n: the map's length, or k
- * without a map), map values in 0..k-1. skip_loops (0 or 1): leave out pairs s == d.
- * count (k) receives the candidates per target; returns their number, or -1 for an
- * index out of range. */
+ * without a map), map values in 0..k-1; flags: DHT_PAIRS_SKIP_LOOPS and
+ * DHT_PAIRS_UNDIRECTED. count (k) receives the candidates per target; returns their
+ * number, or -1 (src or dst out of range), -2 (map out of range). seen: scratch (k). */
 int64_t dht_edges_count(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
-                        const int64_t *restrict map, int64_t n, int64_t k, int64_t skip_loops,
+                        const int64_t *restrict map, int64_t n, int64_t k, int64_t flags,
                         int64_t *restrict seen, int64_t *restrict count) {
-    for (int64_t e = 0; e < m; ++e)
-        if (src[e] < 0 || src[e] >= n || dst[e] < 0 || dst[e] >= n) return -1;
-    if (map)
-        for (int64_t v = 0; v < n; ++v)
-            if (map[v] < 0 || map[v] >= k) return -1;
-    for (int64_t v = 0; v < k; ++v) count[v] = 0;
-    int64_t total = 0;
-    EDGE_PAIRS((void)s; ++count[d]; ++total)
-    return total;
+    int64_t status = dht_pairs_check(src, dst, m, map, n, k);
+    if (status < 0) return status;
+    return dht_pairs_count(src, dst, m, map, k, flags, seen, count);
 }
 
 /* Pass 2 for an edge list (arguments as in pass 1; start (k + 1), bucket (the
- * candidates), last and fill (k) as in dht_grid_fill). Returns the number of coalesced
- * pairs. */
+ * candidates), last and fill (k)). Returns the number of coalesced pairs. */
 int64_t dht_edges_fill(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
-                       const int64_t *restrict map, int64_t k, int64_t skip_loops,
-                       int64_t *restrict seen, const int64_t *restrict count, int64_t *restrict start,
-                       int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict fill) {
-    prefix(count, k, start);
-    int64_t *next = fill;
-    for (int64_t v = 0; v < k; ++v) next[v] = start[v];
-    EDGE_PAIRS(bucket[next[d]++] = s)
-    return count_distinct(start, bucket, k, last, fill);
+                       const int64_t *restrict map, int64_t k, int64_t flags,
+                       int64_t *restrict seen, const int64_t *restrict count,
+                       int64_t *restrict start, int64_t *restrict bucket,
+                       int64_t *restrict last, int64_t *restrict fill) {
+    return dht_pairs_fill(src, dst, m, map, k, flags, seen, count, start, bucket, last, fill);
 }

@@ -1,8 +1,9 @@
 """ctypes bindings of ``edges.c``: coalesced edge lists without a sort.
 
-Callers: :func:`dhtgraph.graph.pixel.grid_quotient` (the grid's quotient by block labels)
-and the contraction's edge relabel (:func:`relabel_edges`); :func:`coalesce_pairs` is the
-generic form (``torch.unique`` of pair keys). Every function returns a LongTensor
+Callers: :func:`dhtgraph.graph.pixel.grid_quotient` (the grid's quotient by block labels),
+the contraction's edge relabel (:func:`relabel_edges`), and :func:`coalesce_pairs`, the
+generic form (``torch.unique`` of pair keys, relabelled and undirected on request: the
+budget's unit graph and the token quotient). Every function returns a LongTensor
 (2, E') sorted by (source, target) without duplicates — the tensor formulas' result,
 exactly — in O(pairs + nodes): a counting sort by target, then a walk of the targets in
 increasing order with a "last target seen" mark per source (see ``edges.c``).
@@ -74,29 +75,30 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     return out
 
 
-def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int,
-           k: int, skip_loops: bool, names: tuple[str, str]) -> Tensor:
-    """Passes 1–3 of ``edges.c`` on the m pairs (labels[src], labels[dst]) (no labels:
-    (src, dst)); src and dst are the addresses of contiguous int64 arrays."""
+_SKIP_LOOPS, _UNDIRECTED = 1, 2  # the flags of pairs.h
+
+
+def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int, k: int,
+           flags: int) -> tuple[Tensor, int]:
+    """Passes 1–3 of ``pairs.h`` on the m pairs (labels[src], labels[dst]) (no labels:
+    (src, dst)); src and dst are the addresses of contiguous int64 arrays. Returns the
+    pairs (2, E') and 0, or an empty tensor and the count pass's error code (-1: src or
+    dst outside ``0..n − 1``, -2: labels outside ``0..k − 1``)."""
     table = _NULL if labels is None else pointer(labels, _LONG)
     first, (count, seen) = _buffers(k, k)
     total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR,
-                     PTR)(src, dst, m, table, n, k, int(skip_loops), seen, count)
+                     PTR)(src, dst, m, table, n, k, flags, seen, count)
     if total < 0:
-        if labels is None:
-            raise ValueError(f"Expected '{names[0]}' and '{names[1]}' values in 0..{n - 1}")
-        raise ValueError(f"Expected '{names[0]}' values in 0..{n - 1} and 'labels' values in "
-                         f"0..{k - 1}")
+        return first[:0], total
     second, (start, bucket, last, fill) = _buffers(k + 1, total, k, k)
     num_edges = function("edges", "dht_edges_fill", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR,
                          PTR, PTR, PTR, PTR)(
-        src, dst, m, table, k, int(skip_loops), seen, count, start, bucket,
-        last, fill)
+        src, dst, m, table, k, flags, seen, count, start, bucket, last, fill)
     out = torch.empty((2, num_edges), dtype=_LONG)
     function("edges", "dht_write_pairs", None, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
         start, bucket, k, last, fill, *rows(out))
     del first, second
-    return out
+    return out, 0
 
 
 def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor:
@@ -130,21 +132,32 @@ def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
                          f"{tuple(edge_index.shape)})")
     labels, edge_index = as_index(labels, "labels"), as_index(edge_index, "edge_index")
-    return _pairs(*rows(edge_index), edge_index.shape[1], labels, labels.numel(),
-                  max(int(num_blocks), 1), False, ("edge_index", "edge_index"))
+    n, k = labels.numel(), max(int(num_blocks), 1)
+    out, status = _pairs(*rows(edge_index), edge_index.shape[1], labels, n, k, 0)
+    if status < 0:
+        raise ValueError(f"Expected 'edge_index' values in 0..{n - 1} and 'labels' values in "
+                         f"0..{k - 1}")
+    return out
 
 
-def coalesce_pairs(lo: Tensor, hi: Tensor, num_nodes: int, *, self_loops: bool = True) -> Tensor:
-    """The distinct pairs ``(lo[e], hi[e])``, sorted: ``torch.unique(lo·n + hi)``, decoded.
+def coalesce_pairs(src: Tensor, dst: Tensor, num_nodes: int, *, relabel: Optional[Tensor] = None,
+                   undirected: bool = False, self_loops: bool = False) -> Tensor:
+    """The distinct pairs ``(relabel[src[e]], relabel[dst[e]])`` (or ``(src[e], dst[e])``),
+    sorted: ``torch.unique`` of their keys ``lo·n + hi``, decoded.
 
     Parameters
     ----------
-    lo, hi : LongTensor of shape (E,)
-        The two ends, in ``0..num_nodes − 1`` (no order between them is assumed).
+    src, dst : LongTensor of shape (E,)
+        The two ends (no order between them is assumed), in ``0..num_nodes − 1``, or in
+        ``0..len(relabel) − 1`` with ``relabel``.
     num_nodes : int
-        n.
-    self_loops : bool, default True
-        False leaves out the pairs ``lo == hi``.
+        n: the (relabelled) ends lie in ``0..n − 1``.
+    relabel : LongTensor of shape (N,), optional
+        A map of the ends, values in ``0..n − 1``.
+    undirected : bool, default False
+        Each pair as (min, max).
+    self_loops : bool, default False
+        Keep the pairs whose (relabelled) ends are equal.
 
     Returns
     -------
@@ -154,15 +167,24 @@ def coalesce_pairs(lo: Tensor, hi: Tensor, num_nodes: int, *, self_loops: bool =
     Raises
     ------
     ValueError
-        For ``lo`` and ``hi`` of different lengths or with values outside
-        ``0..num_nodes − 1``.
+        For ``src`` and ``dst`` of different lengths.
+    IndexError
+        For an end (or a relabelled end) out of range.
     TypeError
-        For ``lo`` or ``hi`` not of an integer dtype.
+        For ``src``, ``dst`` or ``relabel`` not of an integer dtype.
     """
-    if lo.numel() != hi.numel():
-        raise ValueError(f"Expected 'lo' and 'hi' of the same length (got {lo.numel()} and "
-                         f"{hi.numel()})")
+    src, dst = as_index(src, "src").reshape(-1), as_index(dst, "dst").reshape(-1)
+    if src.numel() != dst.numel():
+        raise ValueError(f"Expected 'src' and 'dst' of the same length (got {src.numel()}, "
+                         f"{dst.numel()})")
     n = max(int(num_nodes), 1)
-    lo, hi = as_index(lo, "lo").reshape(-1), as_index(hi, "hi").reshape(-1)
-    return _pairs(pointer(lo, _LONG), pointer(hi, _LONG), lo.numel(), None, n, n,
-                  not self_loops, ("lo", "hi"))
+    rel = None if relabel is None else as_index(relabel, "relabel").reshape(-1)
+    ends = n if rel is None else rel.numel()
+    flags = (0 if self_loops else _SKIP_LOOPS) | (_UNDIRECTED if undirected else 0)
+    out, status = _pairs(pointer(src, _LONG), pointer(dst, _LONG), src.numel(), rel, ends, n,
+                         flags)
+    if status == -1:
+        raise IndexError(f"Expected 'src' and 'dst' in [0, {ends})")
+    if status == -2:
+        raise IndexError(f"Expected 'relabel' in [0, {n})")
+    return out

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "pairs.h"
 
 /* 1 when every x[i], i < n, is in [lo, hi) (the kernels' one-pass argument check). */
 static int in_range(const int64_t *x, int64_t n, int64_t lo, int64_t hi) {
@@ -15,70 +16,6 @@ static int in_range(const int64_t *x, int64_t n, int64_t lo, int64_t hi) {
     if (hi <= lo) return n <= 0;
     for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)((uint64_t)x[i] - (uint64_t)lo >= span);
     return !bad;
-}
-
-/* ------------------------------------------------------------------ pair coalescing */
-
-/* Relabel (optional) and coalesce the pairs (src[e], dst[e]), e < m, on n nodes: self-loops
- * dropped, duplicates removed, sorted by (lo, hi). undirected != 0: each pair becomes
- * (min, max). Two stable counting sorts (by hi, then by lo). Scratch: count (n + 1),
- * tmp_lo, tmp_hi (m each). Output: out[0..k) the lo ends, out[k..2k) the hi ends (out has
- * room for 2m). Returns k. */
-static int64_t coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
-                              const int64_t *relabel, int64_t n, int64_t undirected,
-                              int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi, int64_t *out) {
-    if (m == 0) return 0; /* (out may be NULL) */
-    int64_t kept = 0;
-    for (int64_t e = 0; e < m; ++e) {
-        int64_t u = src[e], v = dst[e];
-        if (relabel) { u = relabel[u]; v = relabel[v]; }
-        if (u == v) continue;
-        if (undirected && v < u) { int64_t t = u; u = v; v = t; }
-        tmp_lo[kept] = u;
-        tmp_hi[kept] = v;
-        ++kept;
-    }
-    int64_t *lo = out, *hi = out + m; /* first pass writes into out (sorted by hi) */
-    /* pass 1: stable counting sort by hi */
-    memset(count, 0, (size_t)(n + 1) * sizeof(int64_t));
-    for (int64_t e = 0; e < kept; ++e) count[tmp_hi[e] + 1]++;
-    for (int64_t v = 0; v < n; ++v) count[v + 1] += count[v];
-    for (int64_t e = 0; e < kept; ++e) {
-        int64_t p = count[tmp_hi[e]]++;
-        lo[p] = tmp_lo[e];
-        hi[p] = tmp_hi[e];
-    }
-    /* pass 2: stable counting sort by lo, back into tmp */
-    memset(count, 0, (size_t)(n + 1) * sizeof(int64_t));
-    for (int64_t e = 0; e < kept; ++e) count[lo[e] + 1]++;
-    for (int64_t v = 0; v < n; ++v) count[v + 1] += count[v];
-    for (int64_t e = 0; e < kept; ++e) {
-        int64_t p = count[lo[e]]++;
-        tmp_lo[p] = lo[e];
-        tmp_hi[p] = hi[e];
-    }
-    /* dedupe */
-    int64_t k = 0;
-    for (int64_t e = 0; e < kept; ++e) {
-        if (k && tmp_lo[e] == out[k - 1] && tmp_hi[e] == tmp_hi[k - 1]) continue;
-        out[k] = tmp_lo[e];
-        tmp_hi[k] = tmp_hi[e]; /* k <= e: in place */
-        ++k;
-    }
-    if (k) memcpy(out + k, tmp_hi, (size_t)k * sizeof(int64_t));
-    return k;
-}
-
-/* coalesce_pairs with its arguments checked first: src, dst (m) in [0, num_ends) (the
- * length of relabel, or n), relabel (num_ends) in [0, n). Returns k, or -1 (src or dst
- * out of range), -2 (relabel out of range); nothing is written then. */
-int64_t dht_coalesce_pairs(const int64_t *src, const int64_t *dst, int64_t m,
-                           const int64_t *relabel, int64_t num_ends, int64_t n,
-                           int64_t undirected, int64_t *count, int64_t *tmp_lo, int64_t *tmp_hi,
-                           int64_t *out) {
-    if (!in_range(src, m, 0, num_ends) || !in_range(dst, m, 0, num_ends)) return -1;
-    if (relabel && !in_range(relabel, num_ends, 0, n)) return -2;
-    return coalesce_pairs(src, dst, m, relabel, n, undirected, count, tmp_lo, tmp_hi, out);
 }
 
 /* ------------------------------------------------------------------ budget rounds */
@@ -344,16 +281,16 @@ int64_t dht_budget_compact(const char *state, int64_t n, int64_t row_bytes, cons
 }
 
 /* dht_budget_compact, then the contracted unit graph: the edges (2, e) relabelled by step
- * and coalesced as undirected pairs a < b into out_edges (room for 2e; see
- * dht_coalesce_pairs, scratch count (n - m + 1), tmp (2e)). Returns the new edge count,
- * or dht_budget_compact's error code, or -4 (an edge end outside [0, n)). */
+ * and coalesced as undirected pairs a < b, loops left out, into out_edges (room for 2e;
+ * see dht_pairs_coalesce: scratch 5 (n - m) + 1 + e). Returns the new edge count, or
+ * dht_budget_compact's error code, or -4 (an edge end outside [0, n)). */
 int64_t dht_budget_contract(const char *state, int64_t n, int64_t row_bytes,
                             const int64_t *pair, int64_t m, const int64_t *step,
                             const int64_t *target, const char *merged, char *new_state,
                             const int64_t *unit_batch, int64_t *new_batch, int64_t *excess,
                             int64_t *units, int64_t num_images, int64_t *labels, int64_t k,
-                            uint8_t *is_b, const int64_t *edges, int64_t e, int64_t *count,
-                            int64_t *tmp, int64_t *out_edges) {
+                            uint8_t *is_b, const int64_t *edges, int64_t e, int64_t *scratch,
+                            int64_t *out_edges) {
     if (!in_range(edges, 2 * e, 0, n)) return -4;
     int64_t status = dht_budget_compact(state, n, row_bytes, pair, m, step, target, merged,
                                         new_state, unit_batch, new_batch, excess, units,
@@ -361,7 +298,9 @@ int64_t dht_budget_contract(const char *state, int64_t n, int64_t row_bytes,
     if (status < 0) return status;
     int64_t nodes = n - m > 0 ? n - m : 1;
     if (e == 0) return 0;
-    return coalesce_pairs(edges, edges + e, e, step, nodes, 1, count, tmp, tmp + e, out_edges);
+    /* (step is in [0, n - m): checked by dht_budget_compact) */
+    return dht_pairs_coalesce(edges, edges + e, e, step, nodes,
+                              DHT_PAIRS_SKIP_LOOPS | DHT_PAIRS_UNDIRECTED, scratch, out_edges);
 }
 
 /* The representative of every output token: its largest input token (ties: the first).

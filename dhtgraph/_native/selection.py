@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from . import I64, PTR, as_index, function, pointer
+from .edges import coalesce_pairs  # (re-exported: its callers import it from here)
 
 __all__ = ["BudgetWorkspace", "coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
            "first_occurrence_groups", "grid_region_stats", "grid_pieces_of_slots",
@@ -44,39 +45,6 @@ def images_of(num_pixels: int, height: int, width: int) -> int:
         raise ValueError(f"Expected 'image_size' (H, W) with H, W >= 1 dividing the "
                          f"{num_pixels} pixels into whole images (got ({height}, {width}))")
     return num_pixels // (h * w)
-
-
-def coalesce_pairs(src: Tensor, dst: Tensor, num_nodes: int, *, relabel: Optional[Tensor] = None,
-                   undirected: bool = False) -> Tensor:
-    """Coalesced pairs (2, k): ``(relabel[src], relabel[dst])`` (or the pairs themselves),
-    self-loops dropped, unique, sorted by (lo, hi); with ``undirected`` each pair as
-    (min, max). ``num_nodes`` bounds the (relabelled) ends.
-
-    Raises
-    ------
-    IndexError
-        When an end (or a relabelled end) is out of range.
-    """
-    src, dst = as_index(src, "src"), as_index(dst, "dst")
-    m = src.numel()
-    if dst.numel() != m:
-        raise ValueError(f"Expected 'src' and 'dst' of the same length (got {m}, {dst.numel()})")
-    n = max(int(num_nodes), 1)
-    rel = as_index(relabel, "relabel") if relabel is not None else None
-    ends = rel.numel() if rel is not None else n
-    count = torch.empty(n + 1, dtype=torch.long)
-    tmp = torch.empty(max(2 * m, 1), dtype=torch.long)
-    out = torch.empty(max(2 * m, 1), dtype=torch.long)
-    tmp_hi = pointer(tmp) + m * tmp.element_size()
-    k = int(function(_SET, "dht_coalesce_pairs", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR, PTR,
-                     PTR, PTR)(
-        pointer(src), pointer(dst), m, _ptr(rel), ends, n, int(bool(undirected)), pointer(count),
-        pointer(tmp), tmp_hi, pointer(out)))
-    if k == -1:
-        raise IndexError(f"Expected 'src' and 'dst' in [0, {ends})")
-    if k == -2:
-        raise IndexError(f"Expected 'relabel' in [0, {n})")
-    return out[:2 * k].view(2, k)
 
 
 def budget_round(edges: Tensor, cost: Tensor, union: Tensor, tie: Optional[Tensor],
@@ -322,8 +290,8 @@ class BudgetWorkspace:
         self.step = torch.empty(max(n, 1), dtype=long)
         self.target = torch.empty(max(n // 2, 1), dtype=long)
         self.is_b = torch.empty(max(n, 1), dtype=byte)
-        self.count = torch.empty(n + 1, dtype=long)
-        self.tmp = torch.empty(max(2 * e, 1), dtype=long)
+        # dht_pairs_coalesce's scratch: 5 (n - m) + 1 + e <= 5 n + 1 + e.
+        self.scratch = torch.empty(5 * max(n, 1) + 1 + max(e, 1), dtype=long)
         self.edge_buffers = [torch.empty(max(2 * e, 1), dtype=long) for _ in range(2)]
         self.state_buffers = [state.new_empty(max(n, 1) * width) for _ in range(2)]
         self.batch_buffers = [torch.empty(max(n, 1), dtype=long) for _ in range(2)]
@@ -331,13 +299,13 @@ class BudgetWorkspace:
         # The buffers' addresses, once (a pointer() per argument and round costs ~1 us).
         self._p = {name: pointer(getattr(self, name)) for name in
                    ("keys", "best", "matched", "chosen", "start", "pair", "step", "target",
-                    "is_b", "count", "tmp")}
+                    "is_b", "scratch")}
         self._round = function(_SET, "dht_budget_round", I64, PTR, I64, PTR, PTR, I64, I64, PTR,
                                PTR, I64, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                                PTR)
         self._contract = function(_SET, "dht_budget_contract", I64, PTR, I64, I64, PTR, I64, PTR,
                                   PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, PTR, I64, PTR, PTR, I64,
-                                  PTR, PTR, PTR)
+                                  PTR, PTR)
         self.merges = self.n = None
 
     def round(self, edges: Tensor, cost: Tensor, union: Tensor, tie: Optional[Tensor],
@@ -409,7 +377,7 @@ class BudgetWorkspace:
             self._p["target"], pointer(merged), pointer(new_state), pointer(unit_batch, torch.long),
             pointer(new_batch), pointer(excess, torch.long), pointer(units, torch.long),
             excess.numel(), pointer(labels, torch.long), labels.numel(), self._p["is_b"],
-            pointer(edges, torch.long), e, self._p["count"], self._p["tmp"], pointer(out)))
+            pointer(edges, torch.long), e, self._p["scratch"], pointer(out)))
         _raise_compact(k, n, m, excess.numel())
         self.merges = None
         return new_state, new_batch, out[:2 * k].view(2, k)
