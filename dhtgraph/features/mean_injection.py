@@ -33,6 +33,13 @@ def _image(pixels: Tensor, shape) -> Tensor:
     return pixels.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
+def _injected(image: Tensor, labels: Tensor, mean: Tensor, token_values: Tensor) -> Tensor:
+    # ``x − x̄[l] + v[l]`` (B, C, H, W) from the token means ``mean`` (K, C), differentiable
+    # in ``token_values`` (the residual is detached).
+    residual = _pixels(image).detach() - mean.index_select(0, labels)
+    return _image(residual + token_values.index_select(0, labels), image.shape)
+
+
 def block_mean_image(image: Tensor, partition: Partition) -> Tensor:
     """Every pixel replaced by its block's mean colour: (B, C, H, W) → (B, C, H, W)."""
     pixels = _pixels(image)
@@ -79,11 +86,7 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
                       None if grad else token_values.detach())
         if done is not None:
             mean, out = done
-            if out is not None:
-                return out
-            pixels = _pixels(image).detach()
-            residual = pixels - mean.index_select(0, labels)
-            return _image(residual + token_values.index_select(0, labels), image.shape)
+            return _injected(image, labels, mean, token_values) if out is None else out
     # Channel planes (C, N), pixels row-major as in ``partition`` (a view for one image).
     planes = image.detach().transpose(0, 1).reshape(c, b * h * w)
     count = sizes.to(planes.dtype)
@@ -92,9 +95,7 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
     mean = torch.stack([torch.bincount(labels, weights=plane, minlength=partition.num_blocks)
                         for plane in planes], 1).to(planes.dtype) / count.unsqueeze(1)
     if torch.is_grad_enabled() and token_values.requires_grad:
-        pixels = _pixels(image).detach()
-        residual = pixels - mean.index_select(0, labels)
-        return _image(residual + token_values.index_select(0, labels), image.shape)
+        return _injected(image, labels, mean, token_values)
     # No gradient: ``(x − x̄[labels]) + v[labels]`` plane by plane, chunk by chunk into one
     # output buffer (same operations and order, no pixel-sized temporaries).
     out = torch.empty_like(planes)

@@ -88,8 +88,19 @@ def materialize_pixel_state(state: BlockState, num_images: int, height: int,
                                   state.batch.contiguous())
 
 
-def _potential(first: Tensor, second: Tensor, term: Optional[Tensor], c: float) -> Tensor:
-    # Same operations, in the same order, as edge_affinity on a pixel edge.
+@functools.lru_cache(maxsize=64)
+def _pixel_term(c: float, dtype: torch.dtype) -> float:
+    # The compactness term c·C of two adjacent pixels (mass 2, perimeter 2 + 1 + 0) with
+    # the float operations of edge_affinity (float32, then the dtype): a value of
+    # ``dtype``, exact as a Python float, for the tensor and the native paths alike.
+    mass = torch.full((1,), 2.0, dtype=torch.float32)
+    perimeter = torch.full((1,), 3.0, dtype=torch.float32)
+    return float(((4.0 * c) * mass.to(dtype) / perimeter.to(dtype).pow(2)).item())
+
+
+def _potential(first: Tensor, second: Tensor, term: Optional[float], c: float) -> Tensor:
+    # Same operations, in the same order, as edge_affinity on a pixel edge (``term``: the
+    # value its compactness term has on every pixel edge, :func:`_pixel_term`).
     potential = (second - first).pow(2).sum(-1).neg().exp()
     if term is not None:
         potential = potential * (1.0 - c) + term
@@ -98,13 +109,7 @@ def _potential(first: Tensor, second: Tensor, term: Optional[Tensor], c: float) 
 
 def _grid_potentials(grid: Tensor, c: float) -> tuple[Tensor, Tensor]:
     """Potentials of the horizontal (B, H, W−1) and vertical (B, H−1, W) edges."""
-    term = None
-    if c > 0:
-        # The compactness of two adjacent pixels: mass 2, perimeter 2 + 1 + 0, computed
-        # with the same float operations as edge_affinity (float32, then the dtype).
-        mass = torch.full((1,), 2.0, dtype=torch.float32, device=grid.device)
-        perimeter = torch.full((1,), 3.0, dtype=torch.float32, device=grid.device)
-        term = (4.0 * c) * mass.to(grid.dtype) / perimeter.to(grid.dtype).pow(2)
+    term = _pixel_term(c, grid.dtype) if c > 0 else None
     b, h, w, _ = grid.shape
     if (torch.is_grad_enabled() and grid.requires_grad) or grid.numel() <= _ROW_CHUNK_PIXELS:
         return (_potential(grid[:, :, :-1], grid[:, :, 1:], term, c),
@@ -137,15 +142,6 @@ def _native_layout(x: Tensor) -> bool:
     (the channel stride the largest: planes (d, B, H, W−1)) or row-major ones."""
     n, d = x.shape
     return d == 1 or x.is_contiguous() or (x.stride(0) == 1 and x.stride(1) >= n)
-
-
-@functools.lru_cache(maxsize=64)
-def _pixel_term(c: float, dtype: torch.dtype) -> float:
-    # The compactness term of two adjacent pixels, computed as _grid_potentials does (a
-    # value of ``dtype``, exact as a Python float).
-    mass = torch.full((1,), 2.0, dtype=torch.float32)
-    perimeter = torch.full((1,), 3.0, dtype=torch.float32)
-    return float(((4.0 * c) * mass.to(dtype) / perimeter.to(dtype).pow(2)).item())
 
 
 def _native_potentials(x: Tensor, num_images: int, height: int,

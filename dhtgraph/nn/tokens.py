@@ -201,24 +201,24 @@ def assemble_tokens(images: Tensor, x: Tensor, built: HierarchyResult, selection
 def _merge_means(step: Partition, mu: Tensor, sizes: Tensor,
                  batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # μ* of a merged token: the size-weighted mean of the μ* it merged; its image and size.
+    merged = None
     if _native.enabled("tokens", step.labels, mu, sizes, batch):
-        from .._native.tokens import block_means, merge_sizes
+        from .._native.tokens import merge_sizes
         merged = merge_sizes(step.labels, step.num_blocks, sizes, batch)
-        if merged is not None:
-            merged_sizes, batch = merged
-            if not (torch.is_grad_enabled() and mu.requires_grad):
-                # The same products, sums in index order and division (index_add_ on the
-                # CPU adds the rows in index order).
-                mean = block_means(mu, step.labels, step.num_blocks, merged_sizes, sizes)
-                if mean is not None:
-                    return mean, batch, merged_sizes
-            weight = sizes.to(mu.dtype).unsqueeze(1)
-            mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
-            return mu, batch, merged_sizes
-    merged_sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
+    if merged is None:
+        merged_sizes = sizes.new_zeros(step.num_blocks).index_add_(0, step.labels, sizes)
+        batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
+    else:
+        merged_sizes, batch = merged
+        if not (torch.is_grad_enabled() and mu.requires_grad):
+            # The same products, sums in index order and division (index_add_ on the CPU
+            # adds the rows in index order).
+            from .._native.tokens import block_means
+            mean = block_means(mu, step.labels, step.num_blocks, merged_sizes, sizes)
+            if mean is not None:
+                return mean, batch, merged_sizes
     weight = sizes.to(mu.dtype).unsqueeze(1)
     mu = step.reduce(mu * weight, "sum") / merged_sizes.to(mu.dtype).unsqueeze(1)
-    batch = batch.new_empty(step.num_blocks).scatter_(0, step.labels, batch)
     return mu, batch, merged_sizes
 
 

@@ -371,6 +371,17 @@ def test_grid_quotient_one_block_and_empty_rows():
     assert torch.equal(grid_quotient(labels, 1, 1, 3, 4, loops=True), torch.tensor([[0], [0]]))
 
 
+def _draw_grid_labels(data, side: int, min_width: int, blocks: tuple[int, int]):
+    """``(b, h, w, raw)``: 1–3 images of h × w pixels (h ≤ side, min_width ≤ w ≤ side) and
+    labels of their pixels in at most a drawn number of blocks (within ``blocks``)."""
+    from dhtgraph.testing.partitions import labels as label_strategy
+
+    b, h, w = (data.draw(st.integers(lo, n), label=name)
+               for lo, n, name in ((1, 3, "b"), (1, side, "h"), (min_width, side, "w")))
+    raw = data.draw(label_strategy(b * h * w, max_blocks=data.draw(st.integers(*blocks))))
+    return b, h, w, raw
+
+
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_grid_quotient_property(data):
@@ -378,11 +389,8 @@ def test_grid_quotient_property(data):
     # median 5 blocks, 92 % with a block edge, 65 % batched, 14 % one row).
     from dhtgraph.graph.pixel import grid_quotient
     from dhtgraph.partition import Partition
-    from dhtgraph.testing.partitions import labels as label_strategy
 
-    b, h, w = (data.draw(st.integers(lo, n), label=name)
-               for lo, n, name in ((1, 3, "b"), (1, 8, "h"), (2, 8, "w")))
-    raw = data.draw(label_strategy(b * h * w, max_blocks=data.draw(st.integers(4, 16))))
+    b, h, w, raw = _draw_grid_labels(data, 8, 2, (4, 16))
     loops = data.draw(st.booleans())
     p = Partition(raw)
     got = grid_quotient(p.labels, p.num_blocks, b, h, w, loops=loops)
@@ -452,11 +460,8 @@ def test_grid_quotient_native_property(data):
     # arbitrary (measured over 300 draws: median 42 pixels, 3 blocks, 6 quotient edges;
     # 84 % with a block edge).
     from dhtgraph.partition import Partition
-    from dhtgraph.testing.partitions import labels as label_strategy
 
-    b, h, w = (data.draw(st.integers(lo, n), label=name)
-               for lo, n, name in ((1, 3, "b"), (1, 9, "h"), (1, 9, "w")))
-    raw = data.draw(label_strategy(b * h * w, max_blocks=data.draw(st.integers(1, 12))))
+    b, h, w, raw = _draw_grid_labels(data, 9, 1, (1, 12))
     run = data.draw(st.sampled_from([1, 2, 3]), label="run")
     grid = raw.view(b, h, w)
     axis = data.draw(st.sampled_from([1, 2]), label="axis")
