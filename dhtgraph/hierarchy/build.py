@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Protocol, Union
 import torch
 from torch import Tensor
 
+from .. import _native
 from .._checks import check_count
 from .._union import component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index
@@ -382,8 +383,9 @@ def build_hierarchy(
     Notes
     -----
     Host syncs (device → host reads; free on CPU, a stall each on a GPU): per level one
-    in this loop (which graphs are active), plus those of the contraction (one read for
-    its components, one ``unique`` for the relabelled edges); the stopping rule
+    in this loop (which graphs are active; none with the native kernels, whose one pass
+    per level returns it), plus those of the contraction (one read for its components,
+    one ``unique`` for the relabelled edges); the stopping rule
     (:func:`dhtgraph.selection.ic_stopping`) has none after its first update. About 3
     per level at 224²; ``tests/hierarchy/test_syncs.py`` counts them and bounds them.
     """
@@ -470,13 +472,13 @@ def build_hierarchy(
         stop.start(state, num_graphs, nodes)
     levels_kept = [_stats(state)]
     steps: list[Partition] = []
-    counts = nodes_per_graph
     levels = torch.zeros(num_graphs, dtype=torch.long, device=device)
     stalled = torch.zeros(num_graphs, dtype=torch.bool, device=device)
-    active = (counts > min_blocks) & (level_cap > 0)
+    active, flags = _first_active(nodes_per_graph, level_cap, min_blocks)
+    counts = nodes_per_graph
     level = 0
     while level < cap:
-        any_active, all_active = torch.stack([active.any(), active.all()]).tolist()
+        any_active, all_active = flags if flags is not None else _any_all(active)
         if not any_active:
             break
         if level == 0 and isinstance(graph, PixelGrid) and all_active and nodes >= 2:
@@ -497,21 +499,16 @@ def build_hierarchy(
         del step
         steps.append(relative)
         levels_kept.append(_stats(state))
-        levels += active.long()
         level += 1
-        improved = torch.ones_like(active)
+        improved = None  # every graph, unless a rule says otherwise
         for rule in (stop.update if stop is not None else None, observer):
             if rule is not None:
                 better = rule(relative, state, active)
                 if better is not None and level > 1:
-                    improved = improved & better.to(device=device, dtype=torch.bool)
-        new_counts = torch.zeros_like(counts).index_add_(0, state.batch,
-                                                         torch.ones_like(state.batch))
-        # Stalled: merged fewer than MIN_MERGED_FRACTION of the graph's blocks.
-        now_stalled = active & ((counts - new_counts).double() < MIN_MERGED_FRACTION * counts)
-        stalled |= now_stalled
-        counts = new_counts
-        active = active & (counts > min_blocks) & improved & ~now_stalled & (level_cap > level)
+                    better = better.to(device=device, dtype=torch.bool)
+                    improved = better if improved is None else improved & better
+        active, counts, flags = _next_active(active, counts, state.batch, improved, level_cap,
+                                             min_blocks, level, levels, stalled)
     # The top: everything connected in a graph becomes one block, size-weighted.
     if state.edge_index is None:
         state = materialize_pixel_state(state, num_graphs, graph.height, graph.width)
@@ -529,6 +526,73 @@ def build_hierarchy(
     return HierarchyResult(hierarchy=Hierarchy(steps, n), levels=tuple(levels_kept),
                            num_levels=levels, nodes_per_graph=nodes_per_graph, graph=graph,
                            pos=result_pos, stalled=stalled, stopping=stop)
+
+
+def _any_all(active: Tensor) -> tuple[bool, bool]:
+    """``(active.any(), active.all())`` in one host read."""
+    return tuple(torch.stack([active.any(), active.all()]).tolist())
+
+
+def _native_levels(min_blocks, *tensors: Tensor) -> bool:
+    # The levels kernels take min_blocks as an int64 (another number: the tensor path).
+    return (type(min_blocks) is int and -(1 << 63) <= min_blocks < (1 << 63)
+            and _native.enabled("levels", *tensors))
+
+
+def _first_active(nodes_per_graph: Tensor, level_cap: Tensor, min_blocks: int
+                  ) -> tuple[Tensor, Optional[tuple[bool, bool]]]:
+    """The graphs (B,) bool that build a first level, and ``(any, all)`` of them when
+    known without a host read (the native path; None otherwise)."""
+    if _native_levels(min_blocks, nodes_per_graph, level_cap):
+        from .._native.levels import levels_start
+
+        return levels_start(nodes_per_graph, level_cap, min_blocks)
+    return (nodes_per_graph > min_blocks) & (level_cap > 0), None
+
+
+def _next_active(active: Tensor, counts: Tensor, batch: Tensor, improved: Optional[Tensor],
+                 level_cap: Tensor, min_blocks: int, level: int, levels: Tensor,
+                 stalled: Tensor) -> tuple[Tensor, Tensor, Optional[tuple[bool, bool]]]:
+    """The bookkeeping after ``level`` levels: which graphs go on.
+
+    Parameters
+    ----------
+    active : BoolTensor of shape (B,)
+        The graphs that took part in the level.
+    counts : LongTensor of shape (B,)
+        Their blocks before it.
+    batch : LongTensor of shape (K,)
+        Graph of every block after it.
+    improved : BoolTensor of shape (B,) or None
+        Where the stopping rules still improve (None: everywhere).
+    level_cap, min_blocks, level
+        Most levels per graph (B,); a graph stops at ≤ ``min_blocks`` blocks or once
+        ``level_cap ≤ level``.
+    levels, stalled : Tensor of shape (B,)
+        Levels per graph (int64) and the stalled graphs (bool), updated in place.
+
+    Returns
+    -------
+    (active (B,) bool, counts (B,) int64, (any, all) of active or None)
+        The graphs that go on and the blocks per graph; ``(any, all)`` when known without
+        a host read (the native path: one kernel for the ~20 tensor ops here).
+    """
+    if _native_levels(min_blocks, active, counts, batch, level_cap, levels, stalled,
+                      *(() if improved is None else (improved,))) and (
+            improved is None or improved.shape == active.shape):
+        from .._native.levels import levels_step
+
+        return levels_step(active, counts, batch, improved, level_cap, min_blocks, level,
+                           MIN_MERGED_FRACTION, levels, stalled)
+    levels += active.long()
+    new_counts = torch.zeros_like(counts).index_add_(0, batch, torch.ones_like(batch))
+    # Stalled: merged fewer than MIN_MERGED_FRACTION of the graph's blocks.
+    now_stalled = active & ((counts - new_counts).double() < MIN_MERGED_FRACTION * counts)
+    stalled |= now_stalled
+    active = active & (new_counts > min_blocks) & ~now_stalled & (level_cap > level)
+    if improved is not None:
+        active = active & improved
+    return active, new_counts, None
 
 
 def _is_pyg_data(obj) -> bool:

@@ -25,6 +25,8 @@ from typing import Literal, Optional, Union
 import torch
 from torch import Tensor
 
+from .. import _native
+
 __all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "penalty_table",
            "check_criterion", "check_iota", "PENALTY_TABLE_LIMIT"]
 
@@ -184,7 +186,10 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
         var = var.detach()
     var = var.to(torch.float32)
     integer = size.dim() == 1 and _is_integer(size.dtype)
-    fit = (size.to(torch.float32) / num_pixels) * (2 * math.pi * var).prod(-1).add_(iota).log_()
+    logdet = (2 * math.pi * var).prod(-1).add_(iota).log_()
+    if integer and _native_end(size, logdet, num_pixels, penalties):
+        return _native_information_criterion(size, logdet, num_pixels, criterion, penalties)
+    fit = (size.to(torch.float32) / num_pixels) * logdet
     p = None
     if penalties is not None and size.dtype in (torch.long, torch.int) and size.dim() == 1:
         try:
@@ -197,6 +202,40 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
     if integer:  # size <= 1 is not (size > 1) for integers
         return ic.masked_fill_(size <= 1, -math.inf)
     return torch.where(size > 1, ic, -math.inf)
+
+
+def _native_end(size: Tensor, logdet: Tensor, num_pixels, penalties: Optional[Tensor]) -> bool:
+    # The native end of information_criterion: integer sizes (K,), a float32 logdet of
+    # the same shape, an int divisor or an integer one per block, a float32 table; CPU.
+    # (No gradient to keep: var is detached, and integer tensors carry none.)
+    if logdet.dtype != torch.float32 or logdet.shape != size.shape:
+        return False
+    tensors = [size, logdet]
+    if isinstance(num_pixels, Tensor):
+        if num_pixels.shape != size.shape or not _is_integer(num_pixels.dtype):
+            return False
+        tensors.append(num_pixels)
+    elif type(num_pixels) is not int or not -(1 << 63) <= num_pixels < (1 << 63):
+        return False
+    if penalties is not None:
+        if (size.dtype not in (torch.long, torch.int) or penalties.dtype != torch.float32
+                or penalties.dim() != 1):
+            return False
+        tensors.append(penalties)
+    return _native.enabled("levels", *tensors)
+
+
+def _native_information_criterion(size: Tensor, logdet: Tensor, num_pixels: Union[int, Tensor],
+                                  criterion: str, penalties: Optional[Tensor]) -> Tensor:
+    # The division, product, penalty gather, sum, negation and −∞ mask of the tensor
+    # path in one float32 pass (bit for bit); sizes outside the table: computed penalties.
+    from .._native.levels import information_criterion_end
+
+    if penalties is not None:
+        ic = information_criterion_end(size, logdet, num_pixels, penalties=penalties)
+        if ic is not None:
+            return ic
+    return information_criterion_end(size, logdet, num_pixels, penalty=_penalty(size, criterion))
 
 
 def _is_integer(dtype: torch.dtype) -> bool:

@@ -11,11 +11,14 @@ each on a GPU; counted here on CPU, where the same ops run.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 
+import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from dhtgraph import _native
 from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
 from dhtgraph.nn import DHTConfig, DHTTokenizer
 from dhtgraph.selection import ic_stopping, select_partition
@@ -78,10 +81,22 @@ def _photo(side=224, seed=0):
     return (img + 0.04 * torch.rand(1, 3, side, side, generator=g)).clamp(0, 1)
 
 
-def test_syncs_per_level_at_224():
+def _paths():
+    # The tensor path (what a GPU runs) and, where they build, the native kernels.
+    native = pytest.param(True, marks=pytest.mark.skipif(
+        not _native.available(), reason="native kernels unavailable"))
+    return pytest.mark.parametrize("native", [False, native], ids=["tensor", "native"])
+
+
+def _path(native: bool):
+    return nullcontext() if native else _native.disabled()
+
+
+@_paths()
+def test_syncs_per_level_at_224(native):
     model = DHTTokenizer(DHTConfig.preset("recommended"))
     images = _photo()
-    with torch.no_grad():
+    with torch.no_grad(), _path(native):
         model(images, max_tokens=400)  # warm-up (lazy inits)
         with CountSyncs() as total:
             tokens = model(images, max_tokens=400)
@@ -101,6 +116,12 @@ def test_syncs_per_level_at_224():
     # components (one read) and edge relabel (one unique), the grid level's own.
     assert per_level <= 4
     assert total.total <= 4 * levels + 60
+    if native:
+        # The kernels return what the host needs (session 4: the loop's read per level
+        # gone, 3 in the hierarchy over 9 levels at 224²).
+        assert loop.counts["tolist"] == 0, dict(loop.counts)
+        assert loop.total <= levels // 2, dict(loop.counts)
+        assert total.total <= levels + 4, dict(total.counts)
 
 
 def test_one_contraction_level_syncs_twice():
@@ -128,12 +149,29 @@ def test_one_contraction_level_syncs_twice():
     assert update.total == 0, dict(update.counts)
 
 
-def test_the_build_loop_itself_syncs_once_per_level():
+@_paths()
+def test_the_build_loop_itself_syncs_once_per_level(native):
     # A stopped graph (min_blocks large) still goes through the loop's one check.
     x = _photo(32).permute(0, 2, 3, 1).reshape(-1, 3)
-    with CountSyncs() as counter:
+    with CountSyncs() as counter, _path(native):
         build_hierarchy(x, PixelGrid(1, 32, 32), min_blocks=10**6)
     # No level is built: one read of the loop, and the top's components on the pixel
     # grid (a read per round: ≤ 3) after the grid's edge list is made (its own syncs).
-    assert counter.counts["tolist"] <= 4, dict(counter.counts)
+    # Natively none of these reads: the kernels return what the loop and the top need.
+    assert counter.counts["tolist"] <= (0 if native else 4), dict(counter.counts)
     assert counter.counts["_local_scalar_dense"] + counter.counts["equal"] == 0
+
+
+def test_the_native_build_loop_reads_nothing_per_level():
+    # Levels built natively: the bookkeeping kernel returns whether graphs go on, so the
+    # loop itself adds no sync (the grid's first level and the contractions have theirs).
+    if not _native.available("levels"):
+        pytest.skip("native kernels unavailable")
+    x = _photo(64).permute(0, 2, 3, 1).reshape(-1, 3)
+    with CountSyncs() as native:
+        built = build_hierarchy(x, PixelGrid(1, 64, 64), compactness=0.01, weights="size")
+    with CountSyncs() as tensor, _native.disabled():
+        build_hierarchy(x, PixelGrid(1, 64, 64), compactness=0.01, weights="size")
+    assert int(built.num_levels[0]) >= 3
+    assert native.counts["tolist"] == 0, dict(native.counts)
+    assert tensor.counts["tolist"] >= int(built.num_levels[0]), dict(tensor.counts)
