@@ -88,6 +88,14 @@ def _as_real(value: Any) -> float | None:
     return None
 
 
+def is_integer_dtype(dtype: Any) -> bool:
+    """Whether the torch ``dtype`` holds integers: not floating, complex or bool (the
+    dtypes whose values an index conversion ``.long()`` keeps)."""
+    import torch
+
+    return not (dtype.is_floating_point or dtype.is_complex or dtype is torch.bool)
+
+
 def check_edge_index(edge_index: Any, num_nodes: int, name: str = "edge_index"):
     """Return ``edge_index`` as a LongTensor of shape (2, E) with values in ``0..num_nodes−1``.
 

@@ -246,3 +246,18 @@ def test_pointer_is_the_data_address():
     assert _native.pointer(t) == t.data_ptr() and isinstance(_native.pointer(t), int)
     empty = torch.zeros(3, 0)
     assert _native.rows(empty) == (empty.data_ptr(),) * 3
+
+
+def test_shape_address_and_integer_helpers():
+    from dhtgraph._checks import is_integer_dtype
+
+    _native.expect_shape("size", torch.zeros(3), (3,))
+    with pytest.raises(ValueError, match=r"Expected 'size' of shape \(3,\) \(got \(2, 3\)\)"):
+        _native.expect_shape("size", torch.zeros(2, 3), (3,))
+    strided = torch.arange(6).view(2, 3).t()  # a view: no contiguity needed
+    assert _native.address(strided) == strided.data_ptr()
+    with pytest.raises(ValueError, match="Expected a CPU tensor"):
+        _native.address(torch.zeros(2, device="meta"))
+    assert all(is_integer_dtype(d) for d in (torch.int8, torch.uint8, torch.int32, torch.long))
+    assert not any(is_integer_dtype(d) for d in (torch.bool, torch.float16, torch.float32,
+                                                 torch.complex64))

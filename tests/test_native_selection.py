@@ -409,6 +409,7 @@ def test_selector_first_update_equals_the_tensor_path(s, k, seed):
 
 
 # ---------------------------------------------------------------- bad inputs (review)
+# (the selection's own checks on both paths: tests/selection/test_select.py)
 
 def test_bindings_keep_converted_inputs_alive():
     # int32 and strided inputs are converted (copies that must live until the kernel
@@ -435,49 +436,6 @@ def test_bindings_keep_converted_inputs_alive():
     for got in (first_occurrence_groups(key.int(), 7), first_occurrence_groups(wide[:, 1], 7)):
         assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
                    for x, y in zip(got, first_occurrence_groups(key, 7)))
-
-
-def test_float_labels_are_compared_not_truncated():
-    labels = torch.tensor([0.2, 0.7, 0.7, 0.2])
-    native, tensor = _both(connected_split, labels, image_size=(2, 2))
-    assert native == tensor
-    assert native.num_blocks == 4  # 0.2 and 0.7 are different blocks (not truncated to 0)
-
-
-@pytest.mark.parametrize("image_size", [(2, 2), (0, 3), (3, 0), (-1, -5), (2, 3)])
-def test_image_size_that_does_not_fit_the_pixels(image_size):
-    labels = torch.tensor([0, 0, 1, 1, 2])
-    with pytest.raises(ValueError, match="image_size"):
-        connected_split(labels, image_size=image_size)
-    with _native.disabled(), pytest.raises(ValueError, match="image_size"):
-        connected_split(labels, image_size=image_size)
-
-
-def test_selector_finish_image_size_checked_both_paths():
-    sel = _slot_selector(torch.zeros(5), None, None, torch.zeros(5, dtype=torch.long), 1)
-    for bad in ((2, 2), (0, 5), (5, 0)):
-        with pytest.raises(ValueError, match="image_size"):
-            sel.finish(image_size=bad)
-        with _native.disabled(), pytest.raises(ValueError, match="image_size"):
-            sel.finish(image_size=bad)
-    assert sel.finish(image_size=(1, 5)).partition.num_items == 5
-
-
-def test_update_refuses_a_state_of_the_wrong_size_and_bad_active():
-    for disabled in (False, True):
-        sel = _slot_selector(torch.zeros(4), None, None, torch.tensor([0, 0, 1, 1]), 2)
-        partition, state = _level(torch.tensor([0, 1, 2, 2]), torch.zeros(3),
-                                  torch.tensor([0, 1, 1]))
-        _, small = _level(torch.tensor([0, 1, 1, 1]), torch.zeros(2), torch.tensor([0, 1]))
-        sel.block_ic = lambda state: torch.zeros(state.num_blocks)
-        ctx = _native.disabled() if disabled else contextlib.nullcontext()
-        with ctx:
-            with pytest.raises(ValueError, match="'state'"):
-                sel.update(partition, small)
-            with pytest.raises(ValueError, match="'active'"):
-                sel.update(partition, state, torch.tensor([True, True, True]))
-            with pytest.raises(ValueError, match="'active'"):
-                sel.update(partition, state, torch.tensor([[True, True]]))
 
 
 def test_update_with_assigned_out_of_range_slots_raises():

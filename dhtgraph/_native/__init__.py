@@ -51,8 +51,11 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
+from .._checks import is_integer_dtype
+
 __all__ = ["ENV", "MODES", "mode", "library", "available", "enabled", "disabled", "status",
-           "pointer", "function", "kernel_sets", "as_index", "as_indices", "rows", "I64", "PTR", "F32", "F64"]
+           "pointer", "address", "function", "kernel_sets", "as_index", "as_indices", "rows",
+           "expect_shape", "I64", "PTR", "F32", "F64"]
 
 #: ctypes argument types of the kernels (every index and count is int64).
 I64, PTR, F32, F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_double
@@ -303,6 +306,28 @@ def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> int:
     return tensor.data_ptr()
 
 
+def address(tensor: Tensor) -> int:
+    """The data address of a CPU tensor that a kernel reads through its strides (views
+    and expanded tensors: no contiguity required, unlike :func:`pointer`). The caller
+    keeps ``tensor`` alive until the kernel returns."""
+    if not tensor.is_cpu:
+        raise ValueError(f"Expected a CPU tensor for a native kernel (got {tensor.device})")
+    return tensor.data_ptr()
+
+
+def expect_shape(name: str, tensor: Tensor, shape: tuple) -> None:
+    """Refuse a ``tensor`` not of ``shape`` (the kernels index by the shapes they are
+    given: a mismatch would read out of bounds).
+
+    Raises
+    ------
+    ValueError
+        "Expected '{name}' of shape (3,) (got (4,))".
+    """
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(tensor.shape)})")
+
+
 def as_index(tensor: Tensor, name: str) -> Tensor:
     """``tensor`` as a contiguous int64 CPU tensor for a kernel (no copy when it is one).
 
@@ -312,7 +337,7 @@ def as_index(tensor: Tensor, name: str) -> Tensor:
     """
     if tensor.dtype is torch.long and tensor.is_contiguous():
         return tensor
-    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype is torch.bool:
+    if not is_integer_dtype(tensor.dtype):
         raise TypeError(f"Expected '{name}' to be an integer tensor (got {tensor.dtype})")
     return tensor.to(torch.long).contiguous()
 

@@ -74,23 +74,18 @@ static inline int64_t dht_quantize_f64(double x) {
  * the two meet or a root is linked under the other side. Keeps parent[v] <= v. */
 static inline void dht_unite(int64_t *restrict parent, int64_t x, int64_t y) {
     while (parent[x] != parent[y]) {
-        if (parent[x] > parent[y]) {
-            if (parent[x] == x) {
-                parent[x] = parent[y];
-                return;
-            }
-            int64_t z = parent[x];
-            parent[x] = parent[y];
-            x = z;
-        } else {
-            if (parent[y] == y) {
-                parent[y] = parent[x];
-                return;
-            }
-            int64_t z = parent[y];
-            parent[y] = parent[x];
-            y = z;
+        if (parent[x] < parent[y]) { /* x: the side with the larger parent */
+            int64_t t = x;
+            x = y;
+            y = t;
         }
+        if (parent[x] == x) {
+            parent[x] = parent[y];
+            return;
+        }
+        int64_t z = parent[x];
+        parent[x] = parent[y];
+        x = z;
     }
 }
 

@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, as_index, function, pointer, rows
+from . import I64, PTR, address, as_index, expect_shape, function, pointer, rows
 
 __all__ = ["tie_hash", "local_index", "equal_ends", "argmax_choice",
            "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
@@ -58,11 +58,6 @@ def _ends(edge_index: Tensor) -> Tensor:
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
                          f"{tuple(edge_index.shape)})")
     return as_index(edge_index, "edge_index")
-
-
-def _expect(name: str, t: Tensor, shape: tuple) -> None:
-    if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(t.shape)})")
 
 
 def _check(rc: int, name: str, k: int) -> None:
@@ -130,17 +125,17 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     p = p if p.is_contiguous() else p.detach().contiguous()
     ends = _ends(edge_index)
     m = ends.shape[1]
-    _expect("potential", p, (m,))
+    expect_shape("potential", p, (m,))
     k = int(num_nodes)
     move = None
     if movable is not None:
         if movable.dtype != torch.bool:
             raise ValueError(f"Expected 'movable' of dtype bool (got {movable.dtype})")
-        _expect("movable", movable, (k,))
+        expect_shape("movable", movable, (k,))
         move = movable.contiguous()
     batch_t = as_index(batch, "batch") if hashed and batch is not None else None
     if batch_t is not None:
-        _expect("batch", batch_t, (k,))
+        expect_shape("batch", batch_t, (k,))
     items, mean_code, d = None, _DT_F32, 0
     if hashed and mean is not None:
         if mean.dim() != 2 or mean.shape[0] != k:
@@ -178,7 +173,7 @@ def constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,
     if items.dim() != 2:
         raise ValueError(f"Expected 'mean' of shape (K, d) (got {tuple(items.shape)})")
     labels = as_index(labels, "labels")
-    _expect("labels", labels, items.shape[:1])
+    expect_shape("labels", labels, items.shape[:1])
     k_new, d = int(num_blocks), items.shape[1]
     out = torch.empty((k_new, d), dtype=torch.bool)
     rc = function(_SET, "dht_constant_channels", I64, PTR, I64, I64, PTR, PTR, I64, I64, PTR)(
@@ -198,9 +193,9 @@ def pool_integers(labels: Tensor, num_blocks: int, size: Tensor, bbox: Tensor,
     if labels.dim() != 1:
         raise ValueError(f"Expected 'labels' of shape (K,) (got {tuple(labels.shape)})")
     k = labels.shape[0]
-    _expect("size", size, (k,))
-    _expect("bbox", bbox, (k, 4))
-    _expect("batch", batch, (k,))
+    expect_shape("size", size, (k,))
+    expect_shape("bbox", bbox, (k, 4))
+    expect_shape("batch", batch, (k,))
     k_new = int(num_blocks)
     new_size = torch.empty(k_new, dtype=_LONG)
     new_bbox = torch.empty((k_new, 4), dtype=_LONG)
@@ -225,15 +220,7 @@ def _strided(t: Optional[Tensor], dtype: torch.dtype, shape: tuple,
     if not (t.dtype == dtype or (integers and t.dtype is _LONG)) or tuple(t.shape) != shape:
         raise ValueError(f"Expected a tensor of dtype {dtype} and shape {shape} (got "
                          f"{t.dtype} and {tuple(t.shape)})")
-    return t, _address(t), t.stride()
-
-
-def _address(t: Tensor) -> int:
-    # The data address of a CPU tensor read through its strides (views and expanded
-    # tensors: no contiguity required, unlike ``pointer``).
-    if t.device.type != "cpu":
-        raise ValueError(f"Expected a CPU tensor for a native kernel (got {t.device})")
-    return t.data_ptr()
+    return t, address(t), t.stride()
 
 
 def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -272,7 +259,7 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
     ms = mean.stride()
     fn = function(_SET, "dht_weighted_moments", I64, PTR, I64, I64, I64, I64, PTR, I64, I64,
                   PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I64, PTR, PTR, PTR)
-    rc = fn(pointer(labels, _LONG), k, k_new, d, _FLOAT_CODES[dtype], _address(mean), ms[0],
+    rc = fn(pointer(labels, _LONG), k, k_new, d, _FLOAT_CODES[dtype], address(mean), ms[0],
             ms[1], vp, vs[0], vs[1], wp, ws, int(weight.dtype is _LONG), fp, fs,
             int(fallback is not None and fallback.dtype is _LONG), int(bool(snap)),
             None if move is None else pointer(move, torch.bool), pointer(new_mean, dtype),

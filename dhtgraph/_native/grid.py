@@ -12,7 +12,7 @@ from torch import Tensor
 
 from typing import Optional
 
-from . import F64, I64, PTR, as_index, function, pointer
+from . import F64, I64, PTR, as_index, expect_shape, function, pointer
 
 __all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
            "grid_blocks", "grid_constant", "union_mass_perimeter",
@@ -57,12 +57,6 @@ def _edge_out_of_range(bad: int, k: int, src: Tensor, dst: Tensor) -> None:
                      f"{e}: ({int(src[e])}, {int(dst[e])}))")
 
 
-def _expect_shape(name: str, tensor: Tensor, shape: tuple) -> None:
-    # The kernels index by these shapes: a mismatch would read out of bounds.
-    if tuple(tensor.shape) != tuple(shape):
-        raise ValueError(f"Expected '{name}' of shape {tuple(shape)} (got {tuple(tensor.shape)})")
-
-
 def _length(name: str, tensor: Tensor) -> int:
     # The length of a 1-d tensor (edge ends), refusing any other shape.
     if tensor.dim() != 1:
@@ -83,9 +77,9 @@ def grid_argmax(horizontal: Tensor, vertical: Tensor, num_images: int, height: i
     compactness mix, the tensor version's two float operations) before quantisation.
     """
     n = num_images * height * width
-    _expect_shape("horizontal", horizontal, (num_images, height, width - 1))
-    _expect_shape("vertical", vertical, (num_images, height - 1, width))
-    _expect_shape("x", x, (n, x.shape[1] if x.dim() == 2 else -1))
+    expect_shape("horizontal", horizontal, (num_images, height, width - 1))
+    expect_shape("vertical", vertical, (num_images, height - 1, width))
+    expect_shape("x", x, (n, x.shape[1] if x.dim() == 2 else -1))
     if not (horizontal.dtype == vertical.dtype == x.dtype):
         raise ValueError(f"Expected potentials of the features' dtype {x.dtype} (got "
                          f"{horizontal.dtype}, {vertical.dtype})")
@@ -144,9 +138,9 @@ def grid_size_moments(x: Tensor, choice: Tensor, labels: Tensor, counts: Tensor,
     x = x.detach().resolve_neg()
     features = _features(x)
     n, d = x.shape
-    _expect_shape("choice", choice, (n,))
-    _expect_shape("labels", labels, (n,))
-    _expect_shape("counts", counts, (num_blocks,))
+    expect_shape("choice", choice, (n,))
+    expect_shape("labels", labels, (n,))
+    expect_shape("counts", counts, (num_blocks,))
     choice = as_index(choice, "choice")
     labels = as_index(labels, "labels")
     counts = as_index(counts, "counts")
@@ -175,11 +169,11 @@ def grid_blocks(labels: Tensor, num_blocks: int, num_images: int, height: int,
     image it lies in. Labels outside [0, K) raise IndexError.
     """
     n = num_images * height * width
-    _expect_shape("labels", labels, (n,))
+    expect_shape("labels", labels, (n,))
     labels = as_index(labels, "labels")
     constant = None
     if batch is not None:
-        _expect_shape("batch", batch, (n,))
+        expect_shape("batch", batch, (n,))
         if n and batch.stride(0) == 0:  # one value expanded (pixel_state's): no copy
             constant, batch = int(batch[0]), None
         else:
@@ -205,8 +199,8 @@ def grid_constant(x: Tensor, choice: Tensor, labels: Tensor, num_blocks: int) ->
     x = x.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
     n, d = x.shape
-    _expect_shape("choice", choice, (n,))
-    _expect_shape("labels", labels, (n,))
+    expect_shape("choice", choice, (n,))
+    expect_shape("labels", labels, (n,))
     choice = as_index(choice, "choice")
     labels = as_index(labels, "labels")
     constant = torch.empty((num_blocks, d), dtype=torch.bool)
@@ -226,10 +220,10 @@ def union_mass_perimeter(size: Tensor, bbox: Tensor, src: Tensor,
     (int64 sizes (K,) and boxes (K, 4))."""
     # K from a 1-d size, else from the boxes: a (K, 2) size was once read as 2K blocks.
     k = size.shape[0] if size.dim() == 1 else (bbox.shape[0] if bbox.dim() >= 1 else -1)
-    _expect_shape("size", size, (k,))
-    _expect_shape("bbox", bbox, (k, 4))
+    expect_shape("size", size, (k,))
+    expect_shape("bbox", bbox, (k, 4))
     m = _length("src", src)
-    _expect_shape("dst", dst, (m,))
+    expect_shape("dst", dst, (m,))
     size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     mass = torch.empty(m, dtype=torch.float32)
@@ -247,8 +241,8 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     """(B·H·W,) the potential of every pixel's chosen edge (direction ``code`` (B, H, W)
     int8) from the edge potentials (B, H, W−1) and (B, H−1, W) (no gradient)."""
     b, h, w = code.shape
-    _expect_shape("horizontal", horizontal, (b, h, w - 1))
-    _expect_shape("vertical", vertical, (b, h - 1, w))
+    expect_shape("horizontal", horizontal, (b, h, w - 1))
+    expect_shape("vertical", vertical, (b, h - 1, w))
     if code.dtype != torch.int8 or horizontal.dtype != vertical.dtype:
         raise ValueError(f"Expected int8 'code' and potentials of one dtype (got {code.dtype}, "
                          f"{horizontal.dtype}, {vertical.dtype})")
@@ -273,7 +267,7 @@ def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     x = x.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
     m = _length("src", src)
-    _expect_shape("dst", dst, (m,))
+    expect_shape("dst", dst, (m,))
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
     out = torch.empty((m, x.shape[1]), dtype=x.dtype)
     kind = FEATURE_DTYPES[x.dtype]
@@ -297,14 +291,14 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
     if not potential.is_contiguous() or potential.dtype not in FEATURE_DTYPES:
         raise ValueError("Expected contiguous float32/float64 'potential'")
     m = _length("src", src)
-    _expect_shape("potential", potential, (m,))
-    _expect_shape("dst", dst, (m,))
+    expect_shape("potential", potential, (m,))
+    expect_shape("dst", dst, (m,))
     k = loop_value.shape[0] if loop_value.dim() == 1 else -1
-    _expect_shape("loop_value", loop_value, (k,))
+    expect_shape("loop_value", loop_value, (k,))
     c = float(c)
     if c > 0:
-        _expect_shape("size", size, (k,))
-        _expect_shape("bbox", bbox, (k, 4))
+        expect_shape("size", size, (k,))
+        expect_shape("bbox", bbox, (k, 4))
         size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
         size_ptr, bbox_ptr = pointer(size, torch.long), pointer(bbox, torch.long)
     else:

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, as_index, function, pointer
+from . import I64, PTR, as_index, expect_shape, function, pointer
 from .edges import coalesce_pairs  # (re-exported: its callers import it from here)
 
 __all__ = ["BudgetWorkspace", "coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
@@ -25,11 +25,6 @@ _SET = "selection"
 def _ptr(t: Optional[Tensor], dtype: torch.dtype = torch.long):
     # pointer() of an optional (named, live) tensor.
     return None if t is None else pointer(t, dtype)
-
-
-def _expect_length(name: str, t: Tensor, n: int) -> None:
-    if t.dim() != 1 or t.numel() != n:
-        raise ValueError(f"Expected '{name}' of shape ({n},) (got {tuple(t.shape)})")
 
 
 def images_of(num_pixels: int, height: int, width: int) -> int:
@@ -83,10 +78,10 @@ def budget_compact(state: Tensor, pair: Tensor, step: Tensor, target: Tensor, me
                          f"{tuple(pair.shape)}, {tuple(merged.shape)})")
     step, target = as_index(step, "step"), as_index(target, "target")
     unit_batch = as_index(unit_batch, "unit_batch")
-    _expect_length("step", step, n)
-    _expect_length("target", target, m)
-    _expect_length("unit_batch", unit_batch, n)
-    _expect_length("units", units, excess.numel())
+    expect_shape("step", step, (n,))
+    expect_shape("target", target, (m,))
+    expect_shape("unit_batch", unit_batch, (n,))
+    expect_shape("units", units, (excess.numel(),))
     new_state = state.new_empty(n - m, width)
     new_batch = torch.empty(n - m, dtype=torch.long)
     is_b = torch.empty(max(n, 1), dtype=torch.uint8)
@@ -115,7 +110,7 @@ def budget_kept(labels: Tensor, size: Tensor, num_blocks: int) -> Tensor:
     """Bool (k,): the largest input token of every output token (ties: the first)."""
     labels, size = as_index(labels, "labels"), as_index(size, "size")
     k, n = labels.numel(), max(int(num_blocks), 1)
-    _expect_length("size", size, k)
+    expect_shape("size", size, (k,))
     largest, first = torch.empty(n, dtype=torch.long), torch.empty(n, dtype=torch.long)
     kept = torch.empty(k, dtype=torch.bool)
     status = function(_SET, "dht_budget_kept", I64, PTR, PTR, I64, I64, PTR, PTR, PTR)(
@@ -175,7 +170,7 @@ def _slot_ic(slot_ic: Tensor, s: int) -> tuple[Tensor, int]:
     # A float32 slot IC of s entries: contiguous, or one value broadcast (stride 0).
     if slot_ic.dtype != torch.float32:
         raise ValueError(f"Expected a float32 'slot_ic' (got {slot_ic.dtype})")
-    _expect_length("slot_ic", slot_ic, s)
+    expect_shape("slot_ic", slot_ic, (s,))
     if s > 1 and slot_ic.stride(0) == 0:
         return slot_ic, 0
     return slot_ic.contiguous(), 1
@@ -227,10 +222,10 @@ def selector_update(labels: Tensor, current: Optional[Tensor], ic_new: Tensor, s
     out_ic = slot_ic if own else torch.empty(s, dtype=torch.float32)
     cur = as_index(current, "current") if current is not None else None
     if cur is not None:
-        _expect_length("current", cur, s)
+        expect_shape("current", cur, (s,))
     rws = as_index(rows, "rows") if rows is not None else None
     if rws is not None:
-        _expect_length("rows", rws, s)
+        expect_shape("rows", rws, (s,))
     out_row = rws if in_place and _writable(rows, torch.long, s) else torch.empty(
         s, dtype=torch.long)
     if current is None:
@@ -323,16 +318,16 @@ class BudgetWorkspace:
         if n > self.capacity[0] or e > self.capacity[1] or b > self.capacity[2]:
             raise ValueError(f"Expected at most {self.capacity} units, edges and images for "
                              f"this workspace (got {(n, e, b)})")
-        _expect_length("cost", cost, e)
-        _expect_length("union", union, e)
-        _expect_length("excess", excess, b)
+        expect_shape("cost", cost, (e,))
+        expect_shape("union", union, (e,))
+        expect_shape("excess", excess, (b,))
         cost = cost.contiguous()
         # The union sizes as the tensor path's key takes them (torch's .long(): the same
         # conversion of any float, NaN and infinities included).
         usize = union.long().contiguous()
         tie_keys = as_index(tie, "tie") if tie is not None else None
         if tie_keys is not None:
-            _expect_length("tie", tie_keys, e)
+            expect_shape("tie", tie_keys, (e,))
         m = int(self._round(
             pointer(edges, torch.long), e, pointer(cost), pointer(usize),
             int(cost.dtype == torch.float64), int(bool(packed)), _ptr(tie_keys),
@@ -363,8 +358,8 @@ class BudgetWorkspace:
         if edges.dim() != 2 or edges.shape[0] != 2 or edges.shape[1] > self.capacity[1]:
             raise ValueError(f"Expected 'edges' of shape (2, e <= {self.capacity[1]}) (got "
                              f"{tuple(edges.shape)})")
-        _expect_length("unit_batch", unit_batch, n)
-        _expect_length("units", units, excess.numel())
+        expect_shape("unit_batch", unit_batch, (n,))
+        expect_shape("units", units, (excess.numel(),))
         merged = merged.to(state.dtype).contiguous()
         side = self.flip
         self.flip ^= 1
@@ -392,7 +387,7 @@ def grid_pieces_of_slots(rows: Optional[Tensor], node_slot: Optional[Tensor], nu
     r = as_index(rows, "rows") if rows is not None else None
     ns = as_index(node_slot, "node_slot") if node_slot is not None else None
     if ns is not None:
-        _expect_length("node_slot", ns, n)
+        expect_shape("node_slot", ns, (n,))
     labels = torch.empty(n, dtype=torch.long)
     slot = torch.empty(max(n, 1), dtype=torch.long)  # only the first k entries are touched
     keys = torch.empty(max(2 * int(width), 1), dtype=torch.long)

@@ -24,51 +24,76 @@ static int labels_ok(const int64_t *restrict labels, int64_t n, int64_t k) {
 }
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                           \
-/* Mean injection of B images (B, C, HW) with labels (B*HW,) of K tokens:                \
- * mean[l, c] = (sum over the pixels p of l, in pixel order, of image[p, c]) / (T)size[l] \
- * (torch.bincount(labels, weights=plane) / sizes.to(T)), and, when out is given,        \
- * out[p, c] = (image[p, c] - mean[l, c]) + values[l, c], out laid out as the image.   */ \
+/* Block sums of rows, added into out (k, d): out[l] += x[i] (* (T)weights[i]) for the  \
+ * i < n with labels[i] = l, in index order (torch's CPU index_add_ along dim 0 and     \
+ * bincount(weights=)). x (n, d) with element strides (si, sj). Returns -1 for a label  \
+ * outside [0, k) (out is then partly written). */                                      \
+static int64_t block_sums_##SUFFIX(const T *restrict x, int64_t n, int64_t d, int64_t si,\
+                                   int64_t sj, const int64_t *restrict labels, int64_t k,\
+                                   const int64_t *restrict weights, T *restrict out) {  \
+    const uint64_t limit = (uint64_t)k;                                                 \
+    if (!weights && d == 3) {                                                           \
+        /* RGB: a run of one label adds into registers (the same additions in the same  \
+         * order as adding into out[l] row by row), three chains at once. */            \
+        int64_t i = 0;                                                                  \
+        while (i < n) {                                                                 \
+            int64_t l = labels[i];                                                      \
+            if ((uint64_t)l >= limit) return -1;                                        \
+            T *row = out + l * 3;                                                       \
+            T s0 = row[0], s1 = row[1], s2 = row[2];                                    \
+            do {                                                                        \
+                const T *src = x + i * si;                                              \
+                s0 += src[0];                                                           \
+                s1 += src[sj];                                                          \
+                s2 += src[2 * sj];                                                      \
+                ++i;                                                                    \
+            } while (i < n && labels[i] == l);                                          \
+            row[0] = s0; row[1] = s1; row[2] = s2;                                      \
+        }                                                                               \
+        return 0;                                                                       \
+    }                                                                                   \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        if ((uint64_t)labels[i] >= limit) return -1;                                    \
+        T *row = out + labels[i] * d;                                                   \
+        const T *src = x + i * si;                                                      \
+        if (weights) {                                                                  \
+            T w = (T)weights[i];                                                        \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj] * w;                  \
+        } else if (sj == 1) {                                                           \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j];                           \
+        } else {                                                                        \
+            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj];                      \
+        }                                                                               \
+    }                                                                                   \
+    return 0;                                                                           \
+}                                                                                       \
+                                                                                        \
+/* The sums (k, d) divided by the sizes: out[l] = out[l] / (T)sizes[l]. */              \
+static void divide_rows_##SUFFIX(T *restrict out, int64_t k, int64_t d,                 \
+                                 const int64_t *restrict sizes) {                       \
+    for (int64_t l = 0; l < k; ++l) {                                                   \
+        T count = (T)sizes[l];                                                          \
+        T *row = out + l * d;                                                           \
+        for (int64_t j = 0; j < d; ++j) row[j] = row[j] / count;                        \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
+/* Mean injection of B images (B, C, HW) with labels (B*HW,) of K tokens:               \
+ * mean[l, c] = (sum over the pixels p of l, in pixel order, of image[p, c]) / (T)size[l]\
+ * (torch.bincount(labels, weights=plane) / sizes.to(T)), and, when out is given,       \
+ * out[p, c] = (image[p, c] - mean[l, c]) + values[l, c], out laid out as the image. */ \
 int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t c,      \
                                     int64_t hw, const int64_t *restrict labels,         \
                                     int64_t k, const int64_t *restrict sizes,           \
                                     const T *restrict values, T *restrict mean,         \
                                     T *restrict out) {                                  \
-    const uint64_t limit = (uint64_t)k;                                                 \
     for (int64_t i = 0; i < k * c; ++i) mean[i] = (T)0;                                 \
-    /* (no pixels or channels: no plane pointers, NULL + 0 included) */                  \
+    /* (no pixels or channels: no plane pointers, NULL + 0 included) */                 \
     const int64_t images = (hw > 0 && c > 0) ? b : 0;                                   \
-    for (int64_t img = 0; img < images; ++img) {                                        \
-        const int64_t *lab = labels + img * hw;                                         \
-        const T *plane = image + img * c * hw;                                          \
-        if (c == 3) {                                                                   \
-            /* RGB: a run of one label adds into registers (the same additions in the   \
-             * same order as adding into mean[l] pixel by pixel), three chains at once. */\
-            int64_t p = 0;                                                              \
-            while (p < hw) {                                                            \
-                int64_t l = lab[p];                                                     \
-                if ((uint64_t)l >= limit) return -1;                                    \
-                T *acc = mean + l * 3;                                                  \
-                T s0 = acc[0], s1 = acc[1], s2 = acc[2];                                \
-                do {                                                                    \
-                    s0 += plane[p];                                                     \
-                    s1 += plane[hw + p];                                                \
-                    s2 += plane[2 * hw + p];                                            \
-                    ++p;                                                                \
-                } while (p < hw && lab[p] == l);                                        \
-                acc[0] = s0; acc[1] = s1; acc[2] = s2;                                  \
-            }                                                                           \
-        } else {                                                                        \
-            for (int64_t p = 0; p < hw; ++p) {                                          \
-                if ((uint64_t)lab[p] >= limit) return -1;                               \
-                T *acc = mean + lab[p] * c;                                             \
-                for (int64_t ch = 0; ch < c; ++ch) acc[ch] += plane[ch * hw + p];       \
-            }                                                                           \
-        }                                                                               \
-    }                                                                                   \
-    for (int64_t l = 0; l < k; ++l) {                                                   \
-        T count = (T)sizes[l];                                                          \
-        for (int64_t ch = 0; ch < c; ++ch) mean[l * c + ch] = mean[l * c + ch] / count; \
-    }                                                                                   \
+    for (int64_t img = 0; img < images; ++img)  /* pixels: rows of strides (1, hw) */   \
+        if (block_sums_##SUFFIX(image + img * c * hw, hw, c, 1, hw, labels + img * hw, k,\
+                                NULL, mean) < 0) return -1;                             \
+    divide_rows_##SUFFIX(mean, k, c, sizes);                                            \
     if (!out) return 0;                                                                 \
     for (int64_t img = 0; img < images; ++img) {                                        \
         const int64_t *lab = labels + img * hw;                                         \
@@ -90,52 +115,18 @@ int64_t dht_mean_injection_##SUFFIX(const T *restrict image, int64_t b, int64_t 
     return 0;                                                                           \
 }                                                                                       \
                                                                                         \
-/* Block means of rows: out[l] = (sum over i with labels[i] = l, in index order, of    \
- * (weights ? x[i] * (T)weights[i] : x[i])) / (T)sizes[l] (the zeros(K, d).index_add_  \
- * (0, labels, x) / sizes.to(T) of the tensor path). x (n, d) with element strides     \
- * (si, sj), out (k, d).                                                              */ \
+/* Block means of rows: out[l] = (sum over i with labels[i] = l, in index order, of     \
+ * (weights ? x[i] * (T)weights[i] : x[i])) / (T)sizes[l] (the zeros(K, d).index_add_   \
+ * (0, labels, x) / sizes.to(T) of the tensor path). x (n, d) with element strides      \
+ * (si, sj), out (k, d). */                                                             \
 int64_t dht_block_means_##SUFFIX(const T *restrict x, int64_t n, int64_t d,             \
                                  int64_t si, int64_t sj,                                \
                                  const int64_t *restrict labels, int64_t k,             \
                                  const int64_t *restrict weights,                       \
                                  const int64_t *restrict sizes, T *restrict out) {      \
-    const uint64_t limit = (uint64_t)k;                                                 \
     for (int64_t i = 0; i < k * d; ++i) out[i] = (T)0;                                  \
-    if (!weights && d == 3) {                                                           \
-        /* A run of one label adds into registers (the same additions, same order). */  \
-        int64_t i = 0;                                                                  \
-        while (i < n) {                                                                 \
-            int64_t l = labels[i];                                                      \
-            if ((uint64_t)l >= limit) return -1;                                        \
-            T *row = out + l * 3;                                                       \
-            T s0 = row[0], s1 = row[1], s2 = row[2];                                    \
-            do {                                                                        \
-                const T *src = x + i * si;                                              \
-                s0 += src[0];                                                           \
-                s1 += src[sj];                                                          \
-                s2 += src[2 * sj];                                                      \
-                ++i;                                                                    \
-            } while (i < n && labels[i] == l);                                          \
-            row[0] = s0; row[1] = s1; row[2] = s2;                                      \
-        }                                                                               \
-    } else for (int64_t i = 0; i < n; ++i) {                                            \
-        if ((uint64_t)labels[i] >= limit) return -1;                                    \
-        T *row = out + labels[i] * d;                                                   \
-        const T *src = x + i * si;                                                      \
-        if (weights) {                                                                  \
-            T w = (T)weights[i];                                                        \
-            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj] * w;                  \
-        } else if (sj == 1) {                                                           \
-            for (int64_t j = 0; j < d; ++j) row[j] += src[j];                           \
-        } else {                                                                        \
-            for (int64_t j = 0; j < d; ++j) row[j] += src[j * sj];                      \
-        }                                                                               \
-    }                                                                                   \
-    for (int64_t l = 0; l < k; ++l) {                                                   \
-        T count = (T)sizes[l];                                                          \
-        T *row = out + l * d;                                                           \
-        for (int64_t j = 0; j < d; ++j) row[j] = row[j] / count;                        \
-    }                                                                                   \
+    if (block_sums_##SUFFIX(x, n, d, si, sj, labels, k, weights, out) < 0) return -1;   \
+    divide_rows_##SUFFIX(out, k, d, sizes);                                             \
     return 0;                                                                           \
 }                                                                                       \
                                                                                         \

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import I64, PTR, as_indices, function, pointer, rows
+from . import I64, PTR, address, as_indices, function, pointer, rows
 
 __all__ = ["float_kind", "mean_injection", "block_means", "ward_terms", "merged_rows",
            "merge_sizes", "count_labels", "budget_loss"]
@@ -33,22 +33,20 @@ def float_kind(*tensors: Tensor) -> Optional[str]:
 _LONG = torch.long
 
 
-def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Tensor]]:
-    # The float kind, the contiguous unit states (n, w >= 1) and the (2, m) pairs as
-    # contiguous int64 (pass rows(pairs); keep it until the kernel returns), or None.
+def _state_pairs(state: Tensor, pairs: Tensor) -> Optional[tuple[str, Tensor, Tensor, tuple]]:
+    # The float kind, the contiguous unit states (n, w >= 1), the (2, m) pairs as
+    # contiguous int64 (keep them until the kernel returns) and the kernel's leading
+    # arguments (state, n, w, the two rows of pairs, m), or None.
     kind = float_kind(state)
     if (kind is None or state.dim() != 2 or state.shape[1] < 1 or pairs.dim() != 2
             or pairs.shape[0] != 2):
         return None
     found = as_indices(pairs=pairs)
-    return None if found is None else (kind, _values(state).contiguous(), found[0])
-
-
-def _address(t: Tensor) -> int:
-    # The data address of a CPU tensor read through its strides (no contiguity needed).
-    if t.device.type != "cpu":
-        raise ValueError(f"Expected a CPU tensor for a native kernel (got {t.device})")
-    return t.data_ptr()
+    if found is None:
+        return None
+    state, ends = _values(state).contiguous(), found[0]
+    return kind, state, ends, (pointer(state, state.dtype), *state.shape, *rows(ends),
+                               ends.shape[1])
 
 
 def _values(t: Tensor) -> Tensor:
@@ -106,7 +104,7 @@ def block_means(x: Tensor, labels: Tensor, k: int, sizes: Tensor,
     # Read x through its strides (the tokenizer's pixel features are a view of planes).
     status = function("tokens", f"dht_block_means_{kind}", I64, PTR, I64, I64, I64, I64, PTR,
                       I64, PTR, PTR, PTR)(
-        _address(x), x.shape[0], x.shape[1], x.stride(0), x.stride(1),
+        address(x), x.shape[0], x.shape[1], x.stride(0), x.stride(1),
         pointer(labels, _LONG), k,
         None if weights is None else pointer(weights, _LONG), pointer(sizes, _LONG),
         pointer(out, x.dtype))
@@ -119,15 +117,11 @@ def ward_terms(state: Tensor, edges: Tensor) -> Optional[tuple[Tensor, Tensor, T
     found = _state_pairs(state, edges)
     if found is None:
         return None
-    kind, state, ends = found
-    n, w = state.shape
-    e = ends.shape[1]
-    sq = state.new_empty(e, w - 1)
-    terms = state.new_empty(2, e)
-    a, t = rows(ends), rows(terms)
+    kind, state, ends, head = found
+    sq = state.new_empty(ends.shape[1], state.shape[1] - 1)
+    terms = state.new_empty(2, ends.shape[1])
     status = function("tokens", f"dht_ward_terms_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
-                      PTR, PTR, PTR)(
-        pointer(state, state.dtype), n, w, a[0], a[1], e, pointer(sq, state.dtype), t[0], t[1])
+                      PTR, PTR, PTR)(*head, pointer(sq, state.dtype), *rows(terms))
     del ends  # (alive until the kernel returned)
     if status < 0:
         return None
@@ -140,14 +134,10 @@ def merged_rows(state: Tensor, pair: Tensor) -> Optional[Tensor]:
     found = _state_pairs(state, pair)
     if found is None:
         return None
-    kind, state, ends = found
-    n, w = state.shape
-    m = ends.shape[1]
-    out = state.new_empty(m, w)
-    a, b = rows(ends)
+    kind, state, ends, head = found
+    out = state.new_empty(ends.shape[1], state.shape[1])
     status = function("tokens", f"dht_merged_rows_{kind}", I64, PTR, I64, I64, PTR, PTR, I64,
-                      PTR)(
-        pointer(state, state.dtype), n, w, a, b, m, pointer(out, state.dtype))
+                      PTR)(*head, pointer(out, state.dtype))
     del ends  # (alive until the kernel returned)
     return None if status < 0 else out
 
@@ -202,8 +192,8 @@ def budget_loss(features: Tensor, feats: Tensor, labels: Tensor, sizes: Tensor,
     sq = torch.empty(k, c, dtype=torch.float64)
     status = function("tokens", f"dht_budget_loss_terms_{kind}", I64, PTR, I64, I64, I64, PTR,
                       I64, I64, PTR, PTR)(
-        _address(features), k, c, features.stride(0),
-        _address(feats), feats.shape[0], feats.stride(0), pointer(labels, _LONG),
+        address(features), k, c, features.stride(0),
+        address(feats), feats.shape[0], feats.stride(0), pointer(labels, _LONG),
         pointer(sq, torch.float64))
     if status < 0:
         return None

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from .. import _native
+from .._checks import is_integer_dtype
 from .._registry import Registry
 from .._union import component_labels, finish_components, forest_components
 from ..hierarchy.build import HierarchyResult
@@ -510,7 +511,8 @@ def _grid_pieces(block_of: Tensor, height: int, width: int) -> Partition:
     # horizontal pairs whose right pixel hooked upwards.
     n = block_of.numel()
     b = _image_count(n, height, width)
-    if _integer(block_of) and _native.enabled("selection", block_of):
+    # Float labels are compared by the tensor path (the kernels take integers as they are).
+    if is_integer_dtype(block_of.dtype) and _native.enabled("selection", block_of):
         from .._native.selection import grid_pieces
         labels, k = grid_pieces(block_of, height, width)
         return Partition(labels, k, canonical=True)
@@ -557,11 +559,6 @@ def _image_count(n: int, height: int, width: int) -> int:
     # Whole images of height × width pixels (both paths).
     from .._native.selection import images_of  # plain Python (nothing is compiled)
     return images_of(n, height, width)
-
-
-def _integer(t: Tensor) -> bool:
-    # Labels the native kernels take as they are (float labels: compared by the tensor path).
-    return not (t.is_floating_point() or t.is_complex() or t.dtype is torch.bool)
 
 
 class ICStopping:
