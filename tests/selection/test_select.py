@@ -111,22 +111,34 @@ def test_reselecting_with_another_iota_changes_the_count_monotonically():
             built.hierarchy.absolute(built.hierarchy.num_levels - 1))
 
 
-def test_a_registered_criterion_is_one_function():
+@pytest.fixture
+def register_criterion():
+    """``register(name, function)`` for one test: the criterion registry is process-wide,
+    so what a test registers is removed after it (the registry has no unregister)."""
+    added = []
+
+    def register(name, function):
+        CRITERION_FUNCTIONS.register(name, function)
+        added.append(name)
+
+    yield register
+    for name in added:
+        CRITERION_FUNCTIONS._items.pop(name, None)
+
+
+def test_a_registered_criterion_is_one_function(register_criterion):
     def everything_is_good(var, size, num_pixels, iota):
         # Every block beats its parts: the coarsest level (the top) wins everywhere.
         return size.to(torch.float32)
 
-    CRITERION_FUNCTIONS.register("test-size", everything_is_good)
-    try:
-        x = _photo_features(1)
-        built = build_hierarchy(x, PixelGrid(1, 14, 12))
-        sel = select_partition(built, "test-size", 1.0)
-        assert sel.partition.num_blocks == 1
-        from dhtgraph.nn import DHTConfig
+    register_criterion("test-size", everything_is_good)
+    x = _photo_features(1)
+    built = build_hierarchy(x, PixelGrid(1, 14, 12))
+    sel = select_partition(built, "test-size", 1.0)
+    assert sel.partition.num_blocks == 1
+    from dhtgraph.nn import DHTConfig
 
-        assert DHTConfig(criterion="test-size").criterion == "test-size"
-    finally:
-        CRITERION_FUNCTIONS._items.pop("test-size")
+    assert DHTConfig(criterion="test-size").criterion == "test-size"
 
 
 def test_selection_is_frozen_and_validated():
@@ -208,14 +220,12 @@ def test_the_selector_reads_penalties_from_a_table_with_the_same_values(monkeypa
         assert a[0] == b[0] and torch.equal(a[1], b[1])
 
 
-def test_no_table_for_a_registered_criterion():
-    from dhtgraph.selection.select import CRITERION_FUNCTIONS
-
+def test_no_table_for_a_registered_criterion(register_criterion):
     name = "test_table_free"
-    if name not in CRITERION_FUNCTIONS:
-        CRITERION_FUNCTIONS.register(name, lambda var, size, n, iota: -size.float())
+    register_criterion(name, lambda var, size, n, iota: -size.float())
     level0 = BlockState.from_pixels(torch.zeros(4, 1), torch.zeros(4, 2), grid_edge_index(2, 2, 1))
     assert InformationSelector(level0, 1, 4, name)._penalties is None
+    assert name in CRITERION_FUNCTIONS
 
 
 def test_views_read_before_an_update_keep_their_values():
@@ -294,15 +304,16 @@ def test_update_refuses_a_state_with_other_blocks_and_a_bad_active(native):
         sel = _strip_selector()
         with pytest.raises(ValueError, match="'state'"):
             sel.update(Partition(torch.tensor([0, 0, 1, 1])), small)
-        with pytest.raises(ValueError, match="'active'"):
-            sel.update(Partition(torch.tensor([0, 0, 1, 1])), lvl1, torch.tensor([True, True]))
+        for active in (torch.tensor([True, True]), torch.tensor([[True]])):
+            with pytest.raises(ValueError, match="'active'"):
+                sel.update(Partition(torch.tensor([0, 0, 1, 1])), lvl1, active)
         # nothing was changed by the refused updates
         assert sel.update(Partition(torch.tensor([0, 0, 1, 1])), lvl1).tolist() == [True]
         assert sel.num_stored == 3
 
 
 @pytest.mark.parametrize("native", [True, False])
-@pytest.mark.parametrize("image_size", [(1, 3), (0, 4), (4, 0), (3, 3)])
+@pytest.mark.parametrize("image_size", [(1, 3), (0, 4), (4, 0), (3, 3), (-2, -2), (-1, -4)])
 def test_finish_and_connected_split_check_image_size(native, image_size):
     from dhtgraph import _native
     from dhtgraph.selection.select import connected_split
@@ -318,13 +329,21 @@ def test_finish_and_connected_split_check_image_size(native, image_size):
 def test_connected_split_compares_float_labels():
     from dhtgraph import _native
     from dhtgraph.selection.select import connected_split
-    labels = torch.tensor([0.2, 0.7, 0.7, 0.7])
-    native = connected_split(labels, image_size=(1, 4))
-    with _native.disabled():
-        tensor = connected_split(labels, image_size=(1, 4))
-    assert native == tensor and native.num_blocks == 2
+    for labels, image_size, blocks in (([0.2, 0.7, 0.7, 0.7], (1, 4), 2),
+                                       ([0.2, 0.7, 0.7, 0.2], (2, 2), 4)):
+        labels = torch.tensor(labels)  # 0.2 and 0.7: different blocks (not truncated to 0)
+        native = connected_split(labels, image_size=image_size)
+        with _native.disabled():
+            tensor = connected_split(labels, image_size=image_size)
+        assert native == tensor and native.num_blocks == blocks
 
 
 def test_penalty_table_is_exported():
     import dhtgraph.selection as selection
     assert "penalty_table" in selection.__all__ and callable(selection.penalty_table)
+
+
+def test_registered_criteria_are_removed_after_their_test():
+    # (the tests above that register one run before this one, in file order)
+    assert "test_table_free" not in CRITERION_FUNCTIONS
+    assert "test-size" not in CRITERION_FUNCTIONS
