@@ -58,3 +58,25 @@ def test_public_names_exist_once():
     assert len(dhtgraph.__all__) == len(set(dhtgraph.__all__))
     for name in dhtgraph.__all__:
         assert hasattr(dhtgraph, name), name
+
+
+def test_package_data_ships_every_native_source_and_header():
+    """Every file a kernel set compiles from (its ``.c`` and the headers it includes)
+    matches a pattern of setup.cfg's package_data, so an installed wheel can build it."""
+    import configparser
+    import fnmatch
+    import re
+
+    setup = configparser.ConfigParser()
+    setup.read(PACKAGE.parent / "setup.cfg")
+    patterns = [p.strip() for p in setup["options.package_data"]["dhtgraph._native"].split(",")]
+    native = PACKAGE / "_native"
+    needed = set()
+    for source in native.glob("*.c"):
+        needed.add(source.name)
+        needed.update(re.findall(r'#include\s+"([^"]+)"', source.read_text()))
+    for header in native.glob("*.h"):
+        needed.update(re.findall(r'#include\s+"([^"]+)"', header.read_text()))
+    missing = sorted(name for name in needed
+                     if not any(fnmatch.fnmatch(name, p) for p in patterns))
+    assert not missing, f"not in setup.cfg package_data {patterns}: {missing}"
