@@ -82,8 +82,8 @@ def mean_injection(image: Tensor, partition: Partition, token_values: Tensor, *,
         # never differentiated) and, without a gradient, the injection too.
         from .._native.tokens import mean_injection as native
         grad = torch.is_grad_enabled() and token_values.requires_grad
-        done = native(image.detach(), labels, partition.num_blocks, sizes,
-                      None if grad else token_values.detach())
+        # (The kernel only reads the tensors' memory: no detach needed.)
+        done = native(image, labels, partition.num_blocks, sizes, None if grad else token_values)
         if done is not None:
             mean, out = done
             return _injected(image, labels, mean, token_values) if out is None else out

@@ -147,6 +147,12 @@ def pool_regions(partition: Partition, x: Tensor, *, pos: Optional[Tensor] = Non
                    batch=region_batch)
 
 
+def _centroids(sums: Tensor, sizes: Tensor) -> Tensor:
+    # The exact integer position sums (K, 2) over the sizes (K,), divided in float64 (the
+    # sizes convert exactly inside the in-place division) and rounded once to float32.
+    return sums.double().div_(sizes.unsqueeze(1)).float()
+
+
 def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: int,
                       width: int, *, sizes: Optional[Tensor] = None) -> Regions:
     """:func:`pool_regions` of a partition of the pixels of ``num_images`` images of
@@ -183,7 +189,7 @@ def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: 
     if _native.enabled("selection", labels):
         from .._native.selection import grid_region_stats
         bbox, sums, region_batch = grid_region_stats(labels, k, num_images, height, width)
-        centroids = (sums.double() / sizes.double().unsqueeze(1)).float()
+        centroids = _centroids(sums, sizes)
         return Regions(features=features, sizes=sizes, bbox=bbox, centroids=centroids,
                        batch=region_batch)
     rows = labels.view(num_images * height, width)
@@ -208,7 +214,7 @@ def pool_grid_regions(partition: Partition, x: Tensor, num_images: int, height: 
     # Exact integer sums of the rows and columns: (x0 + x1)·len is always even.
     sums = torch.zeros(k, 2, dtype=torch.long, device=labels.device).index_add_(
         0, run, torch.stack([y * length, torch.div((x0 + x1) * length, 2, rounding_mode="floor")], 1))
-    centroids = (sums.double() / sizes.double().unsqueeze(1)).float()
+    centroids = _centroids(sums, sizes)
     # The image of a region: that of its first run (canonical labels: its first pixel).
     region_batch = torch.full((k,), num_images, dtype=torch.long, device=labels.device)
     region_batch.scatter_reduce_(0, run, torch.div(line, height, rounding_mode="floor"),

@@ -222,7 +222,8 @@ def _numpy_to_tensor(array: np.ndarray, channels_last: bool | None) -> Tensor:
                          f"(B, H, W, C) dimensions (got {array.ndim})")
     dtype = array.dtype
     if dtype in _UINT_SCALE:
-        tensor = torch.from_numpy(np.ascontiguousarray(array).astype(np.float32) / _UINT_SCALE[dtype])
+        values = np.ascontiguousarray(array).astype(np.float32)
+        tensor = torch.from_numpy(np.divide(values, np.float32(_UINT_SCALE[dtype]), out=values))
     elif dtype.kind == "f":
         tensor = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))  # a writable copy
     else:
@@ -249,7 +250,8 @@ def _torch_to_tensor(tensor: Tensor, channels_last: bool | None) -> Tensor:
         _refuse_many_channels(given, tensor.shape[1], layout, other, True, False,
                               tensor.shape[2], tensor.shape[3])
     if tensor.dtype in _TORCH_UINT_SCALE:
-        return tensor.float() / _TORCH_UINT_SCALE[tensor.dtype]
+        # In place on the fresh float32 copy (one allocation): the same float32 division.
+        return tensor.float().div_(_TORCH_UINT_SCALE[tensor.dtype])
     if not tensor.dtype.is_floating_point:
         raise TypeError("Expected 'image' tensor to have a float, uint8 or uint16 dtype "
                         f"(got {tensor.dtype})")

@@ -340,9 +340,8 @@ def merge_to_budget(
     k = _check_inputs(partition, features, batch)
     device = features.device
     batch = batch.to(device=device, dtype=torch.long)
-    labels = torch.arange(k, device=device)
     if k == 0:
-        return BudgetMerge(Partition(labels, 0, canonical=True),
+        return BudgetMerge(Partition(torch.arange(0, device=device), 0, canonical=True),
                            torch.zeros(0, dtype=torch.bool, device=device),
                            torch.zeros(0, dtype=torch.float64, device=device), 0)
     if sizes is None:
@@ -363,7 +362,7 @@ def merge_to_budget(
     excess = (counts - budget).clamp_min(0)
     remaining = int(excess.sum())
     if remaining == 0:
-        return BudgetMerge(Partition(labels, k, canonical=True),
+        return BudgetMerge(Partition(torch.arange(k, device=device), k, canonical=True),
                            torch.ones(k, dtype=torch.bool, device=device),
                            torch.zeros(num_images, dtype=torch.float64, device=device), 0)
 
@@ -383,9 +382,14 @@ def merge_to_budget(
     native = _native.enabled("selection", features, batch, edges)
     native_tokens = native and _native.enabled("tokens")
     edges = _undirected(edges, k, native)
-    dtype = torch.promote_types(features.dtype, torch.float32)
-    # One state row per unit: [size, mean features] (gathered and merged together).
-    state = torch.cat([size0.to(dtype).unsqueeze(1), features.detach().to(dtype)], 1)
+    dtype = features.dtype
+    if dtype not in (torch.float32, torch.float64):
+        dtype = torch.promote_types(dtype, torch.float32)
+    # One state row per unit: [size, mean features] (gathered and merged together);
+    # integer sizes are converted by the cat (the same conversion as .to(dtype)).
+    values = features.detach()
+    column = size0.unsqueeze(1) if not size0.is_floating_point() else size0.to(dtype).unsqueeze(1)
+    state = torch.cat([column, values.to(dtype)], 1)
     unit_batch = batch
     if perm is not None:
         state, unit_batch = state[perm], batch[perm]
@@ -411,9 +415,9 @@ def merge_to_budget(
     loss = None
     if native_tokens:
         from .._native.tokens import budget_loss
-        loss = budget_loss(features.detach(), feats, labels, size0, batch, num_images)
+        loss = budget_loss(values, feats, labels, size0, batch, num_images)
     if loss is None:
-        loss = _budget_loss(features, feats, labels, size0, batch, num_images)
+        loss = _budget_loss(values, feats, labels, size0, batch, num_images)
     # Representative: the largest input token of every output token (ties: the first).
     if native and not size0.is_floating_point():
         from .._native.selection import budget_kept
@@ -430,7 +434,8 @@ def merge_to_budget(
 
 def _budget_loss(features: Tensor, feats: Tensor, labels: Tensor, size0: Tensor,
                  batch: Tensor, num_images: int) -> Tensor:
-    f64 = features.detach().to(torch.float64)
+    # ``features``: detached by the caller.
+    f64 = features.to(torch.float64)
     centre = feats.to(torch.float64).index_select(0, labels)
     added = (f64 - centre).pow_(2).sum(-1).mul_(size0.to(torch.float64))
     return torch.zeros(num_images, dtype=torch.float64, device=f64.device).index_add_(
@@ -444,7 +449,8 @@ def _agglomerate(state: Tensor, edges: Tensor, unit_batch: Tensor, counts: Tenso
 
     ``state`` (n, 1 + C): [size, mean features] of the n units, sorted by image;
     ``edges`` (2, E): the unique unit pairs a < b, sorted; ``excess`` (B,): merges still
-    needed per image, ``remaining`` their sum. Returns the unit of every input unit, the
+    needed per image (the caller's own tensor: :func:`_agglomerate_native` updates it in
+    place), ``remaining`` their sum. Returns the unit of every input unit, the
     merged state and the number of rounds.
 
     Every round works on the edges in key order and then only on the *candidates* (the
@@ -625,8 +631,8 @@ def _agglomerate_native(state: Tensor, edges: Tensor, unit_batch: Tensor, counts
     batched = num_images > 1
     packed = batched and state.dtype == torch.float32
     labels = torch.arange(n)
-    units = counts.to(torch.long).clone()
-    excess = excess.to(torch.long).clone()
+    units = counts.to(torch.long).clone()  # (counts: the images' sizes for the errors)
+    excess = excess.to(torch.long)  # updated in place (see _agglomerate)
     unit_batch = unit_batch.to(torch.long).contiguous()
     state = state.contiguous()
     edges = edges.to(torch.long).contiguous()

@@ -248,6 +248,27 @@ def test_torch_uint16_maps_by_its_range():
     assert as_image_tensor(t).tolist() == [[[[0.0, 1.0]]]]
 
 
+@pytest.mark.parametrize("channels_last", [None, True])
+@pytest.mark.parametrize("dtype,scale", [(torch.uint8, 255.0), (torch.uint16, 65535.0)])
+def test_integer_images_are_their_float32_values_over_the_range(dtype, scale, channels_last):
+    # Every code value, bit for bit the float32 x / scale of the spec (÷255, ÷65535), in
+    # the input's memory layout (pixels stored channels-last: a permuted (B, C, H, W)
+    # view comes back), the input untouched.
+    codes = int(scale) + 1
+    side = 8 if codes == 256 else 128                 # (side, codes / side, 3): every code
+    hwc = (torch.arange(3 * codes) % codes).to(dtype).view(side, codes // side, 3)
+    image = hwc if channels_last else hwc.permute(2, 0, 1)
+    before = image.clone()
+    got = as_image_tensor(image, channels_last=channels_last)
+    expected = hwc.permute(2, 0, 1).to(torch.float32)[None] / scale
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    assert got[0].stride() == expected[0].stride() == (1, 3 * codes // side, 3)
+    assert torch.equal(image, before)
+    array = hwc.numpy()
+    kept = array.copy()
+    assert torch.equal(as_image_tensor(array), expected) and np.array_equal(array, kept)
+
+
 # ---------------------------------------------------------------- PIL modes
 def test_the_same_grey_image_in_modes_L_I_and_F_agrees():
     from PIL import Image

@@ -405,3 +405,27 @@ def test_kernel_sets_are_decided_once_per_call(monkeypatch, tokens_in_use):
     assert asked.count("tokens") == 1 and asked.count("selection") == 1, asked
     assert torch.equal(out.merge.labels, expected.merge.labels)
     assert torch.equal(out.loss, expected.loss) and torch.equal(out.kept, expected.kept)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sizes_of_any_dtype_with_the_same_values_give_the_same_merge(native):
+    # The state's size column takes the features' dtype whatever the sizes' dtype
+    # (integers converted as .to() converts them, float weights cast first): int64, int32
+    # and float64 sizes of the same values give one merge, loss and representatives.
+    from contextlib import nullcontext
+
+    from dhtgraph import _native
+
+    torch.manual_seed(7)
+    h = w = 10
+    feats = torch.rand(h * w, 3)
+    batch = torch.zeros(h * w, dtype=torch.long)
+    edges = grid_edge_index(h, w)
+    part = Partition.discrete(h * w)
+    sizes = torch.randint(1, 50, (h * w,)) * 2**20 + 1      # beyond float32's 2^24 steps
+    with nullcontext() if native else _native.disabled():
+        runs = [merge_to_budget(part, feats, batch, edges, 12, sizes=sizes.to(dtype))
+                for dtype in (torch.long, torch.int32, torch.float64)]
+    for other in runs[1:]:
+        assert torch.equal(other.merge.labels, runs[0].merge.labels)
+        assert torch.equal(other.loss, runs[0].loss) and torch.equal(other.kept, runs[0].kept)
