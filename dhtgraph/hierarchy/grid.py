@@ -45,8 +45,9 @@ from .. import _native
 from .._union import functional_component_labels
 from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
-from .contraction import (POOL_WEIGHTS, BlockState, Contraction, PoolWeights, TieBreak,
-                          _safe_sqrt, check_tie_break, quantize_potential,
+from .affinity import edge_affinity
+from .contraction import (POOL_WEIGHTINGS, BlockState, Contraction, PoolWeights, TieBreak,
+                          _safe_sqrt, check_tie_break, contract, quantize_potential,
                           tie_hash, tie_keys, weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
@@ -396,8 +397,12 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         B, H, W; every image needs at least two pixels.
     compactness : float
         c of the potentials.
-    weights : {'argmax_edge', 'size'}
-        Pooling weights.
+    weights : {'argmax_edge', 'size'} or another registered name
+        Pooling weights, a name of
+        :data:`~dhtgraph.hierarchy.contraction.POOL_WEIGHTINGS`. ``'argmax_edge'`` and
+        the weightings that return sizes (``returns_sizes``: ``'size'``) have their grid
+        form here; any other runs the general level on the full pixel state (the
+        ``contract`` below, with the edge list built).
     tie_break : {'reference', 'hashed'}, default 'reference'
         How the argmax breaks exact ties (see
         :data:`dhtgraph.hierarchy.contraction.TIE_BREAKS`).
@@ -406,7 +411,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
     -------
     Contraction
         Equal to ``contract(full_state, edge_affinity(full_state...), weights=weights,
-        tie_break=tie_break)``.
+        tie_break=tie_break)``, ``full_state`` = :func:`materialize_pixel_state`.
 
     Raises
     ------
@@ -414,14 +419,20 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         For unknown ``weights`` or ``tie_break``, images of fewer than two pixels, or a
         state without ``num_images·height·width`` blocks.
     """
-    if weights not in POOL_WEIGHTS:
-        raise ValueError(f"Expected 'weights' to be one of {POOL_WEIGHTS} (got {weights!r})")
+    weighting = POOL_WEIGHTINGS.resolve(weights, "weights")
     check_tie_break(tie_break)
     x = state.mean
     n, d = x.shape
     if height * width < 2 or n != num_images * height * width:
         raise ValueError(f"Expected 'state' of {num_images} images of {height}×{width} ≥ 2 "
                          f"pixels (got {n} blocks)")
+    sizes = bool(getattr(weighting, "returns_sizes", False))
+    if not sizes and weights != "argmax_edge":
+        # A registered weighting without a grid form: the general level.
+        full = materialize_pixel_state(state, num_images, height, width)
+        potential = edge_affinity(full.mean, full.var, full.size, full.bbox, full.edge_index,
+                                  compactness=compactness)
+        return contract(full, potential, weights=weights, tie_break=tie_break)
     device = x.device
     native = _native_grid(x, height, width)
     c = float(compactness)
@@ -435,7 +446,7 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         horizontal, vertical = _grid_potentials(x.view(num_images, height, width, d), c)
     code, choice = _grid_choice(horizontal, vertical, tie_break, x, num_images, height,
                                 width, native, mix)
-    if weights == "size":
+    if sizes:
         del horizontal, vertical
         differs = None if native else _choice_differs(x, code)
         del code
@@ -448,11 +459,11 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
                                               state.batch)
     else:
         counts = torch.bincount(labels, minlength=k)
-    if weights == "size" and native and not grad:
+    if sizes and native and not grad:
         # The same sums in pixel order, divisions and snap in one native pass each.
         from .._native.grid import grid_size_moments
         new_mean, new_var = grid_size_moments(x, choice, labels, counts, k)
-    elif weights == "size":
+    elif sizes:
         new_mean, new_var = _size_moments(x, labels, counts, k)
         if native:
             from .._native.grid import grid_constant

@@ -41,6 +41,79 @@ def test_grid_contraction_equals_contract(weights, b, h, w, levels, compactness,
         assert torch.equal(getattr(got.state, name), getattr(expected.state, name)), name
 
 
+@pytest.fixture
+def registered_weighting():
+    # Registers test weightings in POOL_WEIGHTINGS for one test, removed after it.
+    from dhtgraph.hierarchy.contraction import POOL_WEIGHTINGS
+
+    names = []
+
+    def register(name, fn):
+        POOL_WEIGHTINGS.register(name, fn)
+        names.append(name)
+
+    yield register
+    for name in names:
+        POOL_WEIGHTINGS._items.pop(name)
+
+
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+def test_a_registered_weighting_contracts_the_grid(registered_weighting, tie_break):
+    # The grid level resolves 'weights' through the registry: a weighting without a grid
+    # form (here: the chosen potential squared, no sizes) runs the general level, and
+    # build_hierarchy on a PixelGrid gives the hierarchy of the explicit pixel graph.
+    from dhtgraph.hierarchy.build import PixelGrid, build_hierarchy
+
+    def squared(state, chosen):
+        return chosen.to(state.mean.dtype).pow(2)
+
+    registered_weighting("test-squared", squared)
+    b, h, w = 2, 6, 7
+    x, full, batch = _pixels(b, h, w, seed=11)
+    potential = edge_affinity(full.mean, full.var, full.size, full.bbox, full.edge_index,
+                              compactness=0.1)
+    expected = contract(full, potential, weights="test-squared", tie_break=tie_break)
+    assert not torch.equal(expected.state.mean,
+                           contract(full, potential, weights="argmax_edge",
+                                    tie_break=tie_break).state.mean)
+    got = grid_contraction(pixel_state(x, b, batch), b, h, w, compactness=0.1,
+                           weights="test-squared", tie_break=tie_break)
+    assert got.partition == expected.partition
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert torch.equal(getattr(got.state, name), getattr(expected.state, name)), name
+    on_grid = build_hierarchy(x, PixelGrid(b, h, w), weights="test-squared",
+                              tie_break=tie_break)
+    node = torch.arange(h * w)
+    pos = torch.stack([node // w, node % w], 1).repeat(b, 1)
+    on_edges = build_hierarchy(x, grid_edge_index(h, w, b), batch, pos=pos,
+                               weights="test-squared", tie_break=tie_break)
+    assert len(on_grid.hierarchy.steps) == len(on_edges.hierarchy.steps)
+    for one, other in zip(on_grid.hierarchy.steps, on_edges.hierarchy.steps):
+        assert one == other
+
+
+def test_a_weighting_returning_sizes_takes_the_grid_size_path(registered_weighting,
+                                                              monkeypatch):
+    # returns_sizes = True: the grid pools with the sizes as 'size' does, bit for bit, in
+    # its grid form (no pixel edge list is built), without calling the weighting.
+    import dhtgraph.hierarchy.grid as grid
+
+    def ones(state, chosen):
+        raise AssertionError("a weighting that returns sizes is not called")
+
+    ones.reads_choice, ones.positive, ones.returns_sizes = False, True, True
+    registered_weighting("test-sizes", ones)
+    x, _, batch = _pixels(2, 5, 6, seed=12)
+    sized = grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, weights="size")
+    monkeypatch.setattr(grid, "materialize_pixel_state", None)  # the general level's
+    got = grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, weights="test-sizes")
+    assert got.partition == sized.partition
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert torch.equal(getattr(got.state, name), getattr(sized.state, name)), name
+    with pytest.raises(ValueError, match=r"Expected 'weights' to be one of \("):
+        grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, weights="no-such-weighting")
+
+
 def test_grid_contraction_gradient_matches():
     x, full, _ = _pixels(1, 6, 7, seed=3)
     x1 = x.clone().requires_grad_()
