@@ -28,7 +28,7 @@ from ..hierarchy.build import MIN_BLOCKS_PER_IMAGE, POOL_WEIGHTINGS
 from ..hierarchy.contraction import PoolWeights, TieBreak, check_tie_break
 from ..selection.budget import BudgetPriority, check_budget_priority
 from ..selection.criteria import Criterion, check_iota
-from ..selection.select import CRITERION_FUNCTIONS, resolve_criterion
+from ..selection.select import resolve_criterion
 
 __all__ = ["EncoderKind", "EncoderConfig", "HierarchyConfig", "SelectionConfig", "BudgetConfig",
            "DHTConfig", "PRESETS", "PresetName", "preset_options", "CONFIG_FIELDS", "ENCODERS",

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from .tokenizer import _load_state_dict

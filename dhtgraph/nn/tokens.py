@@ -19,7 +19,7 @@ from ..features.mean_injection import mean_injection
 from ..features.pooling import pool_grid_regions
 from ..graph.pixel import grid_quotient
 from ..hierarchy import Hierarchy
-from ..hierarchy.build import HierarchyResult, PixelGrid
+from ..hierarchy.build import HierarchyResult
 from ..partition import Partition
 from ..selection.budget import merge_to_budget
 from ..selection.select import Selection
@@ -223,9 +223,9 @@ def _merge_means(step: Partition, mu: Tensor, sizes: Tensor,
 
 
 def _quotient(step: Partition, token_edges: Tensor) -> Tensor:
-    # step.quotient(token_edges) (coalesced, no self-loops); natively two counting sorts.
-    if _native.enabled("selection", step.labels, token_edges):
-        from .._native.selection import coalesce_pairs
+    # step.quotient(token_edges) (coalesced, no self-loops); natively without a sort.
+    if _native.enabled("edges", step.labels, token_edges):
+        from .._native.edges import coalesce_pairs
         return coalesce_pairs(token_edges[0], token_edges[1], step.num_blocks,
                               relabel=step.labels)
     return step.quotient(token_edges, self_loops=False)

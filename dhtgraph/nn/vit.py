@@ -22,7 +22,7 @@ learned per-head bias by capped hop distance in the region graph, zero at initia
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Mapping, Optional
 
 import torch

@@ -220,11 +220,11 @@ def _tie_hash(a_local: Tensor, b_local: Tensor) -> Tensor:
 
 def _undirected(edge_index: Tensor, num_nodes: int, native: Optional[bool] = None) -> Tensor:
     """Unique edges (a, b) with a < b, sorted; self-loops dropped (``native``: whether
-    the caller found the native kernels enabled; None: ask)."""
+    the caller found the native 'edges' kernels enabled; None: ask)."""
     if native is None:
-        native = _native.enabled("selection", edge_index)
+        native = _native.enabled("edges", edge_index)
     if native:
-        from .._native.selection import coalesce_pairs
+        from .._native.edges import coalesce_pairs
         return coalesce_pairs(edge_index[0], edge_index[1], num_nodes, undirected=True)
     a = torch.minimum(edge_index[0], edge_index[1])
     b = torch.maximum(edge_index[0], edge_index[1])
@@ -381,7 +381,7 @@ def merge_to_budget(
     # tensor of the call is on the CPU, so the float kernels' check needs no tensors.
     native = _native.enabled("selection", features, batch, edges)
     native_tokens = native and _native.enabled("tokens")
-    edges = _undirected(edges, k, native)
+    edges = _undirected(edges, k, native and _native.enabled("edges"))
     dtype = features.dtype
     if dtype not in (torch.float32, torch.float64):
         dtype = torch.promote_types(dtype, torch.float32)

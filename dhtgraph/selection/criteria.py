@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _native
+from .._checks import is_integer_dtype
 
 __all__ = ["Criterion", "CRITERIA", "information_criterion", "penalty", "penalty_table",
            "check_criterion", "check_iota", "PENALTY_TABLE_LIMIT"]
@@ -192,7 +193,7 @@ def information_criterion(var: Tensor, size: Tensor, num_pixels: int | Tensor,
     if var.requires_grad:
         var = var.detach()
     var = var.to(torch.float32)
-    integer = size.dim() == 1 and _is_integer(size.dtype)
+    integer = size.dim() == 1 and is_integer_dtype(size.dtype)
     logdet = (2 * math.pi * var).prod(-1).add_(iota).log_()
     if integer and _native_end(size, logdet, num_pixels, penalties):
         return _native_information_criterion(size, logdet, num_pixels, criterion, penalties)
@@ -219,7 +220,7 @@ def _native_end(size: Tensor, logdet: Tensor, num_pixels, penalties: Optional[Te
         return False
     tensors = [size, logdet]
     if isinstance(num_pixels, Tensor):
-        if num_pixels.shape != size.shape or not _is_integer(num_pixels.dtype):
+        if num_pixels.shape != size.shape or not is_integer_dtype(num_pixels.dtype):
             return False
         tensors.append(num_pixels)
     elif type(num_pixels) is not int or not -(1 << 63) <= num_pixels < (1 << 63):
@@ -244,6 +245,3 @@ def _native_information_criterion(size: Tensor, logdet: Tensor, num_pixels: Unio
             return ic
     return information_criterion_end(size, logdet, num_pixels, penalty=_penalty(size, criterion))
 
-
-def _is_integer(dtype: torch.dtype) -> bool:
-    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
