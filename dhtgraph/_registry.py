@@ -16,6 +16,7 @@ This module is foundation (no imports from the pipeline): every stage may use it
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 __all__ = ["Registry"]
@@ -56,6 +57,28 @@ class Registry(Generic[F]):
             return fn
 
         return add if function is None else add(function)
+
+    def unregister(self, name: str) -> F:
+        """Remove the option ``name`` and return its function.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not registered.
+        """
+        self.check(name, self.option)
+        return self._items.pop(name)
+
+    @contextmanager
+    def registered(self, name: str, function: F) -> Iterator[F]:
+        """Register ``function`` under ``name`` inside a ``with`` block only (e.g. in a
+        test: the registries are process-wide)."""
+        self.register(name, function)
+        try:
+            yield function
+        finally:
+            if self._items.get(name) is function:
+                del self._items[name]
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""

@@ -1,5 +1,7 @@
 """The grid fast path of the first level equals the general contraction bit for bit."""
 
+from contextlib import ExitStack
+
 import pytest
 import torch
 
@@ -46,15 +48,8 @@ def registered_weighting():
     # Registers test weightings in POOL_WEIGHTINGS for one test, removed after it.
     from dhtgraph.hierarchy.contraction import POOL_WEIGHTINGS
 
-    names = []
-
-    def register(name, fn):
-        POOL_WEIGHTINGS.register(name, fn)
-        names.append(name)
-
-    yield register
-    for name in names:
-        POOL_WEIGHTINGS._items.pop(name)
+    with ExitStack() as stack:
+        yield lambda name, fn: stack.enter_context(POOL_WEIGHTINGS.registered(name, fn))
 
 
 @pytest.mark.parametrize("tie_break", ["reference", "hashed"])

@@ -1,6 +1,7 @@
 """Per-region selection across the hierarchy (spec §5)."""
 
 import math
+from contextlib import ExitStack
 
 import torch
 
@@ -114,16 +115,10 @@ def test_reselecting_with_another_iota_changes_the_count_monotonically():
 @pytest.fixture
 def register_criterion():
     """``register(name, function)`` for one test: the criterion registry is process-wide,
-    so what a test registers is removed after it (the registry has no unregister)."""
-    added = []
-
-    def register(name, function):
-        CRITERION_FUNCTIONS.register(name, function)
-        added.append(name)
-
-    yield register
-    for name in added:
-        CRITERION_FUNCTIONS._items.pop(name, None)
+    so what a test registers is removed after it."""
+    with ExitStack() as stack:
+        yield lambda name, function: stack.enter_context(
+            CRITERION_FUNCTIONS.registered(name, function))
 
 
 def test_a_registered_criterion_is_one_function(register_criterion):
