@@ -268,3 +268,49 @@ def test_empty_inputs():
     assert e.coalesce_pairs(none, none, 3, relabel=torch.tensor([0, 1, 2])).shape == (2, 0)
     assert e.grid_quotient(none, 0, 0, 3, 3).shape == (2, 0)
     assert e.grid_quotient(none, 0, 1, 0, 0, loops=True).shape == (2, 0)
+
+
+def _tensor_grid_quotient(labels, k, b, h, w, loops):
+    from dhtgraph.graph.pixel import grid_quotient
+
+    with _native.disabled():
+        return grid_quotient(labels, k, b, h, w, loops=loops)
+
+
+@pytest.mark.parametrize("loops", [False, True])
+def test_grid_quotient_of_dense_boundaries_equals_the_tensor_path(loops):
+    # Nearly every neighbouring pair on a boundary (far more pairs than the kernel's first
+    # guess of n / 8: its pair store grows), over several images.
+    g = torch.Generator().manual_seed(5)
+    b, h, w, k = 3, 37, 29, 700
+    labels = Partition(torch.randint(0, k, (b * h * w,), generator=g)).labels
+    k = int(labels.max()) + 1
+    got = _native_edges().grid_quotient(labels, k, b, h, w, loops=loops)
+    assert torch.equal(got, _tensor_grid_quotient(labels, k, b, h, w, loops))
+
+
+@pytest.mark.parametrize("below", [0, 1])
+def test_int32_and_int64_scratch_agree_at_the_switch(monkeypatch, below):
+    # The kernels use int32 scratch when every index and count fits in the limit (2³¹ − 1;
+    # lowered here to reach the switch on small inputs): m + k for an edge list, 4n + k for
+    # the grid. At the limit (below=0) the int32 form, one under it the int64 form.
+    e = _native_edges()
+    g = torch.Generator().manual_seed(11)
+    n, m = 300, 1200
+    edge_index = torch.randint(0, n, (2, m), generator=g)
+    edge_index = edge_index[:, torch.argsort(edge_index[0] * n + edge_index[1])]
+    p = Partition(torch.randint(0, 60, (n,), generator=g))
+    monkeypatch.setattr(e, "_NARROW_LIMIT", m + p.num_blocks - below)
+    assert torch.equal(e.relabel_edges(p.labels, p.num_blocks, edge_index),
+                       p.quotient(edge_index, self_loops=True))
+    lo, hi = edge_index
+    monkeypatch.setattr(e, "_NARROW_LIMIT", m + n - below)
+    assert torch.equal(e.coalesce_pairs(lo, hi, n, undirected=True),
+                       _unique_pairs(lo, hi, n, False, undirected=True))
+    b, h, w = 2, 12, 17
+    labels = Partition(torch.randint(0, 40, (b * h * w,), generator=g)).labels
+    k = int(labels.max()) + 1
+    monkeypatch.setattr(e, "_NARROW_LIMIT", 4 * b * h * w + k - below)
+    for loops in (False, True):
+        assert torch.equal(e.grid_quotient(labels, k, b, h, w, loops=loops),
+                           _tensor_grid_quotient(labels, k, b, h, w, loops))

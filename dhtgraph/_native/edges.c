@@ -1,44 +1,174 @@
 /* Edge coalescing without a sort (dhtgraph.graph.pixel.grid_quotient, the contraction's
- * edge relabel, coalesce_pairs): the three passes of pairs.h (count, fill, write), each a
- * kernel of its own, so that the caller allocates between them and every buffer has its
- * exact size.
+ * edge relabel, coalesce_pairs): the steps of pairs.h in two calls, so that the caller
+ * allocates the output between them with its exact size:
+ *
+ *   dht_edges_prepare / dht_grid_prepare: the argument check, one pass over the input
+ *       storing its candidate pairs (compacted: repeats next to each other left out),
+ *       then steps 1 and 2 on them; returns the number of output pairs E' and a work
+ *       area (malloc'd here: its size is only known once the input is read);
+ *   dht_pairs_write: step 3 into the caller's (2, E') output, then the work area freed
+ *       (dht_pairs_free frees it without writing, when the caller could not allocate).
  *
  * The pairs come either from the 4-neighbour pixel grid under block labels (both
  * directions of every pair of neighbouring pixels with different labels, and a loop per
- * block on request) or from an edge list, optionally mapped through labels.
+ * block on request) or from an edge list, optionally mapped through labels. The scratch
+ * arrays are int32_t when every index and count fits in `limit` (at most INT32_MAX; the
+ * caller passes a smaller one to test the int64_t form on small inputs), else int64_t.
  *
- * Every index is checked in pass 1, which returns a negative code when one is out of
- * range. No globals: the kernels are re-entrant. */
+ * Every index is checked first; a negative code is returned when one is out of range (or
+ * -3 when memory runs out). No globals: the kernels are re-entrant. The typed parts are
+ * instantiated by including this file with DHT_T and DHT_S defined (as pairs.h does). */
+#if !defined(DHT_T)
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "pairs.h"
 
-/* Pass 3 of an edge list (after dht_edges_fill): see dht_pairs_write. */
-void dht_write_pairs(const int64_t *start, const int64_t *bucket, int64_t k, int64_t *last,
-                     int64_t *fill, int64_t *out_src, int64_t *out_dst) {
-    dht_pairs_write(start, bucket, k, last, fill, out_src, out_dst);
+/* The work area between the two calls: this header, then start (k + 1), last (k) and
+ * fill (k) of the scratch type; the buckets are a block of their own. */
+typedef struct {
+    int64_t narrow;    /* 1: int32_t scratch, 0: int64_t */
+    int64_t grid;      /* 1: the grid's layout (see dht_grid_prepare) */
+    int64_t k;         /* the number of nodes (blocks) */
+    int64_t num_loops; /* grid: blocks 0..num_loops-1 get a loop */
+    void *bucket;
+    int64_t pad; /* (the arrays after the header stay 16-byte aligned) */
+} dht_work;
+
+static dht_work *work_new(int64_t k, int64_t narrow, int64_t grid, int64_t num_loops) {
+    size_t size = narrow ? sizeof(int32_t) : sizeof(int64_t);
+    dht_work *w = malloc(sizeof(dht_work) + (size_t)(3 * k + 1) * size);
+    if (!w) return NULL;
+    w->narrow = narrow;
+    w->grid = grid;
+    w->k = k;
+    w->num_loops = num_loops;
+    w->bucket = NULL;
+    w->pad = 0;
+    return w;
 }
 
-/* ------------------------------------------------------------- pairs of the grid */
+static int64_t narrow_limit(int64_t limit) { return limit < INT32_MAX ? limit : INT32_MAX; }
 
-/* The pairs of one pixel row of the 4-neighbour grid, compacted into pair (2 per pair,
- * room for 2·width pairs): (a, c) for each horizontal pair in row y and each vertical
- * pair between rows y and y + 1 whose labels a != c. A horizontal pair that repeats the
- * pair of the one above it, or a vertical pair repeating the one to its left (along a
- * straight boundary), is left out: the same set, fewer repeats. Branch-free (whether a
- * pixel lies on a boundary is unpredictable); the caller's loop over the compacted pairs
- * then only touches real pairs. Returns their number. */
+/* The pairs of one pixel row of the 4-neighbour grid, compacted into pair as (lo, hi)
+ * (2 per pair, room for 2·width pairs): for each horizontal pair in row y and each
+ * vertical pair between rows y and y + 1 whose labels a != c, (min, max). A horizontal
+ * pair that repeats the pair of the one above it, or a vertical pair repeating the one to
+ * its left (along a straight boundary), is left out: the same set, fewer repeats.
+ * Branch-free (whether a pixel lies on a boundary is unpredictable); the caller's loop
+ * over the compacted pairs then only touches real pairs. Returns their number. */
 #define REPEATS(p, q, a, c) ((((p) == (a)) & ((q) == (c))) | (((p) == (c)) & ((q) == (a))))
-static int64_t row_pairs(const int64_t *restrict row, int64_t y, int64_t height,
-                         int64_t width, int64_t *restrict pair) {
+
+/* min(a, c) of int64_t without a branch (a conditional expression is compiled to an
+ * unpredictable jump for the int32_t stores); the max is then a ^ c ^ min. */
+#define LOWER(a, c) ((c) ^ (((a) ^ (c)) & -(int64_t)((a) < (c))))
+
+#define DHT_T int32_t
+#define DHT_S(name) name##_32
+#include "edges.c"
+#undef DHT_S
+#undef DHT_T
+#define DHT_T int64_t
+#define DHT_S(name) name##_64
+#include "edges.c"
+#undef DHT_S
+#undef DHT_T
+
+/* ---------------------------------------------------------------------- the calls */
+
+/* The grid's quotient is symmetric, so only the undirected pairs lo < hi are bucketed
+ * (by hi, holding lo: half the candidates of both directions); the directed rows are
+ * then laid out in closed form, as the tensor implementation does: block v's row holds
+ * its lower neighbours, its loop (v < num_loops), then its higher neighbours.
+ *
+ * labels (num_images·height·width) in 0..k-1 (k >= 1). Returns the number of directed
+ * pairs, loops included, and the work area in *work; or -1 (a label out of range), -3
+ * (out of memory), nothing allocated. */
+int64_t dht_grid_prepare(const int64_t *restrict labels, int64_t num_images, int64_t height,
+                         int64_t width, int64_t k, int64_t num_loops, int64_t limit,
+                         void **work) {
+    int64_t n = num_images * height * width;
+    for (int64_t v = 0; v < n; ++v)
+        if (labels[v] < 0 || labels[v] >= k) return -1;
+    int64_t narrow = 4 * n + k <= narrow_limit(limit); /* offsets < E' <= 4n + k */
+    dht_work *w = work_new(k, narrow, 1, num_loops);
+    if (!w) return -3;
+    int64_t total = narrow ? grid_prepare_32(labels, num_images, height, width, w)
+                           : grid_prepare_64(labels, num_images, height, width, w);
+    if (total < 0) {
+        free(w);
+        return -3;
+    }
+    *work = w;
+    return 2 * total + num_loops;
+}
+
+/* An edge list of m edges: src, dst in 0..n-1 (n: the map's length, or k without a map),
+ * map values in 0..k-1 (k >= 1); flags: DHT_PAIRS_SKIP_LOOPS and DHT_PAIRS_UNDIRECTED.
+ * Returns the number of coalesced pairs and the work area in *work; or -1 (src or dst
+ * out of range), -2 (map out of range), -3 (out of memory), nothing allocated. */
+int64_t dht_edges_prepare(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
+                          const int64_t *restrict map, int64_t n, int64_t k, int64_t flags,
+                          int64_t limit, void **work) {
+    int64_t status = dht_pairs_check(src, dst, m, map, n, k);
+    if (status < 0) return status;
+    int64_t narrow = m + k <= narrow_limit(limit); /* offsets <= candidates <= m */
+    dht_work *w = work_new(k, narrow, 0, 0);
+    if (!w) return -3;
+    int64_t total = narrow ? edges_prepare_32(src, dst, m, map, flags, w)
+                           : edges_prepare_64(src, dst, m, map, flags, w);
+    if (total < 0) {
+        free(w);
+        return -3;
+    }
+    *work = w;
+    return total;
+}
+
+/* The work area freed without writing. */
+void dht_pairs_free(void *work) {
+    dht_work *w = work;
+    free(w->bucket);
+    free(w);
+}
+
+/* Step 3: the pairs (out_src, out_dst: the count the prepare call returned), sorted by
+ * (source, target); then the work area is freed. */
+void dht_pairs_write(void *work, int64_t *restrict out_src, int64_t *restrict out_dst) {
+    dht_work *w = work;
+    if (w->narrow) {
+        if (w->grid)
+            grid_write_32(w, out_src, out_dst);
+        else
+            dht_write_32(start_32(w), w->bucket, w->k, start_32(w) + 2 * w->k + 1, out_src,
+                         out_dst);
+    } else {
+        if (w->grid)
+            grid_write_64(w, out_src, out_dst);
+        else
+            dht_write_64(start_64(w), w->bucket, w->k, start_64(w) + 2 * w->k + 1, out_src,
+                         out_dst);
+    }
+    dht_pairs_free(w);
+}
+
+#else
+/* ------------------------------------------------- the typed parts (DHT_T, DHT_S) */
+
+/* The arrays of the work area: start (k + 1), then last (k), then fill (k). */
+static inline DHT_T *DHT_S(start)(dht_work *w) { return (DHT_T *)(w + 1); }
+
+static int64_t DHT_S(row_pairs)(const int64_t *restrict row, int64_t y, int64_t height,
+                                int64_t width, DHT_T *restrict pair) {
     const int64_t *up = row - width, *down = row + width;
     int64_t m = 0;
     for (int64_t x = 0; x + 1 < width; ++x) {
         int64_t a = row[x], c = row[x + 1];
         int64_t e = a != c;
         if (y > 0) e &= !REPEATS(up[x], up[x + 1], a, c);
-        pair[2 * m] = a;
-        pair[2 * m + 1] = c;
+        int64_t lo = LOWER(a, c);
+        pair[2 * m] = (DHT_T)lo;
+        pair[2 * m + 1] = (DHT_T)(a ^ c ^ lo);
         m += e;
     }
     if (y + 1 < height) {
@@ -46,131 +176,133 @@ static int64_t row_pairs(const int64_t *restrict row, int64_t y, int64_t height,
             int64_t a = row[x], c = down[x];
             int64_t e = a != c;
             if (x > 0) e &= !REPEATS(row[x - 1], down[x - 1], a, c);
-            pair[2 * m] = a;
-            pair[2 * m + 1] = c;
+            int64_t lo = LOWER(a, c);
+            pair[2 * m] = (DHT_T)lo;
+            pair[2 * m + 1] = (DHT_T)(a ^ c ^ lo);
             m += e;
         }
     }
     return m;
 }
 
-#define GRID_ROWS(BODY)         /* (no pixels: no row pointers, NULL + 0 included) */ \
-    if (width > 0)                                                                      \
-    for (int64_t b = 0; b < num_images; ++b)                                            \
-        for (int64_t y = 0; y < height; ++y) {                                          \
-            int64_t m = row_pairs(labels + (b * height + y) * width, y, height, width,  \
-                                  pair);                                                \
-            for (int64_t i = 0; i < m; ++i) {                                           \
-                int64_t a = pair[2 * i], c = pair[2 * i + 1];                           \
-                BODY;                                                                   \
-            }                                                                           \
-        }
-
-/* The grid's quotient is symmetric, so only the undirected pairs lo < hi are bucketed
- * (by hi, holding lo: half the candidates of both directions); the directed rows are
- * then laid out in closed form, as the tensor implementation does: block v's row holds
- * its lower neighbours, its loop (v < num_loops), then its higher neighbours.
- *
- * Pass 1 for the grid: count (k) receives the number of candidate pairs per upper end
- * hi. Labels must lie in 0..k-1. pair: scratch of 4·width. Returns the number of
- * candidates, or -1 for a label out of range. */
-int64_t dht_grid_count(const int64_t *restrict labels, int64_t num_images, int64_t height,
-                       int64_t width, int64_t k, int64_t *restrict pair,
-                       int64_t *restrict count) {
-    int64_t n = num_images * height * width;
-    for (int64_t v = 0; v < n; ++v)
-        if (labels[v] < 0 || labels[v] >= k) return -1;
-    for (int64_t v = 0; v < k; ++v) count[v] = 0;
-    int64_t total = 0;
-    GRID_ROWS(++count[a > c ? a : c]; ++total)
-    return total;
+/* Steps 1 and 2 on the compacted (lo, hi) pairs of the grid, stored in one pass over the
+ * pixels (in a block grown as needed: typically far fewer pairs than pixels), bucketed by
+ * hi. Returns the number of undirected pairs (fill: higher neighbours per block; the
+ * compacted buckets: the lower ones), or -1 when memory runs out. */
+static int64_t DHT_S(grid_prepare)(const int64_t *restrict labels, int64_t num_images,
+                                   int64_t height, int64_t width, dht_work *w) {
+    int64_t k = w->k, n = num_images * height * width;
+    DHT_T *start = DHT_S(start)(w), *last = start + k + 1, *fill = last + k;
+    for (int64_t v = 0; v <= k; ++v) start[v] = 0;
+    int64_t cap = n / 8 + 2 * width + 64, c = 0;
+    DHT_T *pairs = malloc((size_t)(2 * cap) * sizeof(DHT_T));
+    if (!pairs) return -1;
+    if (width > 0) /* (no pixels: no row pointers) */
+        for (int64_t b = 0; b < num_images; ++b)
+            for (int64_t y = 0; y < height; ++y) {
+                if (c + 2 * width > cap) {
+                    int64_t grown = 2 * cap > c + 2 * width ? 2 * cap : c + 2 * width;
+                    DHT_T *more = realloc(pairs, (size_t)(2 * grown) * sizeof(DHT_T));
+                    if (!more) {
+                        free(pairs);
+                        return -1;
+                    }
+                    pairs = more;
+                    cap = grown;
+                }
+                DHT_T *pair = pairs + 2 * c;
+                int64_t m = DHT_S(row_pairs)(labels + (b * height + y) * width, y, height,
+                                             width, pair);
+                for (int64_t i = 0; i < m; ++i) ++start[pair[2 * i + 1]];
+                c += m;
+            }
+    DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
+    if (!bucket) {
+        free(pairs);
+        return -1;
+    }
+    DHT_S(dht_bucket)(pairs, c, k, start, bucket);
+    free(pairs);
+    w->bucket = bucket;
+    return DHT_S(dht_distinct)(start, bucket, k, last, fill);
 }
 
-/* Pass 2 for the grid: `count` from pass 1; start (k + 1) and bucket (the candidates)
- * are written, then the walk over the upper ends in increasing order with a "last seen"
- * mark per lower end counts each block's distinct higher (up) and lower (down)
- * neighbours (last, up, down: k). Returns the number of directed pairs, loops included. */
-int64_t dht_grid_fill(const int64_t *restrict labels, int64_t num_images, int64_t height,
-                      int64_t width, int64_t k, int64_t num_loops, int64_t *restrict pair,
-                      const int64_t *restrict count, int64_t *restrict start,
-                      int64_t *restrict bucket, int64_t *restrict last, int64_t *restrict up,
-                      int64_t *restrict down) {
-    dht_prefix(count, k, start);
-    int64_t *next = up; /* the bucket cursors, before up is counted */
-    for (int64_t v = 0; v < k; ++v) next[v] = start[v];
-    GRID_ROWS(if (a < c) bucket[next[c]++] = a; else bucket[next[a]++] = c)
+/* Step 3 for the grid: rows of (lower neighbours, loop, higher neighbours). The higher
+ * neighbours are written by the walk over the compacted buckets (increasing hi, so each
+ * row's come out sorted), the lower ones by a walk over the rows in increasing order
+ * reading the higher neighbours back (so they come out sorted too). last becomes the
+ * cursors of the lower neighbours, fill those of the higher ones. */
+static void DHT_S(grid_write)(dht_work *w, int64_t *restrict out_src,
+                              int64_t *restrict out_dst) {
+    int64_t k = w->k, num_loops = w->num_loops;
+    DHT_T *start = DHT_S(start)(w), *last = start + k + 1, *fill = last + k;
+    const DHT_T *bucket = w->bucket;
+    DHT_T total = 0;
     for (int64_t v = 0; v < k; ++v) {
-        last[v] = -1;
-        up[v] = 0;
-        down[v] = 0;
+        DHT_T loop = v < num_loops;
+        last[v] = total; /* row v begins with its lower neighbours */
+        total += (start[v + 1] - start[v]) + loop + fill[v];
+        fill[v] = total - fill[v]; /* then its loop, then the higher ones */
+        if (loop) out_dst[fill[v] - 1] = v;
     }
-    int64_t total = 0;
-    for (int64_t hi = 0; hi < k; ++hi) {
-        int64_t below = dht_walk_bucket(start, bucket, hi, last, up);
-        down[hi] = below;
-        total += below;
-    }
-    return 2 * total + num_loops;
-}
-
-/* Pass 3 for the grid: the directed pairs (out_src, out_dst: the count pass 2 returned),
- * sorted by (source, target). row (k + 1) is scratch; last, up and down are consumed.
- * Higher neighbours are written by the walk over the upper ends (increasing, so each
- * row's come out sorted; a repeat rewrites the slot of its first copy, the last one
- * written in that row: branch-free), lower neighbours by a walk over the rows in
- * increasing order reading the higher neighbours back (so they come out sorted too). */
-void dht_grid_write(const int64_t *restrict start, const int64_t *restrict bucket, int64_t k,
-                    int64_t num_loops, int64_t *restrict last, int64_t *restrict up,
-                    int64_t *restrict down, int64_t *restrict row, int64_t *restrict out_src,
-                    int64_t *restrict out_dst) {
-    int64_t total = 0;
-    for (int64_t v = 0; v < k; ++v) {
-        int64_t loop = v < num_loops;
-        row[v] = total;
-        total += down[v] + loop + up[v];
-        up[v] = row[v] + down[v] + loop; /* cursor of the higher neighbours */
-        down[v] = row[v];                /* cursor of the lower neighbours */
-        if (loop) out_dst[up[v] - 1] = v;
-        last[v] = -1;
-    }
-    row[k] = total;
-    for (int64_t hi = 0; hi < k; ++hi) {
-        for (int64_t j = start[hi]; j < start[hi + 1]; ++j) {
-            int64_t lo = bucket[j];
-            int64_t fresh = last[lo] != hi;
-            last[lo] = hi;
-            out_dst[up[lo] - 1 + fresh] = hi;
-            up[lo] += fresh;
-        }
-    }
+    for (DHT_T hi = 0; hi < (DHT_T)k; ++hi)
+        for (DHT_T j = start[hi]; j < start[hi + 1]; ++j) out_dst[fill[bucket[j]]++] = hi;
     /* Row lo's lower neighbours are all written once the rows before it are read. */
+    int64_t p = 0;
     for (int64_t lo = 0; lo < k; ++lo) {
-        for (int64_t p = down[lo] + (lo < num_loops); p < row[lo + 1]; ++p)
-            out_dst[down[out_dst[p]]++] = lo;
-        for (int64_t p = row[lo]; p < row[lo + 1]; ++p) out_src[p] = lo;
+        for (int64_t q = (int64_t)last[lo] + (lo < num_loops); q < (int64_t)fill[lo]; ++q)
+            out_dst[last[out_dst[q]]++] = lo;
+        for (; p < (int64_t)fill[lo]; ++p) out_src[p] = lo;
     }
 }
 
-/* ---------------------------------------------------------- pairs of an edge list */
-
-/* Pass 1 for an edge list of m edges: src, dst in 0..n-1 (n: the map's length, or k
- * without a map), map values in 0..k-1; flags: DHT_PAIRS_SKIP_LOOPS and
- * DHT_PAIRS_UNDIRECTED. count (k) receives the candidates per target; returns their
- * number, or -1 (src or dst out of range), -2 (map out of range). seen: scratch (k). */
-int64_t dht_edges_count(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
-                        const int64_t *restrict map, int64_t n, int64_t k, int64_t flags,
-                        int64_t *restrict seen, int64_t *restrict count) {
-    int64_t status = dht_pairs_check(src, dst, m, map, n, k);
-    if (status < 0) return status;
-    return dht_pairs_count(src, dst, m, map, k, flags, seen, count);
+/* Steps 1 and 2 on the pairs of an edge list (see dht_edges_prepare), stored in one pass
+ * (at most m), compacted: a loop s == d left out with DHT_PAIRS_SKIP_LOOPS, and a pair
+ * (s, d) when seen[d] == s (the last pair kept with target d had source s, so this one is
+ * a repeat: a block's edges into one block come in runs when the list is sorted by
+ * source). Returns the number of coalesced pairs, or -1 when memory runs out. */
+#define DHT_STORE_PAIRS(U, W)                                                          \
+    for (int64_t e = 0; e < m; ++e) {                                                   \
+        int64_t u = (U), x = (W);                                                       \
+        int64_t flip = (u ^ x) & -(undirected & (x < u)); /* (branch-free swap) */      \
+        DHT_T s = (DHT_T)(u ^ flip), d = (DHT_T)(x ^ flip);                             \
+        pairs[2 * c] = s;                                                               \
+        pairs[2 * c + 1] = d;                                                           \
+        DHT_T keep = (seen[d] != s) & !(skip & (s == d));                               \
+        start[d] += keep;                                                               \
+        c += keep;                                                                      \
+        seen[d] = s;                                                                    \
+    }
+static int64_t DHT_S(edges_prepare)(const int64_t *restrict src, const int64_t *restrict dst,
+                                    int64_t m, const int64_t *restrict map, int64_t flags,
+                                    dht_work *w) {
+    int64_t k = w->k;
+    DHT_T *start = DHT_S(start)(w), *last = start + k + 1, *fill = last + k;
+    DHT_T *seen = last; /* (until step 2) */
+    DHT_T skip = (flags & DHT_PAIRS_SKIP_LOOPS) != 0;
+    int64_t undirected = (flags & DHT_PAIRS_UNDIRECTED) != 0;
+    for (int64_t v = 0; v < k; ++v) {
+        start[v] = 0;
+        seen[v] = -1;
+    }
+    start[k] = 0;
+    DHT_T *pairs = malloc((size_t)(2 * (m > 0 ? m : 1)) * sizeof(DHT_T));
+    if (!pairs) return -1;
+    int64_t c = 0;
+    if (map) {
+        DHT_STORE_PAIRS(map[src[e]], map[dst[e]])
+    } else {
+        DHT_STORE_PAIRS(src[e], dst[e])
+    }
+    DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
+    if (!bucket) {
+        free(pairs);
+        return -1;
+    }
+    DHT_S(dht_bucket)(pairs, c, k, start, bucket);
+    free(pairs);
+    w->bucket = bucket;
+    return DHT_S(dht_distinct)(start, bucket, k, last, fill);
 }
-
-/* Pass 2 for an edge list (arguments as in pass 1; start (k + 1), bucket (the
- * candidates), last and fill (k)). Returns the number of coalesced pairs. */
-int64_t dht_edges_fill(const int64_t *restrict src, const int64_t *restrict dst, int64_t m,
-                       const int64_t *restrict map, int64_t k, int64_t flags,
-                       int64_t *restrict seen, const int64_t *restrict count,
-                       int64_t *restrict start, int64_t *restrict bucket,
-                       int64_t *restrict last, int64_t *restrict fill) {
-    return dht_pairs_fill(src, dst, m, map, k, flags, seen, count, start, bucket, last, fill);
-}
+#undef DHT_STORE_PAIRS
+#endif

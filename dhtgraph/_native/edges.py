@@ -12,6 +12,7 @@ Inputs are CPU tensors (the callers check :func:`dhtgraph._native.enabled`).
 
 from __future__ import annotations
 
+import ctypes
 from typing import Optional
 
 import torch
@@ -23,22 +24,29 @@ __all__ = ["grid_quotient", "relabel_edges", "coalesce_pairs"]
 
 _NULL = None  # a NULL pointer argument (ctypes passes None as NULL)
 _LONG = torch.long
+_WORK = ctypes.POINTER(ctypes.c_void_p)  # the prepare calls' work-area argument
+_SKIP_LOOPS, _UNDIRECTED = 1, 2  # the flags of pairs.h
+
+#: int32 scratch when every index and count fits in this (the kernels clamp it to
+#: 2³¹ − 1); the tests lower it to run the int64 form on small inputs.
+_NARROW_LIMIT = 2**31 - 1
 
 
-def _buffers(*sizes: int) -> tuple[Tensor, list[int]]:
-    """One int64 buffer cut into pieces of these sizes, and the pieces' addresses: one
-    allocation (one tensor op) for all the scratch arrays of a pass."""
-    buffer = torch.empty(sum(sizes), dtype=_LONG)
-    address, pieces = pointer(buffer, _LONG), []
-    for size in sizes:
-        pieces.append(address)
-        address += 8 * size
-    return buffer, pieces
+def _finish(work: ctypes.c_void_p, num_edges: int) -> Tensor:
+    """The (2, E') output of a prepared work area (step 3 writes it and frees the area;
+    freed without writing when the output cannot be allocated)."""
+    try:
+        out = torch.empty((2, num_edges), dtype=_LONG)
+    except BaseException:
+        function("edges", "dht_pairs_free", None, PTR)(work)
+        raise
+    function("edges", "dht_pairs_write", None, PTR, PTR, PTR)(work, *rows(out))
+    return out
 
 
 def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
                   loops: bool = False) -> Tensor:
-    """:func:`dhtgraph.graph.pixel.grid_quotient` in three passes over the pixels.
+    """:func:`dhtgraph.graph.pixel.grid_quotient` in one pass over the pixels.
 
     Raises
     ------
@@ -47,6 +55,8 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
         a negative ``num_images``, ``height`` or ``width``.
     TypeError
         For ``labels`` not of an integer dtype.
+    MemoryError
+        When the kernel's scratch cannot be allocated.
     """
     if min(num_images, height, width) < 0:
         raise ValueError(f"Expected non-negative 'num_images', 'height' and 'width' (got "
@@ -57,48 +67,40 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
                          f"{labels.numel()})")
     labels = as_index(labels, "labels")
     k = max(int(num_blocks), 1)
-    num_loops = int(num_blocks) if loops else 0
-    first, (count, pair) = _buffers(k, 4 * width)
-    total = function("edges", "dht_grid_count", I64, PTR, I64, I64, I64, I64, PTR, PTR)(
-        pointer(labels, _LONG), num_images, height, width, k, pair, count)
-    if total < 0:
+    work = ctypes.c_void_p()
+    num_edges = function("edges", "dht_grid_prepare", I64, PTR, I64, I64, I64, I64, I64, I64,
+                         _WORK)(pointer(labels, _LONG), num_images, height, width, k,
+                                int(num_blocks) if loops else 0, _NARROW_LIMIT,
+                                ctypes.byref(work))
+    if num_edges == -1:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
-    second, (start, bucket, last, up, down, row) = _buffers(k + 1, total, k, k, k, k + 1)
-    num_edges = function("edges", "dht_grid_fill", I64, PTR, I64, I64, I64, I64, I64, PTR, PTR,
-                         PTR, PTR, PTR, PTR, PTR)(
-        pointer(labels, _LONG), num_images, height, width, k, num_loops, pair, count, start,
-        bucket, last, up, down)
-    out = torch.empty((2, num_edges), dtype=_LONG)
-    function("edges", "dht_grid_write", None, PTR, PTR, I64, I64, PTR, PTR, PTR, PTR, PTR, PTR)(
-        start, bucket, k, num_loops, last, up, down, row, *rows(out))
-    del first, second, labels  # (alive until here: the addresses point into them)
-    return out
-
-
-_SKIP_LOOPS, _UNDIRECTED = 1, 2  # the flags of pairs.h
+    if num_edges < 0:
+        raise MemoryError(f"grid_quotient: no memory for the scratch of {n} pixels")
+    return _finish(work, num_edges)
 
 
 def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int, k: int,
            flags: int) -> tuple[Tensor, int]:
-    """Passes 1–3 of ``pairs.h`` on the m pairs (labels[src], labels[dst]) (no labels:
+    """The steps of ``pairs.h`` on the m pairs (labels[src], labels[dst]) (no labels:
     (src, dst)); src and dst are the addresses of contiguous int64 arrays. Returns the
-    pairs (2, E') and 0, or an empty tensor and the count pass's error code (-1: src or
-    dst outside ``0..n − 1``, -2: labels outside ``0..k − 1``)."""
+    pairs (2, E') and 0, or None and the prepare call's error code (-1: src or dst outside
+    ``0..n − 1``, -2: labels outside ``0..k − 1``).
+
+    Raises
+    ------
+    MemoryError
+        When the kernel's scratch cannot be allocated.
+    """
     table = _NULL if labels is None else pointer(labels, _LONG)
-    first, (count, seen) = _buffers(k, k)
-    total = function("edges", "dht_edges_count", I64, PTR, PTR, I64, PTR, I64, I64, I64, PTR,
-                     PTR)(src, dst, m, table, n, k, flags, seen, count)
-    if total < 0:
-        return first[:0], total
-    second, (start, bucket, last, fill) = _buffers(k + 1, total, k, k)
-    num_edges = function("edges", "dht_edges_fill", I64, PTR, PTR, I64, PTR, I64, I64, PTR, PTR,
-                         PTR, PTR, PTR, PTR)(
-        src, dst, m, table, k, flags, seen, count, start, bucket, last, fill)
-    out = torch.empty((2, num_edges), dtype=_LONG)
-    function("edges", "dht_write_pairs", None, PTR, PTR, I64, PTR, PTR, PTR, PTR)(
-        start, bucket, k, last, fill, *rows(out))
-    del first, second
-    return out, 0
+    work = ctypes.c_void_p()
+    num_edges = function("edges", "dht_edges_prepare", I64, PTR, PTR, I64, PTR, I64, I64, I64,
+                         I64, _WORK)(src, dst, m, table, n, k, flags, _NARROW_LIMIT,
+                                     ctypes.byref(work))
+    if num_edges == -3:
+        raise MemoryError(f"coalescing {m} pairs: no memory for the kernel's scratch")
+    if num_edges < 0:
+        return None, num_edges
+    return _finish(work, num_edges), 0
 
 
 def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor:

@@ -3,91 +3,107 @@
  * contracted unit graph). Static inline, as common.h: each set gets its own copy.
  *
  * A coalesced edge list is the set of pairs (s, d) sorted by (s, d). Here it is built in
- * O(pairs + nodes) from three passes:
+ * O(pairs + nodes) from three steps:
  *
- *   1. count:  the candidate pairs are counted by their target d;
- *   2. fill:   the sources s are bucketed by target (a counting sort: `bucket`, with
- *              `start` the exclusive prefix sums, K + 1 entries), then the buckets are
- *              walked in increasing d with a "last target seen" marker per source: a
- *              source meets each target at most once per bucket, so `fill[s]` counts
- *              its distinct targets, met in increasing order; returns their total E';
- *   3. write:  the same walk again writes (s, d) at s's row offset (the prefix sums of
- *              `fill`): rows in s order, targets ascending within a row.
+ *   1. bucket:   the sources s of the candidate pairs are bucketed by target d (a
+ *                counting sort: `bucket`, with `start` the exclusive prefix sums of the
+ *                counts, K + 1 entries);
+ *   2. distinct: the buckets are walked in increasing d with a "last target seen" mark
+ *                per source: a source meets each target at most once per bucket, so the
+ *                first copy of (s, d) in bucket d is kept (the buckets are compacted in
+ *                place) and `fill[s]` counts s's distinct targets; returns their total E';
+ *   3. write:    (s, d) goes to the next slot of s's row (the prefix sums of `fill`),
+ *                walking the compacted buckets in increasing d: rows in s order, targets
+ *                ascending within a row.
  *
- * edges.c exports the passes one by one (its caller allocates between them, so every
- * buffer has its exact size); dht_pairs_coalesce runs all three in one call on scratch
- * bounded by the number of pairs. No globals: the kernels are re-entrant. */
+ * Steps 2 and 3 exist for two index types of the scratch arrays (start, bucket, last,
+ * fill): int32_t (suffix _32: half the memory traffic, used when every count and index
+ * fits) and int64_t (_64); the output is int64 either way. This header instantiates them
+ * by including itself with DHT_T (the type) and DHT_S (the suffix) defined.
+ *
+ * edges.c runs step 1 on pairs it stores once (and its caller allocates the output
+ * between steps 2 and 3, so that it has its exact size); dht_pairs_coalesce runs the
+ * three steps in one call on caller scratch bounded by the number of pairs, its step 1
+ * in two passes over the edge list (count, then fill). No globals: re-entrant. */
+#if defined(DHT_T)
+/* ------------------------------------------------- the typed steps (DHT_T, DHT_S) */
+
+/* Step 1 on stored pairs: pairs (2c: s, d interleaved, d < k), start (k + 1) holding the
+ * number of pairs of each target d in start[d] (start[k] unused); bucket (c) receives the
+ * sources by target, start the exclusive prefix sums (start[k] = c). */
+static inline void DHT_S(dht_bucket)(const DHT_T *restrict pairs, int64_t c, int64_t k,
+                                     DHT_T *restrict start, DHT_T *restrict bucket) {
+    DHT_T total = 0;
+    for (int64_t v = 0; v < k; ++v) {
+        total += start[v];
+        start[v] = total; /* the end of bucket v: filled downwards */
+    }
+    start[k] = total;
+    for (int64_t i = 0; i < c; ++i) bucket[--start[pairs[2 * i + 1]]] = pairs[2 * i];
+}
+
+/* Step 2: buckets (start, bucket from step 1) compacted in place to their distinct
+ * sources (start rewritten to the compacted offsets), fill (k) the number of distinct
+ * targets per source; last (k) is scratch. Returns E'. Branch-free: whether (s, d) is
+ * new is unpredictable, so it is added rather than tested. */
+static inline int64_t DHT_S(dht_distinct)(DHT_T *restrict start, DHT_T *restrict bucket,
+                                          int64_t k, DHT_T *restrict last,
+                                          DHT_T *restrict fill) {
+    for (int64_t v = 0; v < k; ++v) {
+        last[v] = -1;
+        fill[v] = 0;
+    }
+    int64_t w = 0; /* (int64_t locals: no conversions in the address arithmetic) */
+    for (int64_t d = 0; d < k; ++d) {
+        int64_t begin = start[d], end = start[d + 1]; /* (start[d + 1] not yet rewritten) */
+        start[d] = (DHT_T)w;
+        for (int64_t j = begin; j < end; ++j) {
+            int64_t s = bucket[j];
+            int64_t fresh = last[s] != d;
+            last[s] = (DHT_T)d;
+            bucket[w] = (DHT_T)s;
+            w += fresh;
+            fill[s] += (DHT_T)fresh;
+        }
+    }
+    start[k] = (DHT_T)w;
+    return w;
+}
+
+/* Step 3: the E' pairs (out_src, out_dst), sorted, from the compacted buckets; fill (k)
+ * is consumed (it becomes the row ends). */
+static inline void DHT_S(dht_write)(const DHT_T *restrict start, const DHT_T *restrict bucket,
+                                    int64_t k, DHT_T *restrict fill, int64_t *restrict out_src,
+                                    int64_t *restrict out_dst) {
+    DHT_T total = 0;
+    for (int64_t v = 0; v < k; ++v) {
+        DHT_T c = fill[v];
+        fill[v] = total;
+        total += c;
+    }
+    for (int64_t d = 0; d < k; ++d)
+        for (int64_t j = start[d]; j < start[d + 1]; ++j) out_dst[fill[bucket[j]]++] = d;
+    int64_t p = 0;
+    for (int64_t s = 0; s < k; ++s)
+        for (; p < (int64_t)fill[s]; ++p) out_src[p] = s;
+}
+
+#else
 #ifndef DHTGRAPH_NATIVE_PAIRS_H
 #define DHTGRAPH_NATIVE_PAIRS_H
 
 #include <stdint.h>
 
-/* ------------------------------------------------------------------ the pair walk */
-
-static inline void dht_prefix(const int64_t *count, int64_t k, int64_t *start) {
-    int64_t total = 0;
-    for (int64_t v = 0; v < k; ++v) {
-        start[v] = total;
-        total += count[v];
-    }
-    start[k] = total;
-}
-
-/* The walk of one bucket d (the sources of the pairs with target d): a source met for
- * the first time in this bucket (last[s] != d) counts once in fill[s]; returns how many
- * sources were new. Branch-free: whether (s, d) is new is unpredictable, so it is added
- * rather than tested. */
-static inline int64_t dht_walk_bucket(const int64_t *restrict start,
-                                      const int64_t *restrict bucket, int64_t d,
-                                      int64_t *restrict last, int64_t *restrict fill) {
-    int64_t fresh_total = 0;
-    for (int64_t j = start[d]; j < start[d + 1]; ++j) {
-        int64_t s = bucket[j];
-        int64_t fresh = last[s] != d;
-        last[s] = d;
-        fill[s] += fresh;
-        fresh_total += fresh;
-    }
-    return fresh_total;
-}
-
-/* Pass 2's second half: distinct targets per source (fill), their total. */
-static inline int64_t dht_count_distinct(const int64_t *start, const int64_t *bucket,
-                                         int64_t k, int64_t *last, int64_t *fill) {
-    for (int64_t v = 0; v < k; ++v) {
-        last[v] = -1;
-        fill[v] = 0;
-    }
-    int64_t total = 0;
-    for (int64_t d = 0; d < k; ++d) total += dht_walk_bucket(start, bucket, d, last, fill);
-    return total;
-}
-
-/* Pass 3: the coalesced pairs; `fill` (k) is consumed (it becomes the row offsets). A
- * repeat of (s, d) rewrites the slot where (s, d) already is (the last one written in
- * s's row), which keeps the loop branch-free. */
-static inline void dht_pairs_write(const int64_t *start, const int64_t *bucket, int64_t k,
-                                   int64_t *last, int64_t *fill, int64_t *out_src,
-                                   int64_t *out_dst) {
-    int64_t total = 0;
-    for (int64_t v = 0; v < k; ++v) {
-        int64_t c = fill[v];
-        fill[v] = total;
-        total += c;
-        last[v] = -1;
-    }
-    for (int64_t d = 0; d < k; ++d) {
-        for (int64_t j = start[d]; j < start[d + 1]; ++j) {
-            int64_t s = bucket[j];
-            int64_t fresh = last[s] != d;
-            int64_t p = fill[s] - 1 + fresh;
-            last[s] = d;
-            out_src[p] = s;
-            out_dst[p] = d;
-            fill[s] += fresh;
-        }
-    }
-}
+#define DHT_T int32_t
+#define DHT_S(name) name##_32
+#include "pairs.h"
+#undef DHT_S
+#undef DHT_T
+#define DHT_T int64_t
+#define DHT_S(name) name##_64
+#include "pairs.h"
+#undef DHT_S
+#undef DHT_T
 
 /* ---------------------------------------------------------- pairs of an edge list */
 
@@ -142,8 +158,8 @@ static inline int64_t dht_pairs_check(const int64_t *restrict src, const int64_t
     return 0;
 }
 
-/* Pass 1 for checked arguments: count (k) receives the candidates per target; returns
- * their number (at most m). seen: scratch (k). */
+/* Step 1's first pass, for checked arguments: count (k) receives the candidates per
+ * target; returns their number (at most m). seen: scratch (k). */
 static inline int64_t dht_pairs_count(const int64_t *restrict src, const int64_t *restrict dst,
                                       int64_t m, const int64_t *restrict map, int64_t k,
                                       int64_t flags, int64_t *restrict seen,
@@ -154,22 +170,24 @@ static inline int64_t dht_pairs_count(const int64_t *restrict src, const int64_t
     return total;
 }
 
-/* Pass 2 (arguments as in pass 1; start (k + 1), bucket (the candidates), last and fill
- * (k)). Returns the number of coalesced pairs. */
-static inline int64_t dht_pairs_fill(const int64_t *restrict src, const int64_t *restrict dst,
-                                     int64_t m, const int64_t *restrict map, int64_t k,
-                                     int64_t flags, int64_t *restrict seen,
-                                     const int64_t *restrict count, int64_t *restrict start,
-                                     int64_t *restrict bucket, int64_t *restrict last,
-                                     int64_t *restrict fill) {
-    dht_prefix(count, k, start);
-    int64_t *next = fill;
-    for (int64_t v = 0; v < k; ++v) next[v] = start[v];
+/* Step 1's second pass (arguments as in pass 1, count from it; start (k + 1), bucket
+ * (the candidates), next (k) scratch): the sources bucketed by target. */
+static inline void dht_pairs_fill(const int64_t *restrict src, const int64_t *restrict dst,
+                                  int64_t m, const int64_t *restrict map, int64_t k,
+                                  int64_t flags, int64_t *restrict seen,
+                                  const int64_t *restrict count, int64_t *restrict start,
+                                  int64_t *restrict bucket, int64_t *restrict next) {
+    int64_t total = 0;
+    for (int64_t v = 0; v < k; ++v) {
+        start[v] = total;
+        next[v] = total;
+        total += count[v];
+    }
+    start[k] = total;
     DHT_EDGE_PAIRS(bucket[next[d]++] = s)
-    return dht_count_distinct(start, bucket, k, last, fill);
 }
 
-/* The three passes in one call, for checked arguments (see dht_pairs_check): the E'
+/* The three steps in one call, for checked arguments (see dht_pairs_check): the E'
  * coalesced pairs into out[0..E') (sources) and out[E'..2E') (targets); out has room
  * for 2m. scratch: 5k + 1 + m. Returns E'. */
 static inline int64_t dht_pairs_coalesce(const int64_t *src, const int64_t *dst, int64_t m,
@@ -179,10 +197,11 @@ static inline int64_t dht_pairs_coalesce(const int64_t *src, const int64_t *dst,
     int64_t *seen = scratch, *count = seen + k, *last = count + k, *fill = last + k;
     int64_t *start = fill + k, *bucket = start + k + 1;
     dht_pairs_count(src, dst, m, map, k, flags, seen, count);
-    int64_t total = dht_pairs_fill(src, dst, m, map, k, flags, seen, count, start, bucket,
-                                   last, fill);
-    dht_pairs_write(start, bucket, k, last, fill, out, out + total);
+    dht_pairs_fill(src, dst, m, map, k, flags, seen, count, start, bucket, fill);
+    int64_t total = dht_distinct_64(start, bucket, k, last, fill);
+    dht_write_64(start, bucket, k, fill, out, out + total);
     return total;
 }
 
+#endif
 #endif
