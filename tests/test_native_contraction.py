@@ -682,3 +682,111 @@ def test_lazily_negated_inputs_are_read_by_value(tie_break):
         expected = argmax_choice(potential, edge_index, 40, tie_break=tie_break, batch=batch,
                                  mean=mean)
     assert torch.equal(got, expected)
+
+
+# ------------------------------------- choices and their components in one call (round 2)
+
+def _tokenizer_level(seed, side=48, images=2, levels_=5):
+    """A level like the tokenizer's first general one: a 4-neighbour grid of ``images``
+    images with loops, float32 means of three channels quantised to ``levels_`` values
+    (plateaus: many equal means), float32 potentials with ties."""
+    from dhtgraph.graph import grid_edge_index
+    g = torch.Generator().manual_seed(seed)
+    n = images * side * side
+    edges = grid_edge_index(side, side, images, connectivity=4)
+    loops = torch.arange(n).repeat(2, 1)
+    edges = undirected(torch.cat([edges, loops], dim=1), n)
+    mean = torch.randint(0, levels_, (n, 3), generator=g).float() / levels_
+    key = torch.minimum(edges[0], edges[1]) * n + torch.maximum(edges[0], edges[1])
+    pot = (torch.rand(n * n if n < 3000 else 1 << 24, generator=g) * 8).round() / 8
+    potential = pot[key % pot.numel()]  # symmetric, with ties
+    batch = torch.arange(images).repeat_interleave(side * side)
+    return edges, potential, mean, batch
+
+
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+@pytest.mark.parametrize("kind", ["float32", "float64", "int64", "movable", "no_mean"])
+def test_choice_labels_are_the_choices_and_their_components(tie_break, kind):
+    from dhtgraph._native import contraction as N
+    from dhtgraph._union import functional_component_labels
+    edges, potential, mean, batch = _tokenizer_level(1)
+    k = mean.shape[0]
+    movable, given = None, potential  # (the binding's int64 potentials: already quantised)
+    if kind == "float64":
+        potential, mean = potential.double(), mean.double()
+        given = potential
+    elif kind == "int64":
+        given = C.quantize_potential(potential)
+    elif kind == "movable":
+        movable = torch.rand(k, generator=torch.Generator().manual_seed(2)) > 0.2
+    elif kind == "no_mean":
+        mean = None
+    hashed = tie_break == "hashed"
+    choice, labels, k_new = N.choice_labels(given, edges, k, movable, hashed, batch, mean)
+    with _native.disabled():
+        expected = argmax_choice(potential, edges, k, movable, tie_break=tie_break,
+                                 batch=batch, mean=mean)
+        expected_labels, expected_k = functional_component_labels(expected)
+    assert_same(choice, expected)
+    assert_same(labels, expected_labels)
+    assert k_new == expected_k and 0 < k_new < k
+
+
+@pytest.mark.parametrize("tie_break", ["reference", "hashed"])
+@pytest.mark.parametrize("weights", ["size", "argmax_edge"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_tokenizer_like_levels_are_the_tensor_ones(tie_break, weights, frozen):
+    # contract's native level (choices and components in one kernel call) on a level of
+    # the tokenizer's shape, against the tensor path.
+    edges, potential, mean, batch = _tokenizer_level(4)
+    k = mean.shape[0]
+    state = BlockState(mean=mean, var=torch.zeros_like(mean), size=torch.ones(k).long(),
+                       bbox=torch.zeros(k, 4, dtype=torch.long), edge_index=edges,
+                       batch=batch)
+    movable = batch == 0 if frozen else None
+    native, tensor = both(contract, state, potential, weights=weights, movable=movable,
+                          tie_break=tie_break)
+    assert_same(native.choice, tensor.choice)
+    assert native.partition == tensor.partition
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert_same(getattr(native.state, name), getattr(tensor.state, name))
+
+
+@settings(max_examples=120)
+@given(levels(), st.sampled_from(["reference", "hashed"]), st.booleans())
+def test_choice_labels_are_the_tensor_ones(level, tie, with_mean):
+    from dhtgraph._native import contraction as N
+    from dhtgraph._union import functional_component_labels
+    state, pot, movable = level
+    k, hashed = state.num_blocks, tie == "hashed"
+    mean = state.mean if with_mean else None
+    for p, m in ((pot, mean), (pot.double(), None if mean is None else mean.double())):
+        choice, labels, k_new = N.choice_labels(p, state.edge_index, k, movable, hashed,
+                                                state.batch, m)
+        with _native.disabled():
+            expected = argmax_choice(p, state.edge_index, k, movable, tie_break=tie,
+                                     batch=state.batch, mean=m)
+            expected_labels, expected_k = functional_component_labels(expected)
+        assert_same((choice, labels), (expected, expected_labels))
+        assert k_new == expected_k
+
+
+def test_choice_labels_errors():
+    from dhtgraph._native import contraction as N
+    bad = torch.tensor([[0, 3], [1, 0]])
+    for hashed in (False, True):
+        for edges in (bad, bad.flip(0), -bad):
+            with pytest.raises(IndexError, match=r"'edge_index' in \[0, 3\)"):
+                N.choice_labels(torch.ones(2), edges, 3, None, hashed, None, None)
+    with pytest.raises(ValueError, match="'potential' of dtype"):
+        N.choice_labels(torch.ones(2, dtype=torch.int32), bad, 3, None, False, None, None)
+    with pytest.raises(ValueError, match="'movable'"):
+        N.choice_labels(torch.rand(2), torch.tensor([[0, 1], [1, 0]]), 2,
+                        torch.ones(1, dtype=torch.bool), False, None, None)
+    none = torch.zeros(0, dtype=torch.long)
+    choice, labels, k_new = N.choice_labels(torch.zeros(0), none.view(2, 0), 0, None, True,
+                                            none, torch.zeros(0, 2))
+    assert choice.shape == labels.shape == (0,) and k_new == 0
+    choice, labels, k_new = N.choice_labels(torch.zeros(0), none.view(2, 0), 3, None, False,
+                                            None, None)
+    assert choice.tolist() == [0, 1, 2] and labels.tolist() == [0, 1, 2] and k_new == 3

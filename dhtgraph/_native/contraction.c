@@ -93,25 +93,29 @@ int64_t dht_equal_ends(const void *mean, int64_t mean_dtype, int64_t d, int64_t 
  *
  * The running maximum of the current source block stays in a register and is stored
  * when the source changes (coalesced graphs list each block's edges together; any order
- * gives the same result). Under the hashed rule an edge whose quantised potential is
- * below the running maximum's cannot win, so its hash and mean test are skipped. */
-static int64_t reference_choice(const void *potential, int64_t p_dtype, const int64_t *src,
-                                const int64_t *dst, int64_t m, int64_t k,
-                                const uint8_t *movable, int64_t *choice);
-static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64_t *src,
-                             const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
-                             const int64_t *batch, int64_t plateau, const void *mean,
-                             int64_t mean_dtype, int64_t d, int64_t *local, int64_t *choice);
+ * gives the same result). Every edge's key is computed whole, without a data-dependent
+ * branch (hash and equal-means test included: a skip test on the potential cost more in
+ * mispredictions than it saved, ~2x on a 224^2 level), and the running maximum taken by
+ * a select; the walks are specialised for float32 potentials (and float32 means of
+ * three channels), every block movable. */
+static int64_t choice_walk(const void *potential, int64_t p_dtype, const int64_t *src,
+                           const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                           int64_t hashed, const int64_t *batch, int64_t plateau,
+                           const void *mean, int64_t mean_dtype, int64_t d, int64_t *local,
+                           int64_t *choice);
 
 int64_t dht_argmax_choice(const void *potential, int64_t p_dtype, const int64_t *src,
                           const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
                           int64_t hashed, const int64_t *batch, int64_t plateau,
                           const void *mean, int64_t mean_dtype, int64_t d, int64_t *choice) {
-    if (!hashed) return reference_choice(potential, p_dtype, src, dst, m, k, movable, choice);
-    int64_t *local = (int64_t *)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
-    if (!local) return ERR_MEMORY;
-    int64_t rc = hashed_choice(potential, p_dtype, src, dst, m, k, movable, batch, plateau,
-                               mean, mean_dtype, d, local, choice);
+    int64_t *local = NULL;
+    if (hashed) {
+        /* local (k int64), then the first mix of every local index (k uint32) */
+        local = (int64_t *)malloc((size_t)(k > 0 ? k : 1) * (sizeof(int64_t) + sizeof(uint32_t)));
+        if (!local) return ERR_MEMORY;
+    }
+    int64_t rc = choice_walk(potential, p_dtype, src, dst, m, k, movable, hashed, batch,
+                             plateau, mean, mean_dtype, d, local, choice);
     free(local);
     return rc;
 }
@@ -142,32 +146,79 @@ int64_t dht_argmax_choice(const void *potential, int64_t p_dtype, const int64_t 
         best[cv] = cb;                                                                   \
     }
 
-/* The reference rule of dht_argmax_choice. */
-static int64_t reference_choice(const void *potential, int64_t p_dtype, const int64_t *src,
-                                const int64_t *dst, int64_t m, int64_t k,
-                                const uint8_t *movable, int64_t *choice) {
-    int64_t *best = choice; /* the running maxima, turned into the choices at the end */
-    for (int64_t v = 0; v < k; ++v) best[v] = -1;
+/* Exact equality of two mean rows in every channel, without a branch (d = 0: equal). */
+static inline __attribute__((always_inline)) uint64_t same_rows(const void *mean,
+                                                                int64_t dtype, int64_t d,
+                                                                int64_t i, int64_t j) {
+    uint64_t same = 1;
+    if (dtype == DT_F32) {
+        const float *a = (const float *)mean + i * d, *b = (const float *)mean + j * d;
+        for (int64_t c = 0; c < d; ++c) same &= (uint64_t)(a[c] == b[c]);
+    } else {
+        const double *a = (const double *)mean + i * d, *b = (const double *)mean + j * d;
+        for (int64_t c = 0; c < d; ++c) same &= (uint64_t)(a[c] == b[c]);
+    }
+    return same;
+}
+
+/* The running maxima (best, k) of the reference rule's keys. */
+static inline __attribute__((always_inline)) int64_t reference_walk(
+        const void *potential, int64_t p_dtype, const int64_t *src, const int64_t *dst,
+        int64_t m, int64_t k, const uint8_t *movable, int64_t *best) {
     SOURCE_RUNS((void)0, {
         int64_t key = (int64_t)(((uint64_t)quantized(potential, p_dtype, e) << INDEX_BITS)
                                 | (uint64_t)u);
         cb = key > cb ? key : cb;
     })
-    const int64_t mask = (INT64_C(1) << INDEX_BITS) - 1;
-    for (int64_t v = 0; v < k; ++v) {
-        int64_t b = best[v];
-        choice[v] = (b >= 0 && (!movable || movable[v])) ? (b & mask) : v;
-    }
     return OK;
 }
 
-/* The hashed rule of dht_argmax_choice; local: scratch (k). */
-static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64_t *src,
-                             const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
-                             const int64_t *batch, int64_t plateau, const void *mean,
-                             int64_t mean_dtype, int64_t d, int64_t *local, int64_t *choice) {
+/* The running maxima (best, k) of the hashed rule's keys: q, then the hash of the two
+ * local indices (0 along an edge of equal means when plateau), then the local index. */
+static inline __attribute__((always_inline)) int64_t hashed_walk(
+        const void *potential, int64_t p_dtype, const int64_t *src, const int64_t *dst,
+        int64_t m, int64_t k, const uint8_t *movable, int64_t plateau, const void *mean,
+        int64_t mean_dtype, int64_t d, const int64_t *local, const uint32_t *mixed,
+        int64_t *best) {
+    const int shift = HASH_BITS + LOCAL_BITS;
+    int64_t lv = 0; /* the local index of the current source */
+    uint32_t mv = 0; /* its first mix */
+    SOURCE_RUNS((lv = local[cv], mv = mixed[cv]), {
+        uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
+        int64_t lu = local[u];
+        /* dht_pair_hash(lv, lu), the first mix of the smaller index from the table */
+        uint32_t first = lv < lu ? mv + (uint32_t)(uint64_t)lu
+                                 : mixed[u] + (uint32_t)(uint64_t)lv;
+        uint64_t h = (uint64_t)(dht_mix32(first) >> (32 - DHT_TIE_HASH_BITS));
+        if (plateau) h *= 1 - same_rows(mean, mean_dtype, d, v, u); /* a plateau: no hash */
+        int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
+        cb = key > cb ? key : cb;
+    })
+    return OK;
+}
+
+/* The local indices (hashed rule; ERR_LOCAL: one >= 2^31), the walk of the rule
+ * (specialised where the arguments allow), then the choices from the maxima. */
+static int64_t choice_walk(const void *potential, int64_t p_dtype, const int64_t *src,
+                           const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                           int64_t hashed, const int64_t *batch, int64_t plateau,
+                           const void *mean, int64_t mean_dtype, int64_t d, int64_t *local,
+                           int64_t *choice) {
     int64_t *best = choice; /* the running maxima, turned into the choices at the end */
     for (int64_t v = 0; v < k; ++v) best[v] = -1;
+    int64_t rc;
+    if (!hashed) {
+        rc = p_dtype == DT_F32 && !movable
+                 ? reference_walk(potential, DT_F32, src, dst, m, k, NULL, best)
+                 : reference_walk(potential, p_dtype, src, dst, m, k, movable, best);
+        if (rc != OK) return rc;
+        const int64_t mask = (INT64_C(1) << INDEX_BITS) - 1;
+        for (int64_t v = 0; v < k; ++v) {
+            int64_t b = best[v];
+            choice[v] = (b >= 0 && (!movable || movable[v])) ? (b & mask) : v;
+        }
+        return OK;
+    }
     if (batch) {
         dht_local_index(batch, k, local);
         if (k > (INT64_C(1) << LOCAL_BITS))
@@ -177,29 +228,49 @@ static int64_t hashed_choice(const void *potential, int64_t p_dtype, const int64
         if (k > (INT64_C(1) << LOCAL_BITS)) return ERR_LOCAL;
         for (int64_t v = 0; v < k; ++v) local[v] = v;
     }
-    const int shift = HASH_BITS + LOCAL_BITS;
-    const uint64_t below = (UINT64_C(1) << shift) - 1; /* every hash and local index */
-    int64_t lv = 0; /* the local index of the current source */
-    SOURCE_RUNS(lv = local[cv], {
-        uint64_t q = (uint64_t)quantized(potential, p_dtype, e) << shift;
-        if ((int64_t)(q | below) <= cb) continue; /* a smaller potential: cannot win */
-        int64_t lu = local[u];
-        uint64_t h = (uint64_t)dht_pair_hash(lv, lu);
-        int64_t key = (int64_t)(q | (h << LOCAL_BITS) | (uint64_t)lu);
-        if (key <= cb) continue; /* the key without the hash is no larger */
-        if (h && plateau && equal_rows(mean, mean_dtype, d, v, u)) {
-            key = (int64_t)(q | (uint64_t)lu); /* inside a plateau: no hash */
-            cb = key > cb ? key : cb;
-        } else {
-            cb = key;
-        }
-    })
+    uint32_t *mixed = (uint32_t *)(local + (k > 0 ? k : 1));
+    for (int64_t v = 0; v < k; ++v) mixed[v] = dht_mix64(local[v]);
+    if (p_dtype == DT_F32 && !movable && plateau && mean_dtype == DT_F32 && d == 3)
+        rc = hashed_walk(potential, DT_F32, src, dst, m, k, NULL, 1, mean, DT_F32, 3, local,
+                         mixed, best);
+    else if (p_dtype == DT_F32 && !movable && !plateau)
+        rc = hashed_walk(potential, DT_F32, src, dst, m, k, NULL, 0, NULL, DT_F32, 0, local,
+                         mixed, best);
+    else
+        rc = hashed_walk(potential, p_dtype, src, dst, m, k, movable, plateau, mean,
+                         mean_dtype, d, local, mixed, best);
+    if (rc != OK) return rc;
     const int64_t mask = (INT64_C(1) << LOCAL_BITS) - 1;
     for (int64_t v = 0; v < k; ++v) {
         int64_t b = best[v];
         choice[v] = (b >= 0 && (!movable || movable[v])) ? v - local[v] + (b & mask) : v;
     }
     return OK;
+}
+
+/* dht_argmax_choice, then the canonical components of v -> choice[v] (components.c's
+ * dht_choice_components: Rem's union-find, roots the smallest nodes, labels in node
+ * order) in the same call: labels (k) receives them. Returns their number (>= 0) or the
+ * error code of dht_argmax_choice (then labels is not written). */
+int64_t dht_choice_labels(const void *potential, int64_t p_dtype, const int64_t *src,
+                          const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
+                          int64_t hashed, const int64_t *batch, int64_t plateau,
+                          const void *mean, int64_t mean_dtype, int64_t d, int64_t *choice,
+                          int64_t *labels) {
+    /* scratch: the local indices and their mixes (hashed), then reused as the parents */
+    size_t kk = (size_t)(k > 0 ? k : 1);
+    int64_t *scratch = (int64_t *)malloc(kk * (sizeof(int64_t) + sizeof(uint32_t)));
+    if (!scratch) return ERR_MEMORY;
+    int64_t rc = choice_walk(potential, p_dtype, src, dst, m, k, movable, hashed, batch,
+                             plateau, mean, mean_dtype, d, scratch, choice);
+    if (rc == OK) {
+        int64_t *parent = scratch; /* every choice is in [0, k): an edge end or v itself */
+        for (int64_t v = 0; v < k; ++v) parent[v] = v;
+        for (int64_t v = 0; v < k; ++v) dht_unite(parent, v, choice[v]);
+        rc = dht_number_roots(parent, k, labels);
+    }
+    free(scratch);
+    return rc;
 }
 
 /* snap_constant_blocks's mask: constant[j * d + c] = 1 iff every item i of block j

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from . import I64, PTR, address, as_index, expect_shape, function, pointer, rows
 
-__all__ = ["tie_hash", "local_index", "equal_ends", "argmax_choice",
+__all__ = ["tie_hash", "local_index", "equal_ends", "argmax_choice", "choice_labels",
            "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
            "MEAN_DTYPES", "MOMENT_DTYPES"]
 
@@ -106,15 +106,11 @@ def equal_ends(mean: Tensor, edge_index: Tensor) -> Tensor:
     return out
 
 
-def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
-                  movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
-                  mean: Optional[Tensor]) -> Tensor:
-    """``argmax_choice`` (LongTensor (K,)) in one pass over the edges.
-
-    ``potential`` (E,) is float32/float64 (quantised in the kernel) or the int64 result
-    of ``quantize_potential``; ``movable`` a BoolTensor (K,) or None; ``batch`` (K,) and
-    ``mean`` (K, d) are read by the hashed rule only.
-    """
+def _choice_arguments(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                      movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
+                      mean: Optional[Tensor]) -> tuple[int, tuple, tuple]:
+    # The checked arguments of dht_argmax_choice / dht_choice_labels before their outputs:
+    # (k, the kernel arguments, the tensors they point into: keep them until it returned).
     code = _FLOAT_CODES.get(potential.dtype)
     if code is None:
         if potential.dtype is not _LONG:
@@ -142,21 +138,60 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
             raise ValueError(f"Expected 'mean' of shape ({k}, d) (got {tuple(mean.shape)})")
         items, mean_code = _floats(mean)
         d = items.shape[1]
-    choice = torch.empty(k, dtype=_LONG)
-    fn = function(_SET, "dht_argmax_choice", I64, PTR, I64, PTR, PTR, I64, I64, PTR, I64,
-                  PTR, I64, PTR, I64, I64, PTR)
     # (an empty tensor's data pointer may be NULL: the plateau rule is its own flag)
-    rc = fn(pointer(p), code, *rows(ends), m, k,
-            None if move is None else pointer(move, torch.bool), int(bool(hashed)),
-            None if batch_t is None else pointer(batch_t, _LONG), int(items is not None),
-            None if items is None else pointer(items), mean_code, d, pointer(choice, _LONG))
-    del ends  # (alive until the kernel returned)
+    arguments = (pointer(p), code, *rows(ends), m, k,
+                 None if move is None else pointer(move, torch.bool), int(bool(hashed)),
+                 None if batch_t is None else pointer(batch_t, _LONG), int(items is not None),
+                 None if items is None else pointer(items), mean_code, d)
+    return k, arguments, (p, ends, move, batch_t, items)
+
+
+def _choice_error(rc: int, k: int, batch: Optional[Tensor]) -> None:
     if rc == _ERR_LOCAL:
-        largest = int(local_index(batch_t).max()) if batch_t is not None else k - 1
+        largest = int(local_index(batch).max()) if batch is not None else k - 1
         raise ValueError(f"Expected graphs of fewer than 2**31 blocks with "
                          f"tie_break='hashed' (got {largest + 1})")
     _check(rc, "edge_index", k)
+
+
+_CHOICE_ARGTYPES = (PTR, I64, PTR, PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, PTR)
+
+
+def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                  movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
+                  mean: Optional[Tensor]) -> Tensor:
+    """``argmax_choice`` (LongTensor (K,)) in one pass over the edges.
+
+    ``potential`` (E,) is float32/float64 (quantised in the kernel) or the int64 result
+    of ``quantize_potential``; ``movable`` a BoolTensor (K,) or None; ``batch`` (K,) and
+    ``mean`` (K, d) are read by the hashed rule only.
+    """
+    k, arguments, alive = _choice_arguments(potential, edge_index, num_nodes, movable, hashed,
+                                            batch, mean)
+    choice = torch.empty(k, dtype=_LONG)
+    rc = function(_SET, "dht_argmax_choice", I64, *_CHOICE_ARGTYPES)(
+        *arguments, pointer(choice, _LONG))
+    del alive  # (alive until the kernel returned)
+    if rc < 0:
+        _choice_error(rc, k, batch if hashed else None)
     return choice
+
+
+def choice_labels(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                  movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
+                  mean: Optional[Tensor]) -> tuple[Tensor, Tensor, int]:
+    """:func:`argmax_choice` and the canonical components of its choices
+    (``functional_component_labels``) in one kernel call: ``(choice (K,), labels (K,),
+    number of components)``, the same tensors as the two calls (``contract``'s level)."""
+    k, arguments, alive = _choice_arguments(potential, edge_index, num_nodes, movable, hashed,
+                                            batch, mean)
+    choice, labels = torch.empty(k, dtype=_LONG), torch.empty(k, dtype=_LONG)
+    rc = function(_SET, "dht_choice_labels", I64, *_CHOICE_ARGTYPES, PTR)(
+        *arguments, pointer(choice, _LONG), pointer(labels, _LONG))
+    del alive  # (alive until the kernel returned)
+    if rc < 0:
+        _choice_error(rc, k, batch if hashed else None)
+    return choice, labels, int(rc)
 
 
 def constant_channels(mean: Tensor, var: Optional[Tensor], labels: Tensor,

@@ -364,6 +364,25 @@ def _argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
     return _best_key_choice(key, edge_index, num_nodes, movable, _INDEX_BITS)
 
 
+def _choice_partition(potential: Tensor, edge_index: Tensor, num_nodes: int,
+                      movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
+                      mean: Optional[Tensor], native: Optional[bool]) -> tuple[Tensor, Partition]:
+    # contract's choices and their components (the new blocks): on the native path one
+    # kernel call for both (the same tensors as argmax_choice, then
+    # functional_component_labels).
+    if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean, native):
+        from .._native.contraction import POTENTIAL_DTYPES, choice_labels
+        if potential.dtype not in POTENTIAL_DTYPES:
+            potential = quantize_potential(potential)
+        choice, labels, k_new = choice_labels(potential, edge_index, num_nodes, movable,
+                                              tie_break == "hashed", batch, mean)
+        return choice, Partition(labels, k_new, canonical=True)
+    choice = _argmax_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean,
+                            False)  # (the native choice was just refused)
+    # choice follows edges of the graph (or is the node itself): a valid functional graph.
+    return choice, Partition(*functional_component_labels(choice), canonical=True)
+
+
 def _native_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                    movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
                    mean: Optional[Tensor], native: Optional[bool] = None) -> bool:
@@ -844,10 +863,8 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     read = [potential, state.mean, state.var, state.size, state.bbox, state.edge_index,
             state.batch, movable]
     native, native_edges = _level_native("contraction", read), _level_native("edges", read)
-    choice = _argmax_choice(potential, state.edge_index, k, movable, tie_break, state.batch,
-                            state.mean, native)
-    # choice follows edges of the graph (or is the node itself): a valid functional graph.
-    partition = Partition(*functional_component_labels(choice), canonical=True)
+    choice, partition = _choice_partition(potential, state.edge_index, k, movable, tie_break,
+                                          state.batch, state.mean, native)
     if getattr(weighting, "returns_sizes", False):
         # The sizes themselves: _pool_blocks converts them (the kernel without a tensor op).
         weight = state.size
