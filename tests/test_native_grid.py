@@ -362,6 +362,15 @@ def test_grid_squared_has_the_layout_and_values_of_torchs_subtraction(channel_fi
         if got.numel() > 0 and min(got.shape) > 1:
             assert got.stride() == expected.stride()  # the channel sum sees the same tensor
         assert torch.equal(got, expected)
+    for got, expected in (
+            (grid_squared(x, 0, h * w, w, 1, b, h, w - 1, negated=True),
+             grid[:, :, 1:] - grid[:, :, :-1]),
+            (grid_squared(x, 0, h * w, w, w, b, h - 1, w, negated=True),
+             grid[:, 1:] - grid[:, :-1])):
+        expected = expected.pow(2).neg()  # exact: the signs of the zeros too
+        if got.numel() > 0 and min(got.shape) > 1:
+            assert got.stride() == expected.stride()
+        assert torch.equal(got, expected) and torch.equal(got.signbit(), expected.signbit())
     with pytest.raises(IndexError):
         grid_squared(x, 1, h * w, w, w, b, h, w)
 
@@ -685,3 +694,89 @@ def test_empty_kernel_calls():
     assert out.shape == (0, 3)
     with pytest.raises(IndexError, match=r"\[0, 0\)"):
         edge_squared_difference(torch.zeros(0, 3), torch.tensor([0]), torch.tensor([0]))
+
+
+def _bits(t):
+    # The stored bits (NaN payloads and signs, −0 included): torch.equal treats NaN ≠ NaN.
+    return t.view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("channel_first", [True, False])
+def test_edge_affinity_native_bits_with_special_values(dtype, d, channel_first):
+    # The fused native path (negated squares, channel-major for ≤ 3 float32 channels, the
+    # sum and exp of torch, edge_combine) against the tensor path, bit for bit: NaN, ±inf,
+    # ±0, tied (repeated) means, huge values whose squares overflow, loops, c = 0 and > 0.
+    g = torch.Generator().manual_seed(31 + d)
+    k, e = 400, 6000
+    values = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.0, -1.0,
+                           0.5, 3e38, -3e38, 1e-30, 2.0], dtype=torch.float64)
+    pick = torch.randint(0, len(values), (k, d), generator=g)
+    mean = torch.where(torch.rand(k, d, generator=g) < 0.5, values[pick],
+                       torch.randn(k, d, generator=g, dtype=torch.float64)).to(dtype)
+    mean[k // 2:k // 2 + 20] = mean[:20]  # ties
+    mean = mean.t().contiguous().t() if channel_first else mean
+    var = torch.rand(k, d, generator=g, dtype=dtype)
+    size = torch.randint(1, 1 << 26, (k,), generator=g)
+    corner = torch.randint(0, 3000, (k, 2), generator=g)
+    bbox = torch.cat([corner, corner + torch.randint(0, 500, (k, 2), generator=g)], 1)
+    edges = torch.randint(0, k, (2, e), generator=g)
+    edges[1, ::7] = edges[0, ::7]  # loops
+    for compactness in (0.0, 0.01, 1 / 3, 1.0):
+        for loop_default in (0.0, 0.3, float("nan")):
+            with torch.no_grad():
+                got, expected = _both(lambda: edge_affinity(
+                    mean, var, size, bbox, edges, compactness=compactness,
+                    loop_default=loop_default))
+            assert got.dtype == expected.dtype == dtype
+            assert torch.equal(_bits(got), _bits(expected)), (compactness, loop_default)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_edge_squared_difference_negated_and_channel_major(dtype):
+    from dhtgraph._native.grid import edge_squared_difference
+
+    x = _features(1, 1, 30, d=3, seed=8, dtype=dtype, channel_first=False)
+    x[3] = float("nan")
+    x[4] = -0.0
+    x[5] = float("inf")
+    g = torch.Generator().manual_seed(9)
+    src, dst = torch.randint(0, 30, (2, 400), generator=g)
+    expected = (x[dst] - x[src]).pow(2)
+    for negated in (False, True):
+        for channel_major in (False, True):
+            got = edge_squared_difference(x, src, dst, negated=negated,
+                                          channel_major=channel_major)
+            assert got.shape == (400, 3)
+            assert got.stride() == ((1, 400) if channel_major else (3, 1))
+            assert torch.equal(_bits(got), _bits(expected.neg() if negated else expected))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+@pytest.mark.parametrize("channel_first", [True, False])
+@pytest.mark.parametrize("chunk", [None, 40])
+def test_grid_gaussian_parts_native_bits_with_special_values(monkeypatch, dtype, d,
+                                                            channel_first, chunk):
+    # _native_potentials (negated squares, channel-major for ≤ 3 float32 channels whatever
+    # x's layout) against the tensor code's Gaussian parts, bit for bit, chunked or not.
+    if chunk is not None:
+        monkeypatch.setattr(G, "_ROW_CHUNK_PIXELS", chunk)
+    b, h, w = 2, 9, 11
+    g = torch.Generator().manual_seed(40 + d)
+    values = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.0, 0.5,
+                           3e38, 1e-30], dtype=torch.float64)
+    pick = torch.randint(0, len(values), (b * h * w, d), generator=g)
+    x = torch.where(torch.rand(b * h * w, d, generator=g) < 0.4, values[pick],
+                    torch.randn(b * h * w, d, generator=g, dtype=torch.float64)).to(dtype)
+    x[50:70] = x[49]  # a plateau (ties)
+    x = x.t().contiguous().t() if channel_first else x
+    assert G._native_layout(x)
+    got = G._native_potentials(x, b, h, w)
+    expected = G._grid_potentials(x.view(b, h, w, d), 0.0)
+    for a, e in zip(got, expected):
+        assert a.shape == e.shape and torch.equal(_bits(a), _bits(e))

@@ -245,29 +245,33 @@ int64_t dht_union_mass_perimeter(const int64_t *size, const int64_t *bbox, int64
 
 /* ------------------------------------------------------ edge differences */
 
-/* out (m, d) row-major: (x[dst[e]] - x[src[e]])^2 per channel (one IEEE subtraction and
- * one product each: the gathers, sub and pow(2) of the tensor version, which squares as
- * t*t). Returns 0, or 1 + the first edge with an end outside [0, nb). */
+/* (x[dst[e]] - x[src[e]])^2 per channel j at out + e*oe + j*oj (row-major (m, d):
+ * oe = d, oj = 1; channel-major: oe = 1, oj = m), one IEEE subtraction and one product
+ * each: the gathers, sub and pow(2) of the tensor version, which squares as t*t. With
+ * `negate`, -(t*t) (exact). Returns 0, or 1 + the first edge with an end outside
+ * [0, nb). */
 #define EDGE_SQUARED_DIFFERENCE(T)                                                      \
     int64_t dht_edge_squared_difference_##T(const T *x, int64_t sn, int64_t sd,         \
                                             int64_t d, int64_t nb, const int64_t *src,  \
-                                            const int64_t *dst, int64_t m, T *out) {    \
+                                            const int64_t *dst, int64_t m, T *out,      \
+                                            int64_t oe, int64_t oj, int64_t negate) {   \
         for (int64_t e = 0; e < m; ++e) {                                               \
             const int64_t u = src[e], v = dst[e];                                       \
             if (u < 0 || u >= nb || v < 0 || v >= nb) return e + 1;                     \
             const T *a = x + v * sn, *b = x + u * sn;                                   \
-            T *o = out + e * d;                                                         \
+            T *o = out + e * oe;                                                        \
             if (d == 3) { /* the usual width, unrolled (the same operations) */         \
                 const T t0 = a[0] - b[0], t1 = a[sd] - b[sd];                           \
                 const T t2 = a[2 * sd] - b[2 * sd];                                     \
-                o[0] = t0 * t0;                                                         \
-                o[1] = t1 * t1;                                                         \
-                o[2] = t2 * t2;                                                         \
+                const T s0 = t0 * t0, s1 = t1 * t1, s2 = t2 * t2;                       \
+                o[0] = negate ? -s0 : s0;                                               \
+                o[oj] = negate ? -s1 : s1;                                              \
+                o[2 * oj] = negate ? -s2 : s2;                                          \
                 continue;                                                               \
             }                                                                           \
             for (int64_t j = 0; j < d; ++j) {                                           \
                 const T t = a[j * sd] - b[j * sd];                                      \
-                o[j] = t * t;                                                           \
+                o[j * oj] = negate ? -(t * t) : t * t;                                  \
             }                                                                           \
         }                                                                               \
         return 0;                                                                       \
@@ -316,19 +320,25 @@ EDGE_COMBINE(double)
 /* Squared differences of grid neighbours: for the pixels p = base + b*image + r*row + c
  * ((b, r, c) in nb x ny x nx) and every channel j, (x[p + step] - x[p])^2 (one IEEE
  * subtraction and one product, as the tensor version's sub and pow(2)) at
- * out + b*ob + r*orow + c*oc + j*oj (the layout torch gives that sub). */
+ * out + b*ob + r*orow + c*oc + j*oj (the layout torch gives that sub); with `negate`
+ * -(x[p + step] - x[p])^2 (exact: torch's sum of them is -(the sum of the squares)). */
 #define GRID_SQUARED(T)                                                                 \
     void dht_grid_squared_##T(const T *x, int64_t sn, int64_t sd, int64_t d,            \
                               int64_t base, int64_t image, int64_t row, int64_t step,   \
                               int64_t nb, int64_t ny, int64_t nx, T *out, int64_t ob,   \
-                              int64_t orow, int64_t oc, int64_t oj) {                   \
+                              int64_t orow, int64_t oc, int64_t oj, int64_t negate) {   \
         for (int64_t b = 0; b < nb; ++b)                                                \
             for (int64_t r = 0; r < ny; ++r)                                            \
                 for (int64_t j = 0; j < d; ++j) {                                       \
                     const T *a = x + (base + b * image + r * row) * sn + j * sd;        \
                     const T *s = a + step * sn;                                         \
                     T *o = out + b * ob + r * orow + j * oj;                            \
-                    if (sn == 1 && oc == 1)                                             \
+                    if (sn == 1 && oc == 1 && negate)                                   \
+                        for (int64_t c = 0; c < nx; ++c) {                              \
+                            const T t = s[c] - a[c];                                    \
+                            o[c] = -(t * t);                                            \
+                        }                                                               \
+                    else if (sn == 1 && oc == 1)                                        \
                         for (int64_t c = 0; c < nx; ++c) {                              \
                             const T t = s[c] - a[c];                                    \
                             o[c] = t * t;                                               \
@@ -336,7 +346,7 @@ EDGE_COMBINE(double)
                     else                                                                \
                         for (int64_t c = 0; c < nx; ++c) {                              \
                             const T t = s[c * sn] - a[c * sn];                          \
-                            o[c * oc] = t * t;                                          \
+                            o[c * oc] = negate ? -(t * t) : t * t;                      \
                         }                                                               \
                 }                                                                       \
     }

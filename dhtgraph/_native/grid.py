@@ -105,14 +105,19 @@ def grid_argmax(horizontal: Tensor, vertical: Tensor, num_images: int, height: i
 
 
 def grid_squared(x: Tensor, base: int, image: int, row: int, step: int, num_images: int,
-                 rows: int, columns: int) -> Tensor:
+                 rows: int, columns: int, negated: bool = False,
+                 channel_major: Optional[bool] = None) -> Tensor:
     """``(x[p + step] − x[p])²`` (B', rows, columns, d) for the pixels ``p = base +
     b·image + r·row + c`` of float32/float64 features ``x`` (N, d), channel-major
     (``x.stride(0) == 1``: the result is laid out (d, B', rows, columns), as torch lays
     out the subtraction of two such grid views) or row-major (contiguous result); no
-    gradient. Pixel ranges are the caller's (grid shapes)."""
+    gradient. Pixel ranges are the caller's (grid shapes). With ``negated``:
+    ``−(x[p + step] − x[p])²`` (an exact negation: torch's channel sum of these is
+    ``−`` the sum of the squares, bit for bit). ``channel_major`` True or False lays
+    the result out channel-major or row-major whatever the layout of ``x``."""
     d = x.shape[1]
-    channel_major = x.stride(0) == 1 and d > 1  # the layout of x itself, as torch's sub
+    if channel_major is None:
+        channel_major = x.stride(0) == 1 and d > 1  # the layout of x itself, as torch's sub
     x = x.detach().resolve_neg()
     shape = (num_images, rows, columns)
     if channel_major:
@@ -124,9 +129,9 @@ def grid_squared(x: Tensor, base: int, image: int, row: int, step: int, num_imag
         raise IndexError("Expected pixel ranges inside 'x'")
     kind = FEATURE_DTYPES[x.dtype]
     function("grid", f"dht_grid_squared_{kind}", None, PTR, I64, I64, I64, I64, I64, I64,
-             I64, I64, I64, I64, PTR, I64, I64, I64, I64)(
+             I64, I64, I64, I64, PTR, I64, I64, I64, I64, I64)(
         *_features(x), base, image, row, step, num_images, rows, columns,
-        PTR(out.data_ptr()), *out.stride())
+        PTR(out.data_ptr()), *out.stride(), int(bool(negated)))
     return out
 
 
@@ -260,21 +265,27 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     return out
 
 
-def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-    """``(x[dst] − x[src])²`` (E, d), row-major (the gathers, sub and pow(2) of the tensor
-    version, bit for bit), of float32/float64 features ``x`` (K, d) of any layout (no
-    gradient)."""
+def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor, negated: bool = False,
+                            channel_major: bool = False) -> Tensor:
+    """``(x[dst] − x[src])²`` (E, d) (the gathers, sub and pow(2) of the tensor version,
+    bit for bit), of float32/float64 features ``x`` (K, d) of any layout (no gradient):
+    row-major, or with ``channel_major`` a (d, E) tensor's transpose (strides (1, E)).
+    With ``negated``: ``−(x[dst] − x[src])²`` (an exact negation)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
     m = _length("src", src)
     expect_shape("dst", dst, (m,))
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
-    out = torch.empty((m, x.shape[1]), dtype=x.dtype)
+    d = x.shape[1]
+    if channel_major:
+        out = torch.empty((d, m), dtype=x.dtype).t()
+    else:
+        out = torch.empty((m, d), dtype=x.dtype)
     kind = FEATURE_DTYPES[x.dtype]
     bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
-                   I64, PTR, PTR, I64, PTR)(*features, x.shape[0], pointer(src, torch.long),
-                                            pointer(dst, torch.long), m,
-                                            pointer(out, x.dtype))
+                   I64, PTR, PTR, I64, PTR, I64, I64, I64)(
+        *features, x.shape[0], src.data_ptr(), dst.data_ptr(), m, out.data_ptr(),
+        *out.stride(), int(bool(negated)))
     if bad:
         _edge_out_of_range(bad, x.shape[0], src, dst)
     return out
@@ -314,3 +325,4 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
     if bad:
         _edge_out_of_range(bad, k, src, dst)
     return potential
+

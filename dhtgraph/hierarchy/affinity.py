@@ -45,6 +45,15 @@ DEFAULT_LOOP_POTENTIAL = 0.0
 # chunked (no gradient flows through sizes and boxes); the Gaussian part only when no
 # gradient is recorded.
 _EDGE_CHUNK = 1 << 18
+# float32 channels up to which torch's CPU sum over the last dimension adds left to
+# right from 0 whatever the layout (its cascade_sum: a contiguous row takes the vectorized
+# path only from a vector's width, ≥ 4 float32 lanes on every build (128-bit SSE/NEON),
+# and row_sum splits it into 4 partial sums only from 4 entries on; strided rows are
+# summed row after row, cascading only from 16): the fused native path lays its squares
+# out channel-major up to this width, where torch's sum streams over the edges (~8x
+# faster than per-edge rows of three) to the same bits. float64 keeps the row-major
+# layout (2 lanes on NEON: a 2- or 3-channel row could take the vectorized path there).
+_SEQUENTIAL_SUM = 3
 
 
 def _squared(x: Tensor, src: Tensor, dst: Tensor, native: bool) -> Tensor:
@@ -257,13 +266,18 @@ def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
                    edge_index: Tensor, c: float, native: Optional[bool] = None) -> Tensor:
     src, dst = edge_index[0], edge_index[1]
     if native and _fused(mean, loop_value, size, bbox, c):
-        # No gradient: (x[dst] − x[src])² in one native pass, torch's sum over the
-        # channels and exp (in place), then one native pass for the loops, the union
-        # mass and perimeter and the mix — the same elementwise IEEE operations, in the
-        # same order and dtype, as the tensor code below.
+        # No gradient: −(x[dst] − x[src])² in one native pass (negation is exact and
+        # round-to-nearest is sign-symmetric, so torch's channel sum of them is −‖·‖²
+        # bit for bit; exp(−0) = exp(+0)), torch's sum over the channels and exp (in
+        # place), then one native pass for the loops, the union mass and perimeter and
+        # the mix — the same elementwise IEEE operations, in the same order and dtype,
+        # as the tensor code below.
         from .._native.grid import edge_combine, edge_squared_difference
-        potential = edge_squared_difference(mean, src, dst).sum(-1)
-        potential.neg_().exp_()
+        squared = edge_squared_difference(mean, src, dst, negated=True,
+                                          channel_major=(mean.dtype == torch.float32
+                                                         and mean.shape[1] <= _SEQUENTIAL_SUM))
+        potential = squared.sum(-1).exp_()
+        del squared
         return edge_combine(potential, loop_value, size, bbox, src, dst, c)
     loop = src == dst
     potential = _gaussian(mean, edge_index, native)

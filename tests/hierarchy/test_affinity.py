@@ -115,3 +115,23 @@ def test_edge_affinity_chunked_gradcheck(monkeypatch):
     mean.requires_grad_()
     torch.autograd.gradcheck(
         lambda m: edge_affinity(m, var, size, bbox, edges, compactness=0.2), (mean,))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_channel_sum_premise_of_the_channel_major_native_layout(d):
+    # affinity._SEQUENTIAL_SUM: torch's CPU sum of ≤ 3 float32 channels gives the same
+    # bits on the row-major (E, d) tensor and on a channel-major (d, E) one's transpose
+    # (NaN payloads and signs, ±0, ±inf, overflow), negated or not.
+    from dhtgraph.hierarchy import affinity as A
+
+    assert d <= A._SEQUENTIAL_SUM
+    g = torch.Generator().manual_seed(d)
+    values = torch.tensor([float("nan"), -float("nan"), float("inf"), -float("inf"), 0.0,
+                           -0.0, 1.0, -1.0, 3e38, -3e38, 1e-45, 2.5, 1e-8])
+    rows = values[torch.randint(0, len(values), (200_000, d), generator=g)]
+    rows[::3] = torch.randn(rows[::3].shape, generator=g)
+    for x in (rows, rows.neg()):
+        channel_major = x.t().contiguous().t()
+        assert channel_major.stride()[0] == 1
+        assert torch.equal(x.sum(-1).view(torch.int32),
+                           channel_major.sum(-1).view(torch.int32))
