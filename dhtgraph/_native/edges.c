@@ -21,6 +21,7 @@
 #if !defined(DHT_T)
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pairs.h"
 
@@ -50,14 +51,18 @@ static dht_work *work_new(int64_t k, int64_t narrow, int64_t grid, int64_t num_l
 
 static int64_t narrow_limit(int64_t limit) { return limit < INT32_MAX ? limit : INT32_MAX; }
 
-/* The pairs of one pixel row of the 4-neighbour grid, compacted into pair as (lo, hi)
- * (2 per pair, room for 2·width pairs): for each horizontal pair in row y and each
- * vertical pair between rows y and y + 1 whose labels a != c, (min, max). A horizontal
- * pair that repeats the pair of the one above it, or a vertical pair repeating the one to
- * its left (along a straight boundary), is left out: the same set, fewer repeats.
- * Branch-free (whether a pixel lies on a boundary is unpredictable); the caller's loop
- * over the compacted pairs then only touches real pairs. Returns their number. */
-#define REPEATS(p, q, a, c) ((((p) == (a)) & ((q) == (c))) | (((p) == (c)) & ((q) == (a))))
+/* The boundaries of the 4-neighbour grid, a pixel row at a time, as bytes (1: the two
+ * labels differ): hd (width - 1) of the horizontal pairs (x, x + 1) of a row, vd (width)
+ * of the vertical pairs between a row and the next. Separate loops without stores at
+ * data-dependent places, so that they run at the speed of the loads. */
+static void diff_h(const int64_t *restrict row, int64_t width, uint8_t *restrict hd) {
+    for (int64_t x = 0; x + 1 < width; ++x) hd[x] = row[x] != row[x + 1];
+}
+
+static void diff_v(const int64_t *restrict row, const int64_t *restrict down, int64_t width,
+                   uint8_t *restrict vd) {
+    for (int64_t x = 0; x < width; ++x) vd[x] = row[x] != down[x];
+}
 
 /* min(a, c) of int64_t without a branch (a conditional expression is compiled to an
  * unpredictable jump for the int32_t stores); the max is then a ^ c ^ min. */
@@ -158,28 +163,25 @@ void dht_pairs_write(void *work, int64_t *restrict out_src, int64_t *restrict ou
 /* The arrays of the work area: start (k + 1), then last (k), then fill (k). */
 static inline DHT_T *DHT_S(start)(dht_work *w) { return (DHT_T *)(w + 1); }
 
-static int64_t DHT_S(row_pairs)(const int64_t *restrict row, int64_t y, int64_t height,
-                                int64_t width, DHT_T *restrict pair) {
-    const int64_t *up = row - width, *down = row + width;
-    int64_t m = 0;
-    for (int64_t x = 0; x + 1 < width; ++x) {
-        int64_t a = row[x], c = row[x + 1];
-        int64_t e = a != c;
-        if (y > 0) e &= !REPEATS(up[x], up[x + 1], a, c);
-        int64_t lo = LOWER(a, c);
-        pair[2 * m] = (DHT_T)lo;
-        pair[2 * m + 1] = (DHT_T)(a ^ c ^ lo);
-        m += e;
-    }
-    if (y + 1 < height) {
-        for (int64_t x = 0; x < width; ++x) {
-            int64_t a = row[x], c = down[x];
-            int64_t e = a != c;
-            if (x > 0) e &= !REPEATS(row[x - 1], down[x - 1], a, c);
-            int64_t lo = LOWER(a, c);
+/* The pairs (min, max) of (a[x], c[x]) for the x < count with keep[x], compacted into
+ * pair (room for count pairs). Branch-free within a group of 8 (whether a pixel lies on
+ * a boundary is unpredictable), a group without any skipped at once (inside blocks).
+ * Returns their number. */
+static int64_t DHT_S(emit)(const uint8_t *restrict keep, int64_t count,
+                           const int64_t *restrict a, const int64_t *restrict c,
+                           DHT_T *restrict pair) {
+    int64_t m = 0, x = 0;
+    for (; x < count; x += 8) {
+        int64_t end = x + 8 < count ? x + 8 : count;
+        uint64_t any = 0;
+        if (end == x + 8) memcpy(&any, keep + x, 8);
+        else for (int64_t i = x; i < end; ++i) any |= keep[i];
+        if (!any) continue;
+        for (int64_t i = x; i < end; ++i) {
+            int64_t lo = LOWER(a[i], c[i]);
             pair[2 * m] = (DHT_T)lo;
-            pair[2 * m + 1] = (DHT_T)(a ^ c ^ lo);
-            m += e;
+            pair[2 * m + 1] = (DHT_T)(a[i] ^ c[i] ^ lo);
+            m += keep[i];
         }
     }
     return m;
@@ -197,25 +199,64 @@ static int64_t DHT_S(grid_prepare)(const int64_t *restrict labels, int64_t num_i
     int64_t cap = n / 8 + 2 * width + 64, c = 0;
     DHT_T *pairs = malloc((size_t)(2 * cap) * sizeof(DHT_T));
     if (!pairs) return -1;
+    /* Byte rows: hd of this row and the next, vd of the row above and this one, keep. */
+    uint8_t *bytes = malloc((size_t)(5 * (width + 8)));
+    if (!bytes) {
+        free(pairs);
+        return -1;
+    }
+    uint8_t *hd = bytes, *hd_next = hd + width + 8, *vd_up = hd_next + width + 8;
+    uint8_t *vd = vd_up + width + 8, *keep = vd + width + 8;
     if (width > 0) /* (no pixels: no row pointers) */
-        for (int64_t b = 0; b < num_images; ++b)
+        for (int64_t b = 0; b < num_images; ++b) {
+            const int64_t *image = labels + b * height * width;
+            diff_h(image, width, hd);
             for (int64_t y = 0; y < height; ++y) {
                 if (c + 2 * width > cap) {
                     int64_t grown = 2 * cap > c + 2 * width ? 2 * cap : c + 2 * width;
                     DHT_T *more = realloc(pairs, (size_t)(2 * grown) * sizeof(DHT_T));
                     if (!more) {
+                        free(bytes);
                         free(pairs);
                         return -1;
                     }
                     pairs = more;
                     cap = grown;
                 }
+                const int64_t *row = image + y * width, *down = row + width;
+                int64_t below = y + 1 < height;
+                if (below) {
+                    diff_h(down, width, hd_next);
+                    diff_v(row, down, width, vd);
+                }
+                /* A horizontal pair whose pixels both have the labels of the pixels
+                 * above (vd_up 0, 0) repeats the pair above: left out (the same set,
+                 * fewer repeats along a straight boundary); so is a vertical pair whose
+                 * pixels continue the labels of the pair to its left. */
+                if (y == 0)
+                    memcpy(keep, hd, (size_t)(width - 1));
+                else
+                    for (int64_t x = 0; x + 1 < width; ++x)
+                        keep[x] = hd[x] & (vd_up[x] | vd_up[x + 1]);
                 DHT_T *pair = pairs + 2 * c;
-                int64_t m = DHT_S(row_pairs)(labels + (b * height + y) * width, y, height,
-                                             width, pair);
+                int64_t m = DHT_S(emit)(keep, width - 1, row, row + 1, pair);
+                if (below) {
+                    keep[0] = vd[0];
+                    for (int64_t x = 1; x < width; ++x)
+                        keep[x] = vd[x] & (hd[x - 1] | hd_next[x - 1]);
+                    m += DHT_S(emit)(keep, width, row, down, pair + 2 * m);
+                }
                 for (int64_t i = 0; i < m; ++i) ++start[pair[2 * i + 1]];
                 c += m;
+                uint8_t *t = hd;
+                hd = hd_next;
+                hd_next = t;
+                t = vd_up;
+                vd_up = vd;
+                vd = t;
             }
+        }
+    free(bytes);
     DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
     if (!bucket) {
         free(pairs);
