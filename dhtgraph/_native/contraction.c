@@ -527,3 +527,23 @@ int64_t dht_weighted_moments(const int64_t *labels, int64_t k, int64_t k_new, in
     free(scratch);
     return rc;
 }
+
+/* dht_weighted_moments, then dht_pool_integers of the same labels, in one call
+ * (contract's pooling): the arguments of both in order (labels .. new_var, then size,
+ * bbox, batch and their outputs). Returns the first error code (ERR_CAST: the moments
+ * need the caller's conversion, nothing of the integers is written). */
+int64_t dht_pool_level(const int64_t *labels, int64_t k, int64_t k_new, int64_t d,
+                       int64_t dtype, const void *mean, int64_t ms0, int64_t ms1,
+                       const void *var, int64_t vs0, int64_t vs1, const void *weight,
+                       int64_t ws, int64_t w_int, const void *fallback, int64_t fs,
+                       int64_t f_int, int64_t snap, const uint8_t *movable, void *new_mean,
+                       void *new_var, const int64_t *size, const int64_t *bbox,
+                       const int64_t *batch, int64_t *new_size, int64_t *new_bbox,
+                       int64_t *new_batch) {
+    int64_t rc = dht_weighted_moments(labels, k, k_new, d, dtype, mean, ms0, ms1, var, vs0,
+                                      vs1, weight, ws, w_int, fallback, fs, f_int, snap,
+                                      movable, new_mean, new_var);
+    if (rc != OK) return rc;
+    return dht_pool_integers(labels, k, k_new, size, bbox, batch, new_size, new_bbox,
+                             new_batch);
+}

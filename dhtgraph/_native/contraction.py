@@ -18,8 +18,8 @@ from torch import Tensor
 from . import I64, PTR, address, as_index, expect_shape, function, pointer, rows
 
 __all__ = ["tie_hash", "local_index", "equal_ends", "argmax_choice", "choice_labels",
-           "constant_channels", "pool_integers", "weighted_moments", "POTENTIAL_DTYPES",
-           "MEAN_DTYPES", "MOMENT_DTYPES"]
+           "constant_channels", "pool_integers", "weighted_moments", "pool_level",
+           "POTENTIAL_DTYPES", "MEAN_DTYPES", "MOMENT_DTYPES"]
 
 _SET = "contraction"
 _DT_INT64, _DT_F32, _DT_F64 = 0, 1, 2
@@ -258,19 +258,11 @@ def _strided(t: Optional[Tensor], dtype: torch.dtype, shape: tuple,
     return t, address(t), t.stride()
 
 
-def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
-                     weight: Tensor, fallback: Optional[Tensor], snap: bool = True,
-                     movable: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """``weighted_moments`` (with ``snap_constant_blocks`` when ``snap``) without gradient:
-    pooled means and variances, contiguous (K', d), bit for bit the tensor code's.
-
-    ``mean`` (K, d) and ``var`` (K, d) or None are float32 or float64 tensors of one
-    dtype; ``weight`` and ``fallback`` (K,) or None of that dtype or int64 (sizes: the
-    kernel converts them, exactly, as ``.to(mean.dtype)`` does), all read in place through
-    their strides (views and expanded tensors included); ``labels`` (K,) int64.
-    ``movable`` (K,) bool or None: a new block whose (last) item is frozen keeps that
-    item's mean and var (``contract``'s restore; needs ``var``).
-    """
+def _moments_arguments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+                       weight: Tensor, fallback: Optional[Tensor], snap: bool,
+                       movable: Optional[Tensor]) -> tuple:
+    # The checked leading arguments of dht_weighted_moments / dht_pool_level: (labels as
+    # int64, the arguments, the tensors they point into: keep them until it returned).
     if mean.dtype not in MOMENT_DTYPES or mean.dim() != 2:
         raise ValueError(f"Expected 'mean' of shape (K, d) and dtype float32 or float64 (got "
                          f"{tuple(mean.shape)}, {mean.dtype})")
@@ -288,17 +280,39 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
         if var is None or movable.dtype != torch.bool or movable.shape != (k,):
             raise ValueError(f"Expected 'movable' of shape ({k},) and dtype bool, with 'var'")
         move = movable.contiguous()
-    k_new = int(num_blocks)
-    new_mean = torch.empty((k_new, d), dtype=dtype)
-    new_var = torch.empty((k_new, d), dtype=dtype)
     ms = mean.stride()
-    fn = function(_SET, "dht_weighted_moments", I64, PTR, I64, I64, I64, I64, PTR, I64, I64,
-                  PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I64, PTR, PTR, PTR)
-    rc = fn(pointer(labels, _LONG), k, k_new, d, _FLOAT_CODES[dtype], address(mean), ms[0],
-            ms[1], vp, vs[0], vs[1], wp, ws, int(weight.dtype is _LONG), fp, fs,
-            int(fallback is not None and fallback.dtype is _LONG), int(bool(snap)),
-            None if move is None else pointer(move, torch.bool), pointer(new_mean, dtype),
-            pointer(new_var, dtype))
+    arguments = (pointer(labels, _LONG), k, int(num_blocks), d, _FLOAT_CODES[dtype], address(mean),
+                 ms[0], ms[1], vp, vs[0], vs[1], wp, ws, int(weight.dtype is _LONG), fp, fs,
+                 int(fallback is not None and fallback.dtype is _LONG), int(bool(snap)),
+                 None if move is None else pointer(move, torch.bool))
+    return labels, arguments, (mean, var, weight, fallback, move)
+
+
+_MOMENTS_ARGTYPES = (PTR, I64, I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR,
+                     I64, I64, I64, PTR, PTR, PTR)
+
+
+def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+                     weight: Tensor, fallback: Optional[Tensor], snap: bool = True,
+                     movable: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``weighted_moments`` (with ``snap_constant_blocks`` when ``snap``) without gradient:
+    pooled means and variances, contiguous (K', d), bit for bit the tensor code's.
+
+    ``mean`` (K, d) and ``var`` (K, d) or None are float32 or float64 tensors of one
+    dtype; ``weight`` and ``fallback`` (K,) or None of that dtype or int64 (sizes: the
+    kernel converts them, exactly, as ``.to(mean.dtype)`` does), all read in place through
+    their strides (views and expanded tensors included); ``labels`` (K,) int64.
+    ``movable`` (K,) bool or None: a new block whose (last) item is frozen keeps that
+    item's mean and var (``contract``'s restore; needs ``var``).
+    """
+    labels, arguments, alive = _moments_arguments(mean, var, labels, num_blocks, weight,
+                                                  fallback, snap, movable)
+    k_new, dtype = int(num_blocks), mean.dtype
+    new_mean = torch.empty((k_new, mean.shape[1]), dtype=dtype)
+    new_var = torch.empty((k_new, mean.shape[1]), dtype=dtype)
+    rc = function(_SET, "dht_weighted_moments", I64, *_MOMENTS_ARGTYPES)(
+        *arguments, new_mean.data_ptr(), new_var.data_ptr())
+    del alive  # (alive until the kernel returned)
     if rc == _ERR_CAST:
         # Integers the kernel does not convert exactly: torch's conversion, then again.
         return weighted_moments(mean, var, labels, k_new, weight.to(dtype),
@@ -306,3 +320,32 @@ def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_bl
                                 movable)
     _check(rc, "labels", k_new)
     return new_mean, new_var
+
+
+def pool_level(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
+               weight: Tensor, fallback: Optional[Tensor], movable: Optional[Tensor],
+               size: Tensor, bbox: Tensor, batch: Tensor) -> tuple[Tensor, ...]:
+    """:func:`weighted_moments` (snapped) and :func:`pool_integers` in one kernel call:
+    ``(mean, var, size, bbox, batch)`` of the K' new blocks, the same tensors as the two
+    calls (``contract``'s pooling)."""
+    labels, arguments, alive = _moments_arguments(mean, var, labels, num_blocks, weight,
+                                                  fallback, True, movable)
+    k, k_new, dtype = labels.shape[0], int(num_blocks), mean.dtype
+    size, bbox, batch = as_index(size, "size"), as_index(bbox, "bbox"), as_index(batch, "batch")
+    expect_shape("size", size, (k,))
+    expect_shape("bbox", bbox, (k, 4))
+    expect_shape("batch", batch, (k,))
+    new_mean = torch.empty((k_new, mean.shape[1]), dtype=dtype)
+    new_var = torch.empty((k_new, mean.shape[1]), dtype=dtype)
+    new_size, new_batch = torch.empty(k_new, dtype=_LONG), torch.empty(k_new, dtype=_LONG)
+    new_bbox = torch.empty((k_new, 4), dtype=_LONG)
+    rc = function(_SET, "dht_pool_level", I64, *_MOMENTS_ARGTYPES, PTR, PTR, PTR, PTR, PTR, PTR)(
+        *arguments, new_mean.data_ptr(), new_var.data_ptr(), pointer(size, _LONG),
+        pointer(bbox, _LONG), pointer(batch, _LONG), new_size.data_ptr(), new_bbox.data_ptr(),
+        new_batch.data_ptr())
+    del alive  # (alive until the kernel returned)
+    if rc == _ERR_CAST:
+        return (*weighted_moments(mean, var, labels, k_new, weight, fallback, True, movable),
+                *pool_integers(labels, k_new, size, bbox, batch))
+    _check(rc, "labels", k_new)
+    return new_mean, new_var, new_size, new_bbox, new_batch

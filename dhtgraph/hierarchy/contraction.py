@@ -732,6 +732,17 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
             movable is None or (var is not None and movable.dtype == torch.bool
                                 and movable.shape == labels.shape
                                 and _use_native(native, "contraction", [movable]))):
+        if _native_integers(state, labels, native):
+            # One kernel call: weights, moments, snap, the frozen blocks' restore, sizes,
+            # boxes and images.
+            from .._native.contraction import pool_level
+            new_mean, new_var, new_size, new_bbox, new_batch = pool_level(
+                mean, var, labels, k_new, weight, fallback, movable, state.size, state.bbox,
+                state.batch)
+            return BlockState(mean=new_mean, var=new_var, size=new_size, bbox=new_bbox,
+                              edge_index=_relabel_edges(partition, state.edge_index,
+                                                        native_edges),
+                              batch=new_batch)
         # One kernel: weights, moments, snap and the frozen blocks' restore.
         from .._native.contraction import weighted_moments as native_moments
         new_mean, new_var = native_moments(mean, var, labels, k_new, weight, fallback,
@@ -767,14 +778,20 @@ def _restore_frozen(state: BlockState, labels: Tensor, k_new: int, movable: Tens
             torch.where(frozen, state.var.index_select(0, item), new_var))
 
 
+def _native_integers(state: BlockState, labels: Tensor, native: Optional[bool]) -> bool:
+    # Whether the integer statistics run natively (int64 tensors of the shapes they need).
+    size, bbox, batch = state.size, state.bbox, state.batch
+    k = labels.shape
+    return (labels.dtype == size.dtype == bbox.dtype == batch.dtype == torch.long
+            and labels.dim() == 1 and size.shape == batch.shape == k and bbox.shape == (*k, 4)
+            and _use_native(native, "contraction", [labels, size, bbox, batch]))
+
+
 def _pool_integers(state: BlockState, labels: Tensor, k_new: int,
                    native: Optional[bool] = None) -> tuple[Tensor, Tensor, Tensor]:
     # Summed sizes, merged boxes (min / max) and the image of every new block.
     size, bbox, batch = state.size, state.bbox, state.batch
-    k = labels.shape
-    if (labels.dtype == size.dtype == bbox.dtype == batch.dtype == torch.long
-            and labels.dim() == 1 and size.shape == batch.shape == k and bbox.shape == (*k, 4)
-            and _use_native(native, "contraction", [labels, size, bbox, batch])):
+    if _native_integers(state, labels, native):
         from .._native.contraction import pool_integers
         return pool_integers(labels, k_new, size, bbox, batch)
     new_size = torch.zeros(k_new, dtype=size.dtype, device=labels.device).index_add_(
