@@ -790,3 +790,67 @@ def test_choice_labels_errors():
     choice, labels, k_new = N.choice_labels(torch.zeros(0), none.view(2, 0), 3, None, False,
                                             None, None)
     assert choice.tolist() == [0, 1, 2] and labels.tolist() == [0, 1, 2] and k_new == 3
+
+
+@settings(max_examples=60)
+@given(levels(), st.booleans(), st.booleans())
+def test_pool_level_is_the_moments_and_the_integers(level, guard, frozen):
+    # The fused pooling (one kernel call) against its two bindings and the tensor path.
+    from dhtgraph._native import contraction as N
+    state, _, movable = level
+    k = state.num_blocks
+    labels = Partition.from_labels(state.batch * k + torch.arange(k) % 2).labels
+    k_new = int(labels.max()) + 1 if k else 0
+    movable = movable if frozen else None
+    fallback = state.size if guard else None
+    for weight in (state.size, state.size.float() * 0.5):
+        got = N.pool_level(state.mean, state.var, labels, k_new, weight, fallback, movable,
+                           state.size, state.bbox, state.batch)
+        moments = N.weighted_moments(state.mean, state.var, labels, k_new, weight, fallback,
+                                     movable=movable)
+        assert_same(got, (*moments, *N.pool_integers(labels, k_new, state.size, state.bbox,
+                                                     state.batch)))
+    with _native.disabled():
+        expected = C._pool_blocks(state, Partition(labels, k_new), state.size, positive=True,
+                                  movable=movable)
+    got = N.pool_level(state.mean, state.var, labels, k_new, state.size, None, movable,
+                       state.size, state.bbox, state.batch)
+    assert_same(got, tuple(getattr(expected, name)
+                           for name in ("mean", "var", "size", "bbox", "batch")))
+
+
+def test_pool_level_of_sizes_the_kernel_does_not_convert():
+    # int64 weights above 2**24 with float32 means: torch's conversion (the ERR_CAST path).
+    from dhtgraph._native import contraction as N
+    mean = torch.tensor([[1.0], [2.0], [4.0]])
+    labels = torch.tensor([0, 0, 1])
+    size = torch.tensor([(1 << 25) + 1, 3, 1])
+    bbox = torch.zeros(3, 4, dtype=torch.long)
+    batch = torch.zeros(3, dtype=torch.long)
+    got = N.pool_level(mean, torch.zeros_like(mean), labels, 2, size, None, None, size, bbox,
+                       batch)
+    with _native.disabled():
+        expected = C.weighted_moments(mean, torch.zeros_like(mean), labels, 2, size.float(),
+                                      None)
+    assert_same(got[:2], expected)
+    assert got[2].tolist() == [(1 << 25) + 4, 1]
+
+
+def test_pool_level_errors():
+    from dhtgraph._native import contraction as N
+    mean, size = torch.zeros(3, 2), torch.ones(3, dtype=torch.long)
+    bbox, batch = torch.zeros(3, 4, dtype=torch.long), torch.zeros(3, dtype=torch.long)
+    with pytest.raises(IndexError, match=r"'labels' in \[0, 2\)"):
+        N.pool_level(mean, None, torch.tensor([0, 2, 1]), 2, size, None, None, size, bbox,
+                     batch)
+    labels = torch.tensor([0, 1, 0])
+    with pytest.raises(ValueError, match="'size'"):
+        N.pool_level(mean, None, labels, 2, size, None, None, size[:2], bbox, batch)
+    with pytest.raises(ValueError, match="'bbox'"):
+        N.pool_level(mean, None, labels, 2, size, None, None, size, bbox[:, :2], batch)
+    with pytest.raises(ValueError, match="'batch'"):
+        N.pool_level(mean, None, labels, 2, size, None, None, size, bbox, batch[:1])
+    with pytest.raises(TypeError, match="'bbox'"):
+        N.pool_level(mean, None, labels, 2, size, None, None, size, bbox.float(), batch)
+    with pytest.raises(ValueError, match="'mean' of shape"):
+        N.pool_level(mean.long(), None, labels, 2, size, None, None, size, bbox, batch)
