@@ -780,3 +780,51 @@ def test_grid_gaussian_parts_native_bits_with_special_values(monkeypatch, dtype,
     expected = G._grid_potentials(x.view(b, h, w, d), 0.0)
     for a, e in zip(got, expected):
         assert a.shape == e.shape and torch.equal(_bits(a), _bits(e))
+
+
+@needs_native
+def test_edge_potentials_refuses_bad_arguments():
+    from dhtgraph._native.grid import edge_potentials
+
+    mean, one = torch.zeros(3, 2), torch.ones(3, dtype=torch.long)
+    box = torch.zeros(3, 4, dtype=torch.long)
+    with pytest.raises(IndexError, match=r"\[0, 3\) \(got edge 1: \(0, 3\)\)"):
+        edge_potentials(mean, torch.zeros(3), one, box, torch.tensor([[0, 0], [1, 3]]), 0.1)
+    with pytest.raises(IndexError, match=r"\[0, 3\) \(got edge 0: \(-1, 1\)\)"):
+        edge_potentials(mean, torch.zeros(3), None, None, torch.tensor([[-1], [1]]), 0.0,
+                        channel_major=True)
+    with pytest.raises(ValueError, match=r"'edge_index' of shape \(2, E\) \(got \(3, 2\)\)"):
+        edge_potentials(mean, torch.zeros(3), one, box, torch.zeros(3, 2, dtype=torch.long), 0.1)
+    with pytest.raises(ValueError, match=r"'loop_value' of shape \(3,\) \(got \(4,\)\)"):
+        edge_potentials(mean, torch.zeros(4), one, box, torch.zeros(2, 2, dtype=torch.long), 0.1)
+    with pytest.raises(ValueError, match=r"'bbox' of shape \(3, 4\)"):
+        edge_potentials(mean, torch.zeros(3), one, box[:, :3], torch.zeros(2, 2, dtype=torch.long),
+                        0.1)
+    with pytest.raises(TypeError, match="'edge_index' to be an integer tensor"):
+        edge_potentials(mean, torch.zeros(3), one, box, torch.zeros(2, 2), 0.1)
+
+
+@needs_native
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_edge_potentials_read_column_slices_in_place(channel_major):
+    # A chunk of edge_affinity (edge_index[:, a:b], rows of stride E) and int32 edges
+    # (converted) give the potentials of the contiguous edges.
+    from dhtgraph._native.grid import edge_potentials
+
+    g = torch.Generator().manual_seed(5)
+    mean = torch.randn(50, 3, generator=g)
+    size = torch.randint(1, 90, (50,), generator=g)
+    corner = torch.randint(0, 30, (50, 2), generator=g)
+    bbox = torch.cat([corner, corner + torch.randint(0, 9, (50, 2), generator=g)], 1)
+    edges = torch.randint(0, 50, (2, 300), generator=g)
+    part = edges[:, 100:220]
+    assert not part.is_contiguous()
+    loop = torch.rand(50, generator=g)
+    expected = edge_potentials(mean, loop, size, bbox, part.contiguous(), 0.3, channel_major)
+    for edge_index in (part, part.int()):
+        got = edge_potentials(mean, loop, size, bbox, edge_index, 0.3, channel_major)
+        assert torch.equal(got, expected)
+    with _native.disabled():
+        reference = edge_affinity(mean, torch.zeros(50, 3), size, bbox, part, compactness=0.3)
+    got = edge_potentials(mean, torch.zeros(50), size, bbox, part, 0.3, channel_major)
+    assert torch.equal(got, reference)

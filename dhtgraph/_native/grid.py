@@ -16,7 +16,7 @@ from . import F64, I64, PTR, as_index, expect_shape, function, pointer
 
 __all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
            "grid_blocks", "grid_constant", "union_mass_perimeter",
-           "edge_squared_difference", "edge_combine", "grid_chosen"]
+           "edge_squared_difference", "edge_combine", "edge_potentials", "grid_chosen"]
 
 #: Feature dtypes the kernels that compare features read.
 FEATURE_DTYPES = {torch.float32: "float", torch.float64: "double"}
@@ -326,3 +326,53 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
         _edge_out_of_range(bad, k, src, dst)
     return potential
 
+
+
+def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
+                    bbox: Optional[Tensor], edge_index: Tensor, c: float,
+                    channel_major: bool = False) -> Tensor:
+    """edge_affinity's potentials (E,) of the edges ``edge_index`` (2, E) (no gradient):
+    :func:`edge_squared_difference` negated (channel-major with ``channel_major``),
+    torch's channel sum and exp (in place), then :func:`edge_combine` — the same kernels
+    and torch operations, with one set of argument checks. ``mean`` (K, d) float32 or
+    float64 of any layout, ``loop_value`` (K,), integer ``size`` (K,) and ``bbox`` (K, 4)
+    read only when ``c > 0``."""
+    x = mean.detach().resolve_neg()  # the kernels read the stored values
+    features = _features(x)
+    k, d = x.shape
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"Expected 'edge_index' of shape (2, E) (got {tuple(edge_index.shape)})")
+    m = edge_index.shape[1]
+    expect_shape("loop_value", loop_value, (k,))
+    # Rows of int64 entries read in place (a chunk's column slice too), else a copy.
+    edges = (edge_index if edge_index.dtype is torch.long and edge_index.stride(1) == 1
+             else as_index(edge_index, "edge_index"))
+    if not edges.is_cpu:
+        raise ValueError(f"Expected a CPU tensor for a native kernel (got {edges.device})")
+    dtype = x.dtype
+    c = float(c)
+    if c > 0:
+        expect_shape("size", size, (k,))
+        expect_shape("bbox", bbox, (k, 4))
+        size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
+        size_ptr, bbox_ptr = pointer(size), pointer(bbox)
+    else:
+        size_ptr = bbox_ptr = 0
+    loop_value = loop_value.detach().to(dtype).resolve_neg().contiguous()
+    src = edges.data_ptr()  # the rows' addresses (the second stride(0) entries on)
+    dst = src + 8 * edges.stride(0)
+    squared = torch.empty((d, m) if channel_major else (m, d), dtype=dtype)
+    kind = FEATURE_DTYPES[dtype]
+    bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
+                   I64, PTR, PTR, I64, PTR, I64, I64, I64)(
+        *features, k, src, dst, m, squared.data_ptr(), *((1, m) if channel_major else (d, 1)),
+        1)
+    if bad:
+        _edge_out_of_range(bad, k, edges[0], edges[1])
+    potential = (squared.t() if channel_major else squared).sum(-1).exp_()
+    del squared
+    function("grid", f"dht_edge_combine_{kind}", I64, PTR, PTR, PTR, PTR, I64, PTR, PTR, I64,
+             I64, F64, F64)(
+        potential.data_ptr(), pointer(loop_value, dtype), size_ptr, bbox_ptr, k, src, dst, m,
+        int(c > 0), 1.0 - c, 4.0 * c)  # (the ends were checked above: returns 0)
+    return potential

@@ -264,7 +264,6 @@ def _compactness_term(size: Tensor, bbox: Tensor, edge_index: Tensor, c: float,
 
 def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
                    edge_index: Tensor, c: float, native: Optional[bool] = None) -> Tensor:
-    src, dst = edge_index[0], edge_index[1]
     if native and _fused(mean, loop_value, size, bbox, c):
         # No gradient: −(x[dst] − x[src])² in one native pass (negation is exact and
         # round-to-nearest is sign-symmetric, so torch's channel sum of them is −‖·‖²
@@ -272,13 +271,10 @@ def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
         # place), then one native pass for the loops, the union mass and perimeter and
         # the mix — the same elementwise IEEE operations, in the same order and dtype,
         # as the tensor code below.
-        from .._native.grid import edge_combine, edge_squared_difference
-        squared = edge_squared_difference(mean, src, dst, negated=True,
-                                          channel_major=(mean.dtype == torch.float32
-                                                         and mean.shape[1] <= _SEQUENTIAL_SUM))
-        potential = squared.sum(-1).exp_()
-        del squared
-        return edge_combine(potential, loop_value, size, bbox, src, dst, c)
+        from .._native.grid import edge_potentials
+        return edge_potentials(mean, loop_value, size, bbox, edge_index, c,
+                               mean.dtype == torch.float32 and mean.shape[1] <= _SEQUENTIAL_SUM)
+    src, dst = edge_index[0], edge_index[1]
     loop = src == dst
     potential = _gaussian(mean, edge_index, native)
     loop_value = loop_value.to(potential.dtype)
