@@ -9,12 +9,17 @@
  * q = floor(clip(nan_to_num(K), 0, 1) * 65535) (quantize_potential: one correctly rounded
  * multiply in the potential's own type, so C and torch give the same integer), the
  * largest key per source block (scatter-max from -1), edges into frozen blocks skipped.
+ * dht_choice_labels: the same, then the canonical components of the choices (contract's
+ * new blocks) in the same call.
  *
  * dht_constant_channels: snap_constant_blocks's test (every item of a new block equals
  * the block's first item in the channel, by ==, and has zero variance there).
  *
  * dht_pool_integers: summed sizes, merged boxes (min / max) and the image of every new
  * block (_pool_blocks's integer statistics).
+ *
+ * dht_weighted_moments: the pooled means and variances (below); dht_pool_level: they and
+ * the integer statistics in one call.
  *
  * Re-entrant (no globals); every index is checked against its range (an error code, never
  * a write out of bounds). Float comparisons are IEEE ==, as torch's: NaN != NaN and
@@ -319,45 +324,31 @@ static int64_t constant_channels(const int64_t *labels, int64_t k, int64_t k_new
 
 /* _pool_blocks's integer statistics of k items in k_new blocks: new_size (sum of size),
  * new_bbox (k_new x 4: min of the first two columns, max of the last two) and new_batch
- * (the image of the block's items). A block without items keeps size 0, box and batch
- * unset. Returns ERR_INDEX for a label outside [0, k_new), ERR_MEMORY without scratch. */
-static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
-                             const int64_t *size, const int64_t *bbox, const int64_t *batch,
-                             uint8_t *seen, int64_t *new_size, int64_t *new_bbox,
-                             int64_t *new_batch);
-
+ * (the image of the block's last item, as torch's CPU scatter_ writes it; the items of a
+ * block share their image). Branch-free: the boxes start from the neutral INT64_MAX /
+ * INT64_MIN, every item takes a min / max (a test of the block's first item mispredicted
+ * about once per new block). A block without items keeps size 0, box and batch unset.
+ * Returns ERR_INDEX for a label outside [0, k_new). */
 int64_t dht_pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
                           const int64_t *size, const int64_t *bbox, const int64_t *batch,
                           int64_t *new_size, int64_t *new_bbox, int64_t *new_batch) {
-    uint8_t *seen = (uint8_t *)calloc((size_t)(k_new > 0 ? k_new : 1), 1);
-    if (!seen) return ERR_MEMORY;
-    int64_t rc = pool_integers(labels, k, k_new, size, bbox, batch, seen, new_size, new_bbox,
-                               new_batch);
-    free(seen);
-    return rc;
-}
-
-static int64_t pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
-                             const int64_t *size, const int64_t *bbox, const int64_t *batch,
-                             uint8_t *seen, int64_t *new_size, int64_t *new_bbox,
-                             int64_t *new_batch) {
-    for (int64_t j = 0; j < k_new; ++j) new_size[j] = 0;
+    for (int64_t j = 0; j < k_new; ++j) {
+        int64_t *out = new_bbox + 4 * j;
+        new_size[j] = 0;
+        out[0] = out[1] = INT64_MAX;
+        out[2] = out[3] = INT64_MIN;
+    }
     for (int64_t i = 0; i < k; ++i) {
         int64_t j = labels[i];
         if (j < 0 || j >= k_new) return ERR_INDEX;
         const int64_t *box = bbox + 4 * i;
         int64_t *out = new_bbox + 4 * j;
         new_size[j] += size[i];
-        if (!seen[j]) {
-            seen[j] = 1;
-            out[0] = box[0]; out[1] = box[1]; out[2] = box[2]; out[3] = box[3];
-            new_batch[j] = batch[i];
-        } else {
-            if (box[0] < out[0]) out[0] = box[0];
-            if (box[1] < out[1]) out[1] = box[1];
-            if (box[2] > out[2]) out[2] = box[2];
-            if (box[3] > out[3]) out[3] = box[3];
-        }
+        out[0] = box[0] < out[0] ? box[0] : out[0];
+        out[1] = box[1] < out[1] ? box[1] : out[1];
+        out[2] = box[2] > out[2] ? box[2] : out[2];
+        out[3] = box[3] > out[3] ? box[3] : out[3];
+        new_batch[j] = batch[i];
     }
     return OK;
 }
