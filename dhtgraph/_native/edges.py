@@ -129,6 +129,8 @@ def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor
         ``labels`` outside ``0..num_blocks − 1``.
     TypeError
         For ``labels`` or ``edge_index`` not of an integer dtype.
+    MemoryError
+        When the kernel's scratch cannot be allocated.
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"Expected 'edge_index' to have shape (2, E) (got "
@@ -174,6 +176,8 @@ def coalesce_pairs(src: Tensor, dst: Tensor, num_nodes: int, *, relabel: Optiona
         For an end (or a relabelled end) out of range.
     TypeError
         For ``src``, ``dst`` or ``relabel`` not of an integer dtype.
+    MemoryError
+        When the kernel's scratch cannot be allocated.
     """
     src, dst = as_index(src, "src").reshape(-1), as_index(dst, "dst").reshape(-1)
     if src.numel() != dst.numel():
