@@ -72,7 +72,23 @@ class Registry(Generic[F]):
     @contextmanager
     def registered(self, name: str, function: F) -> Iterator[F]:
         """Register ``function`` under ``name`` inside a ``with`` block only (e.g. in a
-        test: the registries are process-wide)."""
+        test: the registries are process-wide).
+
+        Parameters
+        ----------
+        name : str
+            The option name; a name already registered (to this function or another) is
+            refused, so the block never removes an option it did not add.
+        function : callable
+            The option's function, yielded to the block.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is already registered.
+        """
+        if name in self:
+            raise ValueError(f"A '{self.option}' option named {name!r} is already registered")
         self.register(name, function)
         try:
             yield function

@@ -241,6 +241,20 @@ def test_a_changed_setting_takes_effect_at_once(monkeypatch):
         _native.enabled("components", torch.zeros(2, device="meta"))
 
 
+def test_the_setting_is_read_from_a_replaced_os_environ(monkeypatch):
+    # mode() reads os.environ's own mapping fast; an os.environ replaced by a plain
+    # mapping (as some tools do) is read through its get().
+    import os
+
+    for raw, want in (("off", "off"), ("on", "on"), (None, "auto")):
+        replaced = {} if raw is None else {_native.ENV: raw}
+        monkeypatch.setattr(os, "environ", replaced)
+        assert _native.mode() == want
+    monkeypatch.setattr(os, "environ", {_native.ENV: "sometimes"})
+    with pytest.raises(ValueError, match=r"\(got 'sometimes'\)"):
+        _native.mode()
+
+
 def test_pointer_is_the_data_address():
     t = torch.arange(6)
     assert _native.pointer(t) == t.data_ptr() and isinstance(_native.pointer(t), int)

@@ -151,9 +151,21 @@ def test_first_active_matches_the_tensor_path():
             expect, none = build_module._first_active(nodes, level_cap, min_blocks)
         assert none is None and torch.equal(active, expect)
         assert flags == (bool(expect.any()), bool(expect.all()))
-    # A min_blocks the kernel cannot take: the tensor path (the same answer).
-    active, flags = build_module._first_active(nodes, level_cap, 6.5)
-    assert flags is None and active.tolist() == [False, False, True, True, False, False]
+
+
+@pytest.mark.parametrize("min_blocks, error, match", [
+    (6.5, TypeError, r"Expected 'min_blocks' to be a non-negative int \(got float 6.5\)"),
+    (True, TypeError, r"Expected 'min_blocks' to be a non-negative int \(got bool True\)"),
+    (-1, ValueError, r"Expected 'min_blocks' to be a non-negative int \(got -1\)"),
+])
+def test_build_hierarchy_refuses_a_bad_min_blocks(min_blocks, error, match):
+    with pytest.raises(error, match=match):
+        build_hierarchy(torch.rand(16, 3), PixelGrid(1, 4, 4), min_blocks=min_blocks)
+
+
+def test_a_min_blocks_beyond_int64_stops_every_graph_at_once():
+    built = build_hierarchy(torch.rand(16, 3), PixelGrid(1, 4, 4), min_blocks=1 << 70)
+    assert built.num_levels.tolist() == [0]
 
 
 def _batch_of_graphs():
@@ -450,9 +462,27 @@ def test_information_criterion_end_refuses_bad_input():
         end(size, logdet, 9, penalty=torch.zeros(3))
 
 
-def test_the_criterion_module_uses_the_levels_set():
-    # (The gate names the kernel set: turning it off by context takes the tensor path.)
+def test_the_criterion_module_uses_the_levels_set(monkeypatch):
+    # The gate asks for the 'levels' set, and only for it.
+    asked = []
+    real = _native.enabled
+    monkeypatch.setattr(_native, "enabled",
+                        lambda kernels, *tensors: asked.append(kernels) or real(kernels, *tensors))
     assert criteria_module._native_end(torch.tensor([3]), torch.tensor([0.5]), 9, None)
+    assert asked == ["levels"]
     with _native.disabled():
         assert not criteria_module._native_end(torch.tensor([3]), torch.tensor([0.5]), 9,
                                                None)
+
+
+def test_an_empty_penalty_table_computes_the_penalties():
+    # (An empty table's address is NULL: the binding must not read it as "no table".)
+    from dhtgraph._native.levels import information_criterion_end
+
+    var = torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [1.0, 2.0, 0.25], [0.3, 0.1, 0.7]])
+    size = torch.tensor([0, 1, 2, 5])
+    ic = information_criterion(var, size, 25, "aicc", 5.0, penalties=penalty_table(0, "aicc"))
+    with _native.disabled():
+        expect = information_criterion(var, size, 25, "aicc", 5.0)
+    assert torch.equal(ic, expect) and ic[:2].tolist() == [-math.inf, -math.inf]
+    assert information_criterion_end(size, var[:, 0], 25, penalties=torch.zeros(0)) is None

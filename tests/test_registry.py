@@ -48,3 +48,12 @@ def test_registered_refuses_a_taken_name_and_keeps_the_owner():
         with registry.registered("one", _two):
             pass  # pragma: no cover (never entered)
     assert registry.resolve("one") is _one
+
+
+def test_registered_never_removes_an_option_it_did_not_add():
+    registry = Registry("colour")
+    registry.register("one", _one)
+    with pytest.raises(ValueError, match="'colour' option named 'one' is already registered"):
+        with registry.registered("one", _one):
+            pass  # pragma: no cover (never entered)
+    assert registry.resolve("one") is _one

@@ -59,6 +59,8 @@ __all__ = ["ENV", "MODES", "mode", "library", "available", "enabled", "disabled"
 
 #: ctypes argument types of the kernels (every index and count is int64).
 I64, PTR, F32, F64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_double
+#: The range of an int64 kernel argument.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 ENV = "DHTGRAPH_NATIVE"
 MODES = ("auto", "on", "off")
@@ -295,6 +297,8 @@ def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> int:
 
     The caller must keep ``tensor`` alive until the kernel returns (pass a named tensor,
     never a temporary such as ``pointer(x.long())``). ``dtype``, when given, is checked.
+    An empty tensor's address may be 0 (NULL): a kernel must not take NULL to mean "this
+    optional argument is absent" for a tensor that can be empty (pass a flag instead).
     """
     if not tensor.is_cpu:
         raise ValueError(f"Expected a CPU tensor for a native kernel (got {tensor.device})")
@@ -304,6 +308,11 @@ def pointer(tensor: Tensor, dtype: Optional[torch.dtype] = None) -> int:
     if dtype is not None and tensor.dtype != dtype:
         raise ValueError(f"Expected a {dtype} tensor for a native kernel (got {tensor.dtype})")
     return tensor.data_ptr()
+
+
+def is_int64(value) -> bool:
+    """Whether ``value`` is a Python int (not a bool) that a kernel's int64 argument holds."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
 def address(tensor: Tensor) -> int:

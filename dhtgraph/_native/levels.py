@@ -15,14 +15,13 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from . import F32, I64, PTR, as_index, function, pointer
+from . import F32, I64, PTR, as_index, function, is_int64, pointer
 
 __all__ = ["levels_start", "levels_step", "information_criterion_end"]
 
 _SET = "levels"
 _ERR_INDEX, _ERR_TABLE = -1, -2
 _LONG, _BOOL, _F32 = torch.long, torch.bool, torch.float32
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _vector(name: str, t: Tensor, dtype: torch.dtype, n: int) -> Tensor:
@@ -35,8 +34,7 @@ def _vector(name: str, t: Tensor, dtype: torch.dtype, n: int) -> Tensor:
 
 
 def _int64(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-            _INT64_MIN <= value <= _INT64_MAX):
+    if not is_int64(value):
         raise ValueError(f"Expected '{name}' to be an int in the int64 range (got {value!r})")
     return value
 
@@ -169,6 +167,8 @@ def information_criterion_end(size: Tensor, logdet: Tensor, num_pixels: Union[in
             raise ValueError(f"Expected 'penalties' to be a float32 tensor of shape (L,) (got "
                              f"{getattr(penalties, 'dtype', type(penalties).__name__)} of "
                              f"shape {tuple(getattr(penalties, 'shape', ()))})")
+        if penalties.numel() == 0:
+            return None  # every size is outside an empty table (and its address is NULL)
         penalties = penalties.contiguous()
     else:
         penalty = _vector("penalty", penalty, _F32, k)

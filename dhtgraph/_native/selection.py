@@ -13,9 +13,8 @@ import torch
 from torch import Tensor
 
 from . import I64, PTR, as_index, expect_shape, function, pointer
-from .edges import coalesce_pairs  # (re-exported: its callers import it from here)
 
-__all__ = ["BudgetWorkspace", "coalesce_pairs", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
+__all__ = ["BudgetWorkspace", "budget_round", "budget_compact", "budget_kept", "grid_pieces",
            "first_occurrence_groups", "grid_region_stats", "grid_pieces_of_slots",
            "selector_all_move", "selector_update", "images_of"]
 

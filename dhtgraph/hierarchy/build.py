@@ -345,8 +345,10 @@ def build_hierarchy(
         Variance projection d → 1 for the self-loop potentials (learnable).
     loop_default : float, default 0.0
         Loop potential without a projection.
-    weights : {'argmax_edge', 'size'}, default 'argmax_edge'
-        Pooling weights of the contraction levels (the top always uses sizes).
+    weights : str, default 'argmax_edge'
+        Pooling weights of the contraction levels (the top always uses sizes): a name
+        registered in :data:`~dhtgraph.hierarchy.contraction.POOL_WEIGHTINGS` ('argmax_edge'
+        and 'size' are built in).
     tie_break : {'hashed', 'reference'}, optional
         How a block chooses among exactly tied potentials
         (:func:`dhtgraph.hierarchy.contraction.argmax_choice`). 'hashed' (the default) —
@@ -378,7 +380,8 @@ def build_hierarchy(
     ------
     TypeError, ValueError
         For inputs of the wrong type or shape, a meta tensor, ``compactness > 0`` without
-        ``pos``, or an unknown ``weights``.
+        ``pos``, an unknown ``weights``, or a ``min_blocks`` that is not a non-negative
+        int.
 
     Notes
     -----
@@ -390,6 +393,8 @@ def build_hierarchy(
     per level at 224²; ``tests/hierarchy/test_syncs.py`` counts them and bounds them.
     """
     POOL_WEIGHTINGS.check(weights, "weights")
+    # (No graph has more than 2⁶³ blocks: a larger min_blocks stops them all the same.)
+    min_blocks = min(check_count(min_blocks, "min_blocks"), _native.INT64_MAX)
     if tie_break is None:
         tie_break = "reference" if isinstance(x, BlockState) else "hashed"
     tie_break = check_tie_break(tie_break)
@@ -533,17 +538,11 @@ def _any_all(active: Tensor) -> tuple[bool, bool]:
     return tuple(torch.stack([active.any(), active.all()]).tolist())
 
 
-def _native_levels(min_blocks, *tensors: Tensor) -> bool:
-    # The levels kernels take min_blocks as an int64 (another number: the tensor path).
-    return (type(min_blocks) is int and -(1 << 63) <= min_blocks < (1 << 63)
-            and _native.enabled("levels", *tensors))
-
-
 def _first_active(nodes_per_graph: Tensor, level_cap: Tensor, min_blocks: int
                   ) -> tuple[Tensor, Optional[tuple[bool, bool]]]:
     """The graphs (B,) bool that build a first level, and ``(any, all)`` of them when
     known without a host read (the native path; None otherwise)."""
-    if _native_levels(min_blocks, nodes_per_graph, level_cap):
+    if _native.enabled("levels", nodes_per_graph, level_cap):
         from .._native.levels import levels_start
 
         return levels_start(nodes_per_graph, level_cap, min_blocks)
@@ -577,8 +576,8 @@ def _next_active(active: Tensor, counts: Tensor, batch: Tensor, improved: Option
         The graphs that go on and the blocks per graph; ``(any, all)`` when known without
         a host read (the native path: one kernel for the ~20 tensor ops here).
     """
-    if _native_levels(min_blocks, active, counts, batch, level_cap, levels, stalled,
-                      *(() if improved is None else (improved,))) and (
+    if _native.enabled("levels", active, counts, batch, level_cap, levels, stalled,
+                       *(() if improved is None else (improved,))) and (
             improved is None or improved.shape == active.shape):
         from .._native.levels import levels_step
 
@@ -587,7 +586,8 @@ def _next_active(active: Tensor, counts: Tensor, batch: Tensor, improved: Option
     levels += active.long()
     new_counts = torch.zeros_like(counts).index_add_(0, batch, torch.ones_like(batch))
     # Stalled: merged fewer than MIN_MERGED_FRACTION of the graph's blocks.
-    now_stalled = active & ((counts - new_counts).double() < MIN_MERGED_FRACTION * counts)
+    now_stalled = active & ((counts - new_counts).double()
+                           < counts.to(torch.float32) * MIN_MERGED_FRACTION)
     stalled |= now_stalled
     active = active & (new_counts > min_blocks) & ~now_stalled & (level_cap > level)
     if improved is not None:

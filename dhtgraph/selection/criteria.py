@@ -223,7 +223,7 @@ def _native_end(size: Tensor, logdet: Tensor, num_pixels, penalties: Optional[Te
         if num_pixels.shape != size.shape or not is_integer_dtype(num_pixels.dtype):
             return False
         tensors.append(num_pixels)
-    elif type(num_pixels) is not int or not -(1 << 63) <= num_pixels < (1 << 63):
+    elif not _native.is_int64(num_pixels):
         return False
     if penalties is not None:
         if (size.dtype not in (torch.long, torch.int) or penalties.dtype != torch.float32

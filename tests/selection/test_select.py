@@ -337,8 +337,3 @@ def test_penalty_table_is_exported():
     import dhtgraph.selection as selection
     assert "penalty_table" in selection.__all__ and callable(selection.penalty_table)
 
-
-def test_registered_criteria_are_removed_after_their_test():
-    # (the tests above that register one run before this one, in file order)
-    assert "test_table_free" not in CRITERION_FUNCTIONS
-    assert "test-size" not in CRITERION_FUNCTIONS
