@@ -205,9 +205,15 @@ def _level_native(kernels: str, tensors: list) -> Optional[bool]:
     skipped) is a CPU tensor, False when it is not in use at all; None when some tensor
     is elsewhere (then each step asks for its own tensors, as :func:`_native.enabled`
     would for it alone: a step whose tensors are all on the CPU still runs natively)."""
-    if _native.enabled(kernels, *(t for t in tensors if t is not None)):
-        return True
-    return None if _native.enabled(kernels) else False
+    return _level_natives((kernels,), tensors)[0]
+
+
+def _level_natives(sets: tuple, tensors: list) -> tuple:
+    # :func:`_level_native` of every kernel set in ``sets``, the devices read once (the
+    # same decisions: a set in use gives True when every tensor is on the CPU, else None).
+    on_cpu = all(t.is_cpu for t in tensors if t is not None)
+    return tuple((True if on_cpu else None) if _native.enabled(kernels) else False
+                 for kernels in sets)
 
 
 def quantize_potential(potential: Tensor, dtype: torch.dtype = torch.long) -> Tensor:
@@ -567,9 +573,9 @@ def pool_blocks(state: BlockState, partition: Partition, weight: Tensor) -> Bloc
     """
     read = [state.mean, state.var, state.size, state.bbox, state.edge_index, state.batch,
             partition.labels, weight]
-    return _pool_blocks(state, partition, weight, positive=False,
-                        native=_level_native("contraction", read),
-                        native_edges=_level_native("edges", read))
+    native, native_edges = _level_natives(("contraction", "edges"), read)
+    return _pool_blocks(state, partition, weight, positive=False, native=native,
+                        native_edges=native_edges)
 
 
 def weighted_moments(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: int,
@@ -879,7 +885,7 @@ def contract(state: BlockState, potential: Tensor, *, weights: PoolWeights = "ar
     # below live where these tensors do).
     read = [potential, state.mean, state.var, state.size, state.bbox, state.edge_index,
             state.batch, movable]
-    native, native_edges = _level_native("contraction", read), _level_native("edges", read)
+    native, native_edges = _level_natives(("contraction", "edges"), read)
     choice, partition = _choice_partition(potential, state.edge_index, k, movable, tie_break,
                                           state.batch, state.mean, native)
     if getattr(weighting, "returns_sizes", False):

@@ -340,3 +340,21 @@ def test_a_level_decides_its_native_kernels_once():
     if _native.available("contraction"):
         assert _level_native("contraction", [cpu, None]) is True
         assert _level_native("contraction", [cpu, meta]) is None
+
+
+def test_a_level_decides_its_kernel_sets_together_as_one_by_one():
+    # _level_natives (contract's and pool_blocks's two sets, the devices read once): per
+    # set, True on the CPU, None with a tensor elsewhere, False when not in use.
+    from dhtgraph.hierarchy.contraction import _level_natives
+
+    cpu, meta = torch.zeros(2), torch.zeros(2, device="meta")
+    sets = ("contraction", "edges")
+    with _native.disabled():
+        for tensors in ([cpu, None], [cpu, meta], [meta], []):
+            assert _level_natives(sets, tensors) == (False, False)
+    in_use = tuple(_native.available(name) for name in sets)
+    for tensors, where in (([cpu, None], True), ([cpu, meta], None), ([meta], None),
+                           ([], True)):
+        assert _level_natives(sets, tensors) == tuple(where if used else False
+                                                      for used in in_use)
+        assert _level_natives(sets[:1], tensors) == (where if in_use[0] else False,)
