@@ -519,6 +519,9 @@ def test_kernels_range_check_their_labels():
         budget_kept(torch.tensor([0, 2]), torch.tensor([1, 1]), 2)
     with pytest.raises(IndexError, match="'node_slot'"):
         grid_pieces_of_slots(torch.tensor([0, 1]), torch.tensor([0, 1, 2, 1]), 4, 2, 2)
+    for node_slot in (None, torch.tensor([0, 0, 0, 0])):  # empty rows: no slot is valid
+        with pytest.raises(IndexError, match="'node_slot' in \\[0, 0\\)"):
+            grid_pieces_of_slots(torch.zeros(0, dtype=torch.long), node_slot, 4, 2, 2)
     with pytest.raises(ValueError, match="image_size"):
         grid_pieces_of_slots(None, None, 5, 2, 2)
     labels, k, slot = grid_pieces_of_slots(torch.tensor([0, 1]).int(), torch.tensor([0, 0, 1, 1]),

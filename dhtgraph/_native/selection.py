@@ -387,6 +387,8 @@ def grid_pieces_of_slots(rows: Optional[Tensor], node_slot: Optional[Tensor], nu
     ns = as_index(node_slot, "node_slot") if node_slot is not None else None
     if ns is not None:
         expect_shape("node_slot", ns, (n,))
+    if r is not None and r.numel() == 0 and n > 0:  # (its NULL address means "no rows")
+        raise IndexError("Expected 'node_slot' in [0, 0) (the slots): 'rows' is empty")
     labels = torch.empty(n, dtype=torch.long)
     slot = torch.empty(max(n, 1), dtype=torch.long)  # only the first k entries are touched
     keys = torch.empty(max(2 * int(width), 1), dtype=torch.long)
