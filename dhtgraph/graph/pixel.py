@@ -474,9 +474,9 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     its loop, then its higher neighbours, at offsets from the degree counts — no sort
     of the directed list. Host syncs: the ``unique`` and two boolean selections.
 
-    On the CPU with the native kernels (:mod:`dhtgraph._native`), three passes over the
-    pixels give the same list without a sort (a counting sort of the block pairs by
-    target and a deduplicating walk, :func:`dhtgraph._native.edges.grid_quotient`).
+    On the CPU with the native kernels (:mod:`dhtgraph._native`), one scan of the pixels
+    (after the labels' range check) gives the same list without a sort (a counting sort
+    of the block pairs and a deduplicating walk, :func:`dhtgraph._native.edges.grid_quotient`).
     """
     # Integer labels only (as_indices): other dtypes get the tensor path's result.
     if _native.enabled("edges", labels) and _native.as_indices(labels=labels) is not None:
