@@ -343,6 +343,11 @@ EDGE_COMBINE(double)
                             const T t = s[c] - a[c];                                    \
                             o[c] = t * t;                                               \
                         }                                                               \
+                    else if (oc == 1 && negate) /* row-major x, channel-major out */    \
+                        for (int64_t c = 0; c < nx; ++c) {                              \
+                            const T t = s[c * sn] - a[c * sn];                          \
+                            o[c] = -(t * t);                                            \
+                        }                                                               \
                     else                                                                \
                         for (int64_t c = 0; c < nx; ++c) {                              \
                             const T t = s[c * sn] - a[c * sn];                          \
