@@ -285,14 +285,11 @@ def test_a_registered_pooling_weighting_is_one_function():
     edges = torch.tensor([[0, 1], [1, 0]])
     state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
     potential = torch.tensor([0.25, 0.25], dtype=torch.float64)
-    POOL_WEIGHTINGS.register("test-potential", potential_only)
-    try:
+    with POOL_WEIGHTINGS.registered("test-potential", potential_only):
         out = contract(state, potential, weights="test-potential").state
         assert torch.allclose(out.mean, torch.tensor([[2.0]], dtype=torch.float64))
         sized = contract(state, potential, weights="size").state
         assert torch.allclose(sized.mean, torch.tensor([[3.0]], dtype=torch.float64))
-    finally:
-        POOL_WEIGHTINGS._items.pop("test-potential")
     with pytest.raises(ValueError, match=r"Expected 'weights' to be one of \('argmax_edge', 'size'\)"):
         contract(state, potential, weights="test-potential")
 
@@ -314,17 +311,14 @@ def test_a_weighting_registered_as_returning_sizes_pools_with_the_sizes(native):
     edges = torch.tensor([[0, 1], [1, 0]])
     state = _state([[0.0], [4.0]], [1, 3], [[0, 0, 0, 0], [0, 1, 0, 3]], edges)
     potential = torch.tensor([0.25, 0.25], dtype=torch.float64)
-    POOL_WEIGHTINGS.register("test-sizes", ones)
-    try:
-        with nullcontext() if native else _native.disabled():
-            promised = contract(state, potential, weights="test-sizes").state
-            sized = contract(state, potential, weights="size").state
-            assert torch.equal(promised.mean, sized.mean) and torch.equal(promised.var, sized.var)
-            assert promised.mean.tolist() == [[3.0]]
-            ones.returns_sizes = False
-            assert contract(state, potential, weights="test-sizes").state.mean.tolist() == [[2.0]]
-    finally:
-        POOL_WEIGHTINGS._items.pop("test-sizes")
+    with POOL_WEIGHTINGS.registered("test-sizes", ones), \
+            (nullcontext() if native else _native.disabled()):
+        promised = contract(state, potential, weights="test-sizes").state
+        sized = contract(state, potential, weights="size").state
+        assert torch.equal(promised.mean, sized.mean) and torch.equal(promised.var, sized.var)
+        assert promised.mean.tolist() == [[3.0]]
+        ones.returns_sizes = False
+        assert contract(state, potential, weights="test-sizes").state.mean.tolist() == [[2.0]]
 
 
 def test_a_level_decides_its_native_kernels_once():
