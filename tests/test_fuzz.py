@@ -4,7 +4,6 @@ through from_image, tokenize and to_svg, keep their invariants and raise nothing
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +11,6 @@ from skimage.measure import label as connected_components
 
 import dhtgraph
 from dhtgraph import from_image, to_svg
-from dhtgraph.graph import as_image_tensor
 
 NS = "{http://www.w3.org/2000/svg}"
 DTYPES = ("uint8", "uint16", "float16", "float32", "float64")
