@@ -8,7 +8,7 @@ from .graph import choice_components, connected_components, from_image, grid_edg
 from .hierarchy import Hierarchy
 from .partition import Partition, canonicalize
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Partition",
