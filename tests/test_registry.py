@@ -41,19 +41,13 @@ def test_registered_lasts_for_the_block_even_when_it_raises():
     assert registry.names() == ()
 
 
-def test_registered_refuses_a_taken_name_and_keeps_the_owner():
+@pytest.mark.parametrize("function", [_two, _one], ids=["another", "the same"])
+def test_registered_refuses_a_taken_name_and_never_removes_it(function):
+    # Whether the block would register another function or the owner itself, the name
+    # is taken: the block is refused and the option stays.
     registry = Registry("colour")
     registry.register("one", _one)
     with pytest.raises(ValueError, match="'colour' option named 'one' is already registered"):
-        with registry.registered("one", _two):
-            pass  # pragma: no cover (never entered)
-    assert registry.resolve("one") is _one
-
-
-def test_registered_never_removes_an_option_it_did_not_add():
-    registry = Registry("colour")
-    registry.register("one", _one)
-    with pytest.raises(ValueError, match="'colour' option named 'one' is already registered"):
-        with registry.registered("one", _one):
+        with registry.registered("one", function):
             pass  # pragma: no cover (never entered)
     assert registry.resolve("one") is _one

@@ -187,6 +187,22 @@ static int64_t DHT_S(emit)(const uint8_t *restrict keep, int64_t count,
     return m;
 }
 
+/* The end of steps 1 and 2: the c stored pairs (consumed: freed) bucketed by target
+ * into a bucket array of their own (w->bucket, freed with the work area), then the
+ * distinct walk. Returns its count, or -1 when memory runs out. */
+static int64_t DHT_S(bucket_pairs)(DHT_T *pairs, int64_t c, dht_work *w, DHT_T *start,
+                                   DHT_T *last, DHT_T *fill) {
+    DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
+    if (!bucket) {
+        free(pairs);
+        return -1;
+    }
+    DHT_S(dht_bucket)(pairs, c, w->k, start, bucket);
+    free(pairs);
+    w->bucket = bucket;
+    return DHT_S(dht_distinct)(start, bucket, w->k, last, fill);
+}
+
 /* Steps 1 and 2 on the compacted (lo, hi) pairs of the grid, stored in one pass over the
  * pixels (in a block grown as needed: typically far fewer pairs than pixels), bucketed by
  * hi. Returns the number of undirected pairs (fill: higher neighbours per block; the
@@ -257,15 +273,7 @@ static int64_t DHT_S(grid_prepare)(const int64_t *restrict labels, int64_t num_i
             }
         }
     free(bytes);
-    DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
-    if (!bucket) {
-        free(pairs);
-        return -1;
-    }
-    DHT_S(dht_bucket)(pairs, c, k, start, bucket);
-    free(pairs);
-    w->bucket = bucket;
-    return DHT_S(dht_distinct)(start, bucket, k, last, fill);
+    return DHT_S(bucket_pairs)(pairs, c, w, start, last, fill);
 }
 
 /* Step 3 for the grid: rows of (lower neighbours, loop, higher neighbours). The higher
@@ -335,15 +343,7 @@ static int64_t DHT_S(edges_prepare)(const int64_t *restrict src, const int64_t *
     } else {
         DHT_STORE_PAIRS(src[e], dst[e])
     }
-    DHT_T *bucket = malloc((size_t)(c > 0 ? c : 1) * sizeof(DHT_T));
-    if (!bucket) {
-        free(pairs);
-        return -1;
-    }
-    DHT_S(dht_bucket)(pairs, c, k, start, bucket);
-    free(pairs);
-    w->bucket = bucket;
-    return DHT_S(dht_distinct)(start, bucket, k, last, fill);
+    return DHT_S(bucket_pairs)(pairs, c, w, start, last, fill);
 }
 #undef DHT_STORE_PAIRS
 #endif
