@@ -642,6 +642,11 @@ def test_feature_bindings_refuse_unreadable_features():
         edge_squared_difference(torch.zeros(2, 3, dtype=torch.int64), src, src)
     with pytest.raises(ValueError, match="'x'"):
         grid_constant(torch.zeros(2, 3, device="meta"), src.expand(2), src.expand(2), 1)
+    # Edge ends not on the CPU (a meta tensor stands for CUDA): refused, not read.
+    meta = torch.zeros(1, dtype=torch.long, device="meta")
+    for ends in ((meta, src), (src, meta)):
+        with pytest.raises(ValueError, match="Expected a CPU tensor .*got meta"):
+            edge_squared_difference(torch.zeros(2, 3), *ends)
 
 
 @pytest.mark.parametrize("b", [1, 3])

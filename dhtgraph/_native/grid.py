@@ -284,8 +284,8 @@ def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor, negated: bool =
     kind = FEATURE_DTYPES[x.dtype]
     bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
                    I64, PTR, PTR, I64, PTR, I64, I64, I64)(
-        *features, x.shape[0], src.data_ptr(), dst.data_ptr(), m, out.data_ptr(),
-        *out.stride(), int(bool(negated)))
+        *features, x.shape[0], pointer(src, torch.long), pointer(dst, torch.long), m,
+        out.data_ptr(), *out.stride(), int(bool(negated)))
     if bad:
         _edge_out_of_range(bad, x.shape[0], src, dst)
     return out
