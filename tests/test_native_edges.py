@@ -270,6 +270,20 @@ def test_empty_inputs():
     assert e.grid_quotient(none, 0, 1, 0, 0, loops=True).shape == (2, 0)
 
 
+@pytest.mark.parametrize("b, h, w", [(0, 3, 3), (0, 0, 0), (2, 0, 5), (1, 0, 2), (3, 0, 1),
+                                     (2, 4, 0), (1, 1, 0), (2, 1, 1), (1, 1, 4), (1, 4, 1)])
+@pytest.mark.parametrize("loops", [False, True])
+def test_grid_quotient_of_empty_and_thin_grids_equals_the_tensor_path(b, h, w, loops):
+    # No image, no row (height 0: the scan must not read a first row) or no column, and
+    # single rows and columns, through the public function on both paths.
+    from dhtgraph.graph.pixel import grid_quotient
+
+    labels = torch.arange(b * h * w) % 3
+    k = int(labels.max()) + 1 if labels.numel() else 0
+    got = grid_quotient(labels, k, b, h, w, loops=loops)
+    assert torch.equal(got, _tensor_grid_quotient(labels, k, b, h, w, loops))
+
+
 def _tensor_grid_quotient(labels, k, b, h, w, loops):
     from dhtgraph.graph.pixel import grid_quotient
 

@@ -223,7 +223,7 @@ static int64_t DHT_S(grid_prepare)(const int64_t *restrict labels, int64_t num_i
     }
     uint8_t *hd = bytes, *hd_next = hd + width + 8, *vd_up = hd_next + width + 8;
     uint8_t *vd = vd_up + width + 8, *keep = vd + width + 8;
-    if (width > 0) /* (no pixels: no row pointers) */
+    if (width > 0 && height > 0) /* (no pixels: no row pointers) */
         for (int64_t b = 0; b < num_images; ++b) {
             const int64_t *image = labels + b * height * width;
             diff_h(image, width, hd);
