@@ -792,6 +792,31 @@ def test_choice_labels_errors():
     assert choice.tolist() == [0, 1, 2] and labels.tolist() == [0, 1, 2] and k_new == 3
 
 
+def test_hashed_choices_across_images_are_refused_as_by_the_tensor_path():
+    # An edge between blocks of two images (batch [0, 0, 0, 1], edges 2 <-> 3): the
+    # hashed rule's choice of block 3 is 3 - local(3) + local(2) = 5, outside [0, 4).
+    # choice_labels returns the choices without labels (no union-find on them), and
+    # contract refuses the level as the tensor path does.
+    from dhtgraph._native import contraction as N
+    edges, batch = torch.tensor([[2, 3], [3, 2]]), torch.tensor([0, 0, 0, 1])
+    mean, potential = torch.arange(4.0).unsqueeze(1), torch.tensor([0.5, 0.5])
+    for m in (mean, None):
+        choice, labels, k_new = N.choice_labels(potential, edges, 4, None, True, batch, m)
+        with _native.disabled():
+            expected = argmax_choice(potential, edges, 4, tie_break="hashed", batch=batch,
+                                     mean=m)
+        assert choice.tolist() == expected.tolist() == [0, 1, 0, 5]
+        assert labels is None and k_new == -1
+    state = BlockState(mean=mean, var=torch.zeros(4, 1), size=torch.ones(4, dtype=torch.long),
+                       bbox=torch.zeros(4, 4, dtype=torch.long), edge_index=edges,
+                       batch=batch)
+    with pytest.raises(IndexError) as native:
+        contract(state, potential, tie_break="hashed")
+    with _native.disabled(), pytest.raises(IndexError) as tensor:
+        contract(state, potential, tie_break="hashed")
+    assert str(native.value) == str(tensor.value)
+
+
 @settings(max_examples=60)
 @given(levels(), st.booleans(), st.booleans())
 def test_pool_level_is_the_moments_and_the_integers(level, guard, frozen):

@@ -7,7 +7,7 @@
  * - dht_quantize_f32 / dht_quantize_f64: quantize_potential of one float32 / float64;
  * - dht_unite / dht_number_roots: Rem's union-find on pointers that never point up
  *   (parent[v] <= v: every root is the smallest node of its set) and the canonical
- *   labels it gives. */
+ *   labels it gives; dht_functional_components: both on v -> choice[v], range-checked. */
 #ifndef DHTGRAPH_NATIVE_COMMON_H
 #define DHTGRAPH_NATIVE_COMMON_H
 
@@ -107,6 +107,19 @@ static inline int64_t dht_number_roots(int64_t *restrict parent, int64_t n,
         }
     }
     return k;
+}
+
+/* Canonical components of the functional graph v -> choice[v] on n nodes: -1, nothing
+ * written, when a choice lies outside [0, n); else parent (n, scratch) holds the
+ * union-find forest, labels (n) the labels, and their number is returned. */
+static inline int64_t dht_functional_components(const int64_t *restrict choice, int64_t n,
+                                                int64_t *restrict parent,
+                                                int64_t *restrict labels) {
+    for (int64_t v = 0; v < n; ++v)
+        if (choice[v] < 0 || choice[v] >= n) return -1;
+    for (int64_t v = 0; v < n; ++v) parent[v] = v;
+    for (int64_t v = 0; v < n; ++v) dht_unite(parent, v, choice[v]);
+    return dht_number_roots(parent, n, labels);
 }
 
 #endif

@@ -13,7 +13,7 @@
  * the kernels are re-entrant. */
 #include <stdint.h>
 
-#include "common.h" /* dht_unite, dht_number_roots */
+#include "common.h" /* dht_unite, dht_number_roots, dht_functional_components */
 
 
 static int in_range(const int64_t *index, int64_t m, int64_t n) {
@@ -26,10 +26,7 @@ static int in_range(const int64_t *index, int64_t m, int64_t n) {
  * Returns the number of components; labels (n) receives them. */
 int64_t dht_choice_components(const int64_t *choice, int64_t n, int64_t *parent,
                               int64_t *labels) {
-    if (!in_range(choice, n, n)) return -1;
-    for (int64_t v = 0; v < n; ++v) parent[v] = v;
-    for (int64_t v = 0; v < n; ++v) dht_unite(parent, v, choice[v]);
-    return dht_number_roots(parent, n, labels);
+    return dht_functional_components(choice, n, parent, labels);
 }
 
 /* Components of the undirected graph with edges (src[e], dst[e]), e < m, on n nodes. */

@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h" /* dht_pair_hash (tie_hash), dht_quantize_f32/f64 */
+#include "common.h" /* dht_pair_hash (tie_hash), dht_quantize_f32/f64,
+                     * dht_functional_components */
 
 #define QBITS 16
 #define INDEX_BITS (63 - QBITS)
@@ -36,7 +37,7 @@
 #define LOCAL_BITS 31
 
 enum { DT_INT64 = 0, DT_F32 = 1, DT_F64 = 2 };
-enum { OK = 0, ERR_INDEX = -1, ERR_LOCAL = -2, ERR_MEMORY = -3 };
+enum { OK = 0, ERR_INDEX = -1, ERR_LOCAL = -2, ERR_MEMORY = -3, ERR_CHOICE = -5 };
 
 static inline int64_t quantized(const void *potential, int64_t dtype, int64_t e) {
     switch (dtype) {
@@ -255,8 +256,10 @@ static int64_t choice_walk(const void *potential, int64_t p_dtype, const int64_t
 
 /* dht_argmax_choice, then the canonical components of v -> choice[v] (components.c's
  * dht_choice_components: Rem's union-find, roots the smallest nodes, labels in node
- * order) in the same call: labels (k) receives them. Returns their number (>= 0) or the
- * error code of dht_argmax_choice (then labels is not written). */
+ * order) in the same call: labels (k) receives them. Returns their number (>= 0), the
+ * error code of dht_argmax_choice (then labels is not written) or ERR_CHOICE (a choice
+ * outside [0, k): choice is written, labels not; the caller takes the components path,
+ * which refuses it as for the two calls). */
 int64_t dht_choice_labels(const void *potential, int64_t p_dtype, const int64_t *src,
                           const int64_t *dst, int64_t m, int64_t k, const uint8_t *movable,
                           int64_t hashed, const int64_t *batch, int64_t plateau,
@@ -269,10 +272,10 @@ int64_t dht_choice_labels(const void *potential, int64_t p_dtype, const int64_t 
     int64_t rc = choice_walk(potential, p_dtype, src, dst, m, k, movable, hashed, batch,
                              plateau, mean, mean_dtype, d, scratch, choice);
     if (rc == OK) {
-        int64_t *parent = scratch; /* every choice is in [0, k): an edge end or v itself */
-        for (int64_t v = 0; v < k; ++v) parent[v] = v;
-        for (int64_t v = 0; v < k; ++v) dht_unite(parent, v, choice[v]);
-        rc = dht_number_roots(parent, k, labels);
+        /* (a hashed choice along an edge between two images' blocks can lie outside
+         * [0, k): then ERR_CHOICE, choice written, labels not) */
+        rc = dht_functional_components(choice, k, scratch, labels);
+        if (rc < 0) rc = ERR_CHOICE;
     }
     free(scratch);
     return rc;

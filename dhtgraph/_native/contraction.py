@@ -33,7 +33,7 @@ POTENTIAL_DTYPES = (torch.float32, torch.float64)
 MEAN_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 #: Dtypes of the pooled moments (the same IEEE operations as torch's, in that type).
 MOMENT_DTYPES = (torch.float32, torch.float64)
-_OK, _ERR_INDEX, _ERR_LOCAL, _ERR_MEMORY, _ERR_CAST = 0, -1, -2, -3, -4
+_OK, _ERR_INDEX, _ERR_LOCAL, _ERR_MEMORY, _ERR_CAST, _ERR_CHOICE = 0, -1, -2, -3, -4, -5
 _LONG = torch.long
 
 
@@ -179,16 +179,20 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
 
 def choice_labels(potential: Tensor, edge_index: Tensor, num_nodes: int,
                   movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
-                  mean: Optional[Tensor]) -> tuple[Tensor, Tensor, int]:
+                  mean: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor], int]:
     """:func:`argmax_choice` and the canonical components of its choices
     (``functional_component_labels``) in one kernel call: ``(choice (K,), labels (K,),
-    number of components)``, the same tensors as the two calls (``contract``'s level)."""
+    number of components)``, the same tensors as the two calls (``contract``'s level);
+    ``(choice, None, -1)`` when a choice lies outside [0, K) (a hashed choice along an edge
+    between two images' blocks), for the caller's ``functional_component_labels``."""
     k, arguments, alive = _choice_arguments(potential, edge_index, num_nodes, movable, hashed,
                                             batch, mean)
     choice, labels = torch.empty(k, dtype=_LONG), torch.empty(k, dtype=_LONG)
     rc = function(_SET, "dht_choice_labels", I64, *_CHOICE_ARGTYPES, PTR)(
         *arguments, pointer(choice, _LONG), pointer(labels, _LONG))
     del alive  # (alive until the kernel returned)
+    if rc == _ERR_CHOICE:
+        return choice, None, -1
     if rc < 0:
         _choice_error(rc, k, batch if hashed else None)
     return choice, labels, int(rc)

@@ -382,6 +382,8 @@ def _choice_partition(potential: Tensor, edge_index: Tensor, num_nodes: int,
             potential = quantize_potential(potential)
         choice, labels, k_new = choice_labels(potential, edge_index, num_nodes, movable,
                                               tie_break == "hashed", batch, mean)
+        if labels is None:  # a choice outside [0, K): the two-call path's result and errors
+            return choice, Partition(*functional_component_labels(choice), canonical=True)
         return choice, Partition(labels, k_new, canonical=True)
     choice = _argmax_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean,
                             False)  # (the native choice was just refused)
