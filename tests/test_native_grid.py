@@ -807,6 +807,14 @@ def test_edge_potentials_refuses_bad_arguments():
                         0.1)
     with pytest.raises(TypeError, match="'edge_index' to be an integer tensor"):
         edge_potentials(mean, torch.zeros(3), one, box, torch.zeros(2, 2), 0.1)
+    for sizes in ((None, box), (one, None)):  # both read with c > 0
+        name = "size" if sizes[0] is None else "bbox"
+        with pytest.raises(ValueError, match=f"'{name}' with c > 0 \\(got None\\)"):
+            edge_potentials(mean, torch.zeros(3), *sizes, torch.zeros(2, 2, dtype=torch.long),
+                            0.1)
+    with pytest.raises(ValueError, match="Expected a CPU tensor .*got meta"):
+        edge_potentials(mean, torch.zeros(3), None, None,
+                        torch.zeros(2, 2, dtype=torch.long, device="meta"), 0.0)
 
 
 @needs_native

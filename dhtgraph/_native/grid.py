@@ -327,16 +327,51 @@ def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
     return potential
 
 
-
 def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
                     bbox: Optional[Tensor], edge_index: Tensor, c: float,
                     channel_major: bool = False) -> Tensor:
-    """edge_affinity's potentials (E,) of the edges ``edge_index`` (2, E) (no gradient):
-    :func:`edge_squared_difference` negated (channel-major with ``channel_major``),
-    torch's channel sum and exp (in place), then :func:`edge_combine` — the same kernels
-    and torch operations, with one set of argument checks. ``mean`` (K, d) float32 or
-    float64 of any layout, ``loop_value`` (K,), integer ``size`` (K,) and ``bbox`` (K, 4)
-    read only when ``c > 0``."""
+    """edge_affinity's potentials of the edges ``edge_index`` (no gradient).
+
+    :func:`edge_squared_difference` negated (laid out channel-major with
+    ``channel_major``), torch's channel sum and exp (in place), then one native pass for
+    the loops and the compactness mix: the tensor version's operations, in its order and
+    dtype.
+
+    Parameters
+    ----------
+    mean : Tensor
+        (K, d ≥ 1) float32 or float64 block means, any layout with non-negative strides.
+    loop_value : Tensor
+        (K,) the potential of a loop ``(u, u)``, converted to ``mean``'s dtype.
+    size : Tensor or None
+        (K,) integer block sizes; read only when ``c > 0``.
+    bbox : Tensor or None
+        (K, 4) integer boxes ``(ymin, xmin, ymax, xmax)``; read only when ``c > 0``.
+    edge_index : Tensor
+        (2, E) integer edges of CPU blocks; int64 rows of unit stride (a column slice)
+        are read in place, others copied as int64.
+    c : float
+        The compactness weight: ``p·(1 − c) + (4c)·mass / perimeter²`` when ``c > 0``.
+    channel_major : bool
+        Lay the squares out (d, E) for the channel sum (the caller's choice: bit-identical
+        to the row-major sum only where torch's sum adds each row left to right).
+
+    Returns
+    -------
+    Tensor
+        (E,) the potentials, ``mean``'s dtype, contiguous.
+
+    Raises
+    ------
+    ValueError
+        Features the kernels cannot read, ``edge_index`` not (2, E) or not on the CPU,
+        ``loop_value`` not (K,), or with ``c > 0`` ``size`` / ``bbox`` missing or not
+        (K,) / (K, 4).
+    TypeError
+        A non-integer ``edge_index``, ``size`` or ``bbox``.
+    IndexError
+        An edge end outside [0, K).
+    """
     x = mean.detach().resolve_neg()  # the kernels read the stored values
     features = _features(x)
     k, d = x.shape
@@ -352,6 +387,9 @@ def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
     dtype = x.dtype
     c = float(c)
     if c > 0:
+        for name, tensor in (("size", size), ("bbox", bbox)):
+            if tensor is None:
+                raise ValueError(f"Expected an integer tensor '{name}' with c > 0 (got None)")
         expect_shape("size", size, (k,))
         expect_shape("bbox", bbox, (k, 4))
         size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
