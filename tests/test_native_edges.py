@@ -231,6 +231,45 @@ def test_negative_grid_sizes_are_refused():
         _native_edges().grid_quotient(torch.zeros(2, dtype=torch.long), 1, -1, -2, 1)
 
 
+@pytest.mark.parametrize("num_blocks", [-1, -3])
+@pytest.mark.parametrize("shape", [(1, 0, 0), (1, 2, 2), (2, 3, 1)])
+def test_negative_num_blocks_with_loops_is_refused(num_blocks, shape):
+    # A loop per block of a negative count: refused before the kernel allocates anything
+    # (it returned a negative count, read as out of memory, and kept its work area). The
+    # tensor path raises too (torch's RuntimeError on the negative output size); without
+    # loops both take the blocks as 1.
+    from dhtgraph.graph.pixel import grid_quotient
+
+    labels = torch.zeros(shape[0] * shape[1] * shape[2], dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"non-negative 'num_blocks'.*got {num_blocks}"):
+        _native_edges().grid_quotient(labels, num_blocks, *shape, loops=True)
+    with pytest.raises(ValueError, match="'num_blocks'"):
+        grid_quotient(labels, num_blocks, *shape, loops=True)
+    with pytest.raises(RuntimeError):
+        _tensor_grid_quotient(labels, num_blocks, *shape, True)
+    assert torch.equal(grid_quotient(labels, num_blocks, *shape),
+                       _tensor_grid_quotient(labels, num_blocks, *shape, False))
+    # Still usable afterwards.
+    assert grid_quotient(labels, 1, *shape, loops=True).tolist() == [[0], [0]]
+
+
+@pytest.mark.parametrize("num_loops", [-1, -3, 3])
+def test_grid_prepare_refuses_a_loop_count_outside_the_blocks(num_loops):
+    # The kernel's own guard (the binding refuses first): code -2, no work area.
+    import ctypes
+
+    from dhtgraph._native import I64, PTR, function, pointer
+
+    e = _native_edges()
+    labels = torch.tensor([0, 1, 1, 0])
+    work = ctypes.c_void_p()
+    prepare = function("edges", "dht_grid_prepare", I64, PTR, I64, I64, I64, I64, I64, I64,
+                       e._WORK)
+    assert prepare(pointer(labels, torch.long), 1, 2, 2, 2, num_loops, e._NARROW_LIMIT,
+                   ctypes.byref(work)) == -2
+    assert work.value is None
+
+
 def test_int32_and_strided_inputs_equal_the_int64_ones():
     e = _native_edges()
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 1, 0])

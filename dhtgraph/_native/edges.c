@@ -86,12 +86,13 @@ static void diff_v(const int64_t *restrict row, const int64_t *restrict down, in
  * then laid out in closed form, as the tensor implementation does: block v's row holds
  * its lower neighbours, its loop (v < num_loops), then its higher neighbours.
  *
- * labels (num_images·height·width) in 0..k-1 (k >= 1). Returns the number of directed
- * pairs, loops included, and the work area in *work; or -1 (a label out of range), -3
- * (out of memory), nothing allocated. */
+ * labels (num_images·height·width) in 0..k-1 (k >= 1), num_loops in 0..k. Returns the
+ * number of directed pairs, loops included, and the work area in *work; or -1 (a label
+ * out of range), -2 (num_loops out of range), -3 (out of memory), nothing allocated. */
 int64_t dht_grid_prepare(const int64_t *restrict labels, int64_t num_images, int64_t height,
                          int64_t width, int64_t k, int64_t num_loops, int64_t limit,
                          void **work) {
+    if (num_loops < 0 || num_loops > k) return -2;
     int64_t n = num_images * height * width;
     for (int64_t v = 0; v < n; ++v)
         if (labels[v] < 0 || labels[v] >= k) return -1;

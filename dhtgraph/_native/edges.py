@@ -51,8 +51,10 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     Raises
     ------
     ValueError
-        For ``labels`` of the wrong size or with values outside ``0..num_blocks − 1``, or
-        a negative ``num_images``, ``height`` or ``width``.
+        For ``labels`` of the wrong size or with values outside ``0..num_blocks − 1``, a
+        negative ``num_images``, ``height`` or ``width``, or a negative ``num_blocks``
+        with ``loops`` (one loop per block; the tensor path raises torch's RuntimeError
+        there, and takes a negative ``num_blocks`` as 1 without ``loops``, as here).
     TypeError
         For ``labels`` not of an integer dtype.
     MemoryError
@@ -61,6 +63,9 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     if min(num_images, height, width) < 0:
         raise ValueError(f"Expected non-negative 'num_images', 'height' and 'width' (got "
                          f"{num_images}, {height}, {width})")
+    if loops and num_blocks < 0:
+        raise ValueError(f"Expected a non-negative 'num_blocks' with loops=True (got "
+                         f"{num_blocks})")
     n = num_images * height * width
     if labels.numel() != n:
         raise ValueError(f"Expected 'labels' to have {n} entries, one per pixel (got "
@@ -74,6 +79,8 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
                                 ctypes.byref(work))
     if num_edges == -1:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
+    if num_edges == -2:
+        raise ValueError(f"Expected 'num_blocks' in 0..{k} for the loops (got {num_blocks})")
     if num_edges < 0:
         raise MemoryError(f"grid_quotient: no memory for the scratch of {n} pixels")
     return _finish(work, num_edges)
