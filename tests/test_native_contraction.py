@@ -253,6 +253,20 @@ def test_pooled_integers_by_hand():
     assert native[2].tolist() == [1, 0]
 
 
+
+def test_pooled_sizes_wrap_as_index_add():
+    # Sizes past 2**63 - 1 wrap modulo 2**64 on both paths (torch's index_add_; the kernel
+    # adds as uint64, no signed overflow).
+    big = (1 << 63) - 1
+    state = BlockState(mean=torch.zeros(4, 1), var=torch.zeros(4, 1),
+                       size=torch.tensor([big, 2, -big, -3]),
+                       bbox=torch.zeros(4, 4, dtype=torch.long),
+                       edge_index=torch.zeros(2, 0, dtype=torch.long),
+                       batch=torch.zeros(4, dtype=torch.long))
+    native, tensor = both(C._pool_integers, state, torch.tensor([0, 0, 1, 1]), 2)
+    assert_same(native, tensor)
+    assert native[0].tolist() == [-big, big - 1]
+
 # -- pooled moments -----------------------------------------------------------------------
 
 def random_moments(seed, dtype, k=60000, d=3, with_var=True, blocks=None):

@@ -330,7 +330,8 @@ static int64_t constant_channels(const int64_t *labels, int64_t k, int64_t k_new
  * (the image of the block's last item, as torch's CPU scatter_ writes it; the items of a
  * block share their image). Branch-free: the boxes start from the neutral INT64_MAX /
  * INT64_MIN, every item takes a min / max (a test of the block's first item mispredicted
- * about once per new block). A block without items keeps size 0, box and batch unset.
+ * about once per new block). Sizes add modulo 2^64, as torch's index_add_ (no signed
+ * overflow). A block without items keeps size 0, box and batch unset.
  * Returns ERR_INDEX for a label outside [0, k_new). */
 int64_t dht_pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
                           const int64_t *size, const int64_t *bbox, const int64_t *batch,
@@ -346,7 +347,7 @@ int64_t dht_pool_integers(const int64_t *labels, int64_t k, int64_t k_new,
         if (j < 0 || j >= k_new) return ERR_INDEX;
         const int64_t *box = bbox + 4 * i;
         int64_t *out = new_bbox + 4 * j;
-        new_size[j] += size[i];
+        new_size[j] = (int64_t)((uint64_t)new_size[j] + (uint64_t)size[i]); /* wraps */
         out[0] = box[0] < out[0] ? box[0] : out[0];
         out[1] = box[1] < out[1] ? box[1] : out[1];
         out[2] = box[2] > out[2] ? box[2] : out[2];
