@@ -509,22 +509,6 @@ def test_edge_affinity_gradients_are_those_of_the_tensor_path():
     assert all(torch.equal(a, b) for a, b in zip(*out))
 
 
-@needs_native
-def test_edge_combine_refuses_edges_out_of_range():
-    from dhtgraph._native.grid import edge_combine
-
-    one = torch.ones(3, dtype=torch.long)
-    with pytest.raises(IndexError, match=r"\[0, 3\) \(got edge 1: \(0, 3\)\)"):
-        edge_combine(torch.zeros(2), torch.zeros(3), one, torch.zeros(3, 4, dtype=torch.long),
-                     torch.tensor([0, 0]), torch.tensor([1, 3]), 0.1)
-    with pytest.raises(ValueError, match=r"'size' of shape \(4,\)"):
-        edge_combine(torch.zeros(2), torch.zeros(4), one, torch.zeros(3, 4, dtype=torch.long),
-                     torch.tensor([0, 0]), torch.tensor([1, 2]), 0.1)
-    with pytest.raises(ValueError, match="'loop_value' of shape"):
-        edge_combine(torch.zeros(2), torch.zeros(4, 1), one, None, torch.tensor([0, 0]),
-                     torch.tensor([1, 2]), 0.0)
-
-
 # ------------------------------------------------------------------ bad inputs
 
 
@@ -588,7 +572,7 @@ def test_feature_kernels_refuse_choices_out_of_range(value):
 
 @needs_native
 def test_bindings_read_int32_and_strided_indices_as_int64():
-    from dhtgraph._native.grid import (edge_combine, edge_squared_difference, grid_blocks,
+    from dhtgraph._native.grid import (edge_potentials, edge_squared_difference, grid_blocks,
                                        grid_constant, grid_size_moments,
                                        union_mass_perimeter)
 
@@ -613,17 +597,17 @@ def test_bindings_read_int32_and_strided_indices_as_int64():
     size, bbox = _blocks(6, seed=9)
     g = torch.Generator().manual_seed(10)
     src, dst = torch.randint(0, 6, (2, 40), generator=g)
-    feats = torch.rand(6, 3, generator=g)
+    feats, loop = torch.rand(6, 3, generator=g), torch.rand(6, generator=g)
+    edges = torch.stack([src, dst])
     expected = (union_mass_perimeter(size, bbox, src, dst),
                 edge_squared_difference(feats, src, dst),
-                edge_combine(torch.rand(40, generator=torch.Generator().manual_seed(1)),
-                             torch.rand(6), size, bbox, src, dst, 0.2))
-    for sz, bb, s, d in zip(variants(size), variants(bbox), variants(src), variants(dst)):
+                edge_potentials(feats, loop, size, bbox, edges, 0.2))
+    for sz, bb, s, d, ed in zip(variants(size), variants(bbox), variants(src), variants(dst),
+                                variants(edges)):
         got = (union_mass_perimeter(sz, bb, s, d), edge_squared_difference(feats, s, d),
-               edge_combine(torch.rand(40, generator=torch.Generator().manual_seed(1)),
-                            torch.rand(6), sz, bb, s, d, 0.2))
+               edge_potentials(feats, loop, sz, bb, ed, 0.2))
         assert all(torch.equal(a, e) for a, e in zip(got[0], expected[0]))
-        assert torch.equal(got[1], expected[1])
+        assert torch.equal(got[1], expected[1]) and torch.equal(got[2], expected[2])
     # Float or bool indices would be truncated: refused, naming the argument.
     with pytest.raises(TypeError, match="'labels' to be an integer tensor"):
         grid_blocks(labels.float(), k, 1, 3, 4)
@@ -741,27 +725,6 @@ def test_edge_affinity_native_bits_with_special_values(dtype, d, channel_first):
 
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_edge_squared_difference_negated_and_channel_major(dtype):
-    from dhtgraph._native.grid import edge_squared_difference
-
-    x = _features(1, 1, 30, d=3, seed=8, dtype=dtype, channel_first=False)
-    x[3] = float("nan")
-    x[4] = -0.0
-    x[5] = float("inf")
-    g = torch.Generator().manual_seed(9)
-    src, dst = torch.randint(0, 30, (2, 400), generator=g)
-    expected = (x[dst] - x[src]).pow(2)
-    for negated in (False, True):
-        for channel_major in (False, True):
-            got = edge_squared_difference(x, src, dst, negated=negated,
-                                          channel_major=channel_major)
-            assert got.shape == (400, 3)
-            assert got.stride() == ((1, 400) if channel_major else (3, 1))
-            assert torch.equal(_bits(got), _bits(expected.neg() if negated else expected))
-
-
-@needs_native
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("d", [1, 2, 3, 4])
 @pytest.mark.parametrize("channel_first", [True, False])
 @pytest.mark.parametrize("chunk", [None, 40])
@@ -802,6 +765,9 @@ def test_edge_potentials_refuses_bad_arguments():
         edge_potentials(mean, torch.zeros(3), one, box, torch.zeros(3, 2, dtype=torch.long), 0.1)
     with pytest.raises(ValueError, match=r"'loop_value' of shape \(3,\) \(got \(4,\)\)"):
         edge_potentials(mean, torch.zeros(4), one, box, torch.zeros(2, 2, dtype=torch.long), 0.1)
+    with pytest.raises(ValueError, match=r"'size' of shape \(3,\) \(got \(4,\)\)"):
+        edge_potentials(mean, torch.zeros(3), torch.ones(4, dtype=torch.long), box,
+                        torch.zeros(2, 2, dtype=torch.long), 0.1)
     with pytest.raises(ValueError, match=r"'bbox' of shape \(3, 4\)"):
         edge_potentials(mean, torch.zeros(3), one, box[:, :3], torch.zeros(2, 2, dtype=torch.long),
                         0.1)

@@ -12,11 +12,11 @@ from torch import Tensor
 
 from typing import Optional
 
-from . import F64, I64, PTR, as_index, expect_shape, function, pointer
+from . import F64, I64, PTR, address, as_index, expect_shape, function, pointer
 
 __all__ = ["FEATURE_DTYPES", "supports", "grid_argmax", "grid_squared", "grid_size_moments",
            "grid_blocks", "grid_constant", "union_mass_perimeter",
-           "edge_squared_difference", "edge_combine", "edge_potentials", "grid_chosen"]
+           "edge_squared_difference", "edge_potentials", "grid_chosen"]
 
 #: Feature dtypes the kernels that compare features read.
 FEATURE_DTYPES = {torch.float32: "float", torch.float64: "double"}
@@ -265,66 +265,29 @@ def grid_chosen(horizontal: Tensor, vertical: Tensor, code: Tensor) -> Tensor:
     return out
 
 
-def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor, negated: bool = False,
-                            channel_major: bool = False) -> Tensor:
-    """``(x[dst] − x[src])²`` (E, d) (the gathers, sub and pow(2) of the tensor version,
-    bit for bit), of float32/float64 features ``x`` (K, d) of any layout (no gradient):
-    row-major, or with ``channel_major`` a (d, E) tensor's transpose (strides (1, E)).
-    With ``negated``: ``−(x[dst] − x[src])²`` (an exact negation)."""
+def _squares(x: Tensor, src: int, dst: int, m: int, out: Tensor, negate: bool) -> int:
+    # dht_edge_squared_difference of the features x (K, d) (read through _features) and
+    # the edge ends at the addresses src, dst (m int64 each, checked by the caller) into
+    # out (m, d) of any strides: 0, or 1 + the first edge with an end outside [0, K).
+    return function("grid", f"dht_edge_squared_difference_{FEATURE_DTYPES[x.dtype]}", I64,
+                    PTR, I64, I64, I64, I64, PTR, PTR, I64, PTR, I64, I64, I64)(
+        *_features(x), x.shape[0], src, dst, m, out.data_ptr(), *out.stride(), int(negate))
+
+
+def edge_squared_difference(x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """``(x[dst] − x[src])²`` (E, d), contiguous (the gathers, sub and pow(2) of the
+    tensor version, bit for bit), of float32/float64 features ``x`` (K, d) of any layout
+    and edge ends ``src``, ``dst`` (E,) (no gradient)."""
     x = x.detach().resolve_neg()  # the kernels read the stored values
-    features = _features(x)
+    _features(x)  # (checked before the edge ends, as before)
     m = _length("src", src)
     expect_shape("dst", dst, (m,))
     src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
-    d = x.shape[1]
-    if channel_major:
-        out = torch.empty((d, m), dtype=x.dtype).t()
-    else:
-        out = torch.empty((m, d), dtype=x.dtype)
-    kind = FEATURE_DTYPES[x.dtype]
-    bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
-                   I64, PTR, PTR, I64, PTR, I64, I64, I64)(
-        *features, x.shape[0], pointer(src, torch.long), pointer(dst, torch.long), m,
-        out.data_ptr(), *out.stride(), int(bool(negated)))
+    out = torch.empty((m, x.shape[1]), dtype=x.dtype)
+    bad = _squares(x, pointer(src, torch.long), pointer(dst, torch.long), m, out, False)
     if bad:
         _edge_out_of_range(bad, x.shape[0], src, dst)
     return out
-
-
-def edge_combine(potential: Tensor, loop_value: Tensor, size: Optional[Tensor],
-                 bbox: Optional[Tensor], src: Tensor, dst: Tensor, c: float) -> Tensor:
-    """edge_affinity's last steps in place on the Gaussian potentials ``potential`` (E,)
-    (contiguous float32/float64, owned by the caller, no gradient): the loop value
-    ``loop_value[src]`` (K,) on loops, then with ``c > 0`` ``p·(1 − c) + (4c)·m / P²``
-    (union mass and perimeter of int64/int32 ``size`` (K,) and ``bbox`` (K, 4), read only
-    then); the tensor version's elementwise operations in its order and dtype. Returns
-    ``potential``."""
-    if not potential.is_contiguous() or potential.dtype not in FEATURE_DTYPES:
-        raise ValueError("Expected contiguous float32/float64 'potential'")
-    m = _length("src", src)
-    expect_shape("potential", potential, (m,))
-    expect_shape("dst", dst, (m,))
-    k = loop_value.shape[0] if loop_value.dim() == 1 else -1
-    expect_shape("loop_value", loop_value, (k,))
-    c = float(c)
-    if c > 0:
-        expect_shape("size", size, (k,))
-        expect_shape("bbox", bbox, (k, 4))
-        size, bbox = as_index(size, "size"), as_index(bbox, "bbox")
-        size_ptr, bbox_ptr = pointer(size, torch.long), pointer(bbox, torch.long)
-    else:
-        size_ptr = bbox_ptr = PTR(0)
-    loop_value = loop_value.detach().to(potential.dtype).resolve_neg().contiguous()
-    src, dst = as_index(src, "edge_index"), as_index(dst, "edge_index")
-    dtype = potential.dtype
-    kind = FEATURE_DTYPES[dtype]
-    bad = function("grid", f"dht_edge_combine_{kind}", I64, PTR, PTR, PTR, PTR, I64, PTR,
-                   PTR, I64, I64, F64, F64)(
-        pointer(potential, dtype), pointer(loop_value, dtype), size_ptr, bbox_ptr, k,
-        pointer(src, torch.long), pointer(dst, torch.long), m, int(c > 0), 1.0 - c, 4.0 * c)
-    if bad:
-        _edge_out_of_range(bad, k, src, dst)
-    return potential
 
 
 def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
@@ -373,7 +336,7 @@ def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
         An edge end outside [0, K).
     """
     x = mean.detach().resolve_neg()  # the kernels read the stored values
-    features = _features(x)
+    _features(x)
     k, d = x.shape
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"Expected 'edge_index' of shape (2, E) (got {tuple(edge_index.shape)})")
@@ -382,8 +345,8 @@ def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
     # Rows of int64 entries read in place (a chunk's column slice too), else a copy.
     edges = (edge_index if edge_index.dtype is torch.long and edge_index.stride(1) == 1
              else as_index(edge_index, "edge_index"))
-    if not edges.is_cpu:
-        raise ValueError(f"Expected a CPU tensor for a native kernel (got {edges.device})")
+    src = address(edges)  # the rows' addresses (the second stride(0) entries on)
+    dst = src + 8 * edges.stride(0)
     dtype = x.dtype
     c = float(c)
     if c > 0:
@@ -397,20 +360,15 @@ def edge_potentials(mean: Tensor, loop_value: Tensor, size: Optional[Tensor],
     else:
         size_ptr = bbox_ptr = 0
     loop_value = loop_value.detach().to(dtype).resolve_neg().contiguous()
-    src = edges.data_ptr()  # the rows' addresses (the second stride(0) entries on)
-    dst = src + 8 * edges.stride(0)
-    squared = torch.empty((d, m) if channel_major else (m, d), dtype=dtype)
-    kind = FEATURE_DTYPES[dtype]
-    bad = function("grid", f"dht_edge_squared_difference_{kind}", I64, PTR, I64, I64, I64,
-                   I64, PTR, PTR, I64, PTR, I64, I64, I64)(
-        *features, k, src, dst, m, squared.data_ptr(), *((1, m) if channel_major else (d, 1)),
-        1)
+    squared = (torch.empty((d, m), dtype=dtype).t() if channel_major
+               else torch.empty((m, d), dtype=dtype))
+    bad = _squares(x, src, dst, m, squared, True)
     if bad:
         _edge_out_of_range(bad, k, edges[0], edges[1])
-    potential = (squared.t() if channel_major else squared).sum(-1).exp_()
+    potential = squared.sum(-1).exp_()
     del squared
-    function("grid", f"dht_edge_combine_{kind}", I64, PTR, PTR, PTR, PTR, I64, PTR, PTR, I64,
-             I64, F64, F64)(
+    function("grid", f"dht_edge_combine_{FEATURE_DTYPES[dtype]}", I64, PTR, PTR, PTR, PTR,
+             I64, PTR, PTR, I64, I64, F64, F64)(
         potential.data_ptr(), pointer(loop_value, dtype), size_ptr, bbox_ptr, k, src, dst, m,
         int(c > 0), 1.0 - c, 4.0 * c)  # (the ends were checked above: returns 0)
     return potential
