@@ -321,7 +321,8 @@ EDGE_COMBINE(double)
  * ((b, r, c) in nb x ny x nx) and every channel j, (x[p + step] - x[p])^2 (one IEEE
  * subtraction and one product, as the tensor version's sub and pow(2)) at
  * out + b*ob + r*orow + c*oc + j*oj (the layout torch gives that sub); with `negate`
- * -(x[p + step] - x[p])^2 (exact: torch's sum of them is -(the sum of the squares)). */
+ * -(x[p + step] - x[p])^2 (an exact negation: torch's sum of them has the bits of -(the
+ * sum of the squares) except for a zero sum, +0 where -(sum) is -0; equal after exp). */
 #define GRID_SQUARED(T)                                                                 \
     void dht_grid_squared_##T(const T *x, int64_t sn, int64_t sd, int64_t d,            \
                               int64_t base, int64_t image, int64_t row, int64_t step,   \

@@ -112,9 +112,10 @@ def grid_squared(x: Tensor, base: int, image: int, row: int, step: int, num_imag
     (``x.stride(0) == 1``: the result is laid out (d, B', rows, columns), as torch lays
     out the subtraction of two such grid views) or row-major (contiguous result); no
     gradient. Pixel ranges are the caller's (grid shapes). With ``negated``:
-    ``−(x[p + step] − x[p])²`` (an exact negation: torch's channel sum of these is
-    ``−`` the sum of the squares, bit for bit). ``channel_major`` True or False lays
-    the result out channel-major or row-major whatever the layout of ``x``."""
+    ``−(x[p + step] − x[p])²`` (an exact negation). torch's channel sum of these has the
+    bits of −(the sum of the squares) except for a zero sum, +0 where −(sum) is −0: only
+    after an exp are the two equal bit for bit. ``channel_major`` True or False lays the
+    result out channel-major or row-major whatever the layout of ``x``."""
     d = x.shape[1]
     if channel_major is None:
         channel_major = x.stride(0) == 1 and d > 1  # the layout of x itself, as torch's sub

@@ -266,11 +266,11 @@ def _edge_affinity(mean: Tensor, loop_value: Tensor, size: Tensor, bbox: Tensor,
                    edge_index: Tensor, c: float, native: Optional[bool] = None) -> Tensor:
     if native and _fused(mean, loop_value, size, bbox, c):
         # No gradient: −(x[dst] − x[src])² in one native pass (negation is exact and
-        # round-to-nearest is sign-symmetric, so torch's channel sum of them is −‖·‖²
-        # bit for bit; exp(−0) = exp(+0)), torch's sum over the channels and exp (in
-        # place), then one native pass for the loops, the union mass and perimeter and
-        # the mix — the same elementwise IEEE operations, in the same order and dtype,
-        # as the tensor code below.
+        # round-to-nearest is sign-symmetric, so torch's channel sum of them has the bits
+        # of −‖·‖² except for a zero sum, +0 where −‖·‖² is −0; after exp, 1 for both and
+        # NaN bits alike), torch's sum over the channels and exp (in place), then one
+        # native pass for the loops, the union mass and perimeter and the mix — the same
+        # elementwise IEEE operations, in the same order and dtype, as the tensor code.
         from .._native.grid import edge_potentials
         return edge_potentials(mean, loop_value, size, bbox, edge_index, c,
                                mean.dtype == torch.float32 and mean.shape[1] <= _SEQUENTIAL_SUM)

@@ -148,10 +148,14 @@ def _native_layout(x: Tensor) -> bool:
 def _native_potentials(x: Tensor, num_images: int, height: int,
                        width: int) -> tuple[Tensor, Tensor]:
     """The Gaussian parts ``exp(−‖x_v − x_u‖²)`` of :func:`_grid_potentials` (no gradient,
-    CPU, :func:`_native_layout`): the squared differences in one native pass per
-    direction, negated, laid out as torch's subtraction lays them out (channel-major for
-    ≤ 3 float32 channels), then torch's sum over the channels and exp (in place), over
-    the same shapes and chunks as the tensor code — bit for bit its values. The compactness mix follows in the argmax kernel."""
+    CPU, :func:`_native_layout`), bit for bit the tensor code's values.
+
+    The squared differences come from one native pass per direction, negated. With ≤ 3
+    float32 channels they are laid out channel-major whatever the layout of ``x``; with
+    more channels or float64, as torch lays out the subtraction of two grid views. Then
+    torch sums them over the channels and applies exp (in place), over the same shapes
+    and chunks as the tensor code. The compactness mix follows in the argmax kernel.
+    """
     from .._native.grid import grid_squared
     b, h, w = num_images, height, width
     hw = h * w
@@ -162,7 +166,9 @@ def _native_potentials(x: Tensor, num_images: int, height: int,
 
     def gaussian(base: int, images: int, rows: int, columns: int, step: int,
                  squeeze: bool) -> Tensor:
-        # −(x_v − x_u)² (exact negation): the channel sum is −‖x_v − x_u‖² bit for bit
+        # −(x_v − x_u)² (exact negation). Their channel sum has the bits of −‖x_v − x_u‖²
+        # except for a zero sum (+0 here, −0 there); exp gives 1 for both, so the
+        # potentials are equal bit for bit (NaN included).
         squared = grid_squared(x, base, hw, w, step, images, rows, columns, negated=True,
                                channel_major=channel_major)
         return (squared[0] if squeeze else squared).sum(-1).exp_()
