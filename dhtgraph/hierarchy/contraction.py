@@ -358,12 +358,9 @@ def _argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                    mean: Optional[Tensor], native: Optional[bool] = None) -> Tensor:
     # argmax_choice after its check; ``native``: the level's decision (:func:`_level_native`).
     if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean, native):
-        from .._native.contraction import POTENTIAL_DTYPES
         from .._native.contraction import argmax_choice as native_argmax_choice
-        if potential.dtype not in POTENTIAL_DTYPES:
-            potential = quantize_potential(potential)
-        return native_argmax_choice(potential, edge_index, num_nodes, movable,
-                                    tie_break == "hashed", batch, mean)
+        return native_argmax_choice(_native_potential(potential), edge_index, num_nodes,
+                                    movable, tie_break == "hashed", batch, mean)
     if tie_break == "hashed":
         return _hashed_choice(potential, edge_index, num_nodes, movable, batch, mean)
     key = (quantize_potential(potential) << _INDEX_BITS) | edge_index[1]
@@ -377,11 +374,10 @@ def _choice_partition(potential: Tensor, edge_index: Tensor, num_nodes: int,
     # kernel call for both (the same tensors as argmax_choice, then
     # functional_component_labels).
     if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean, native):
-        from .._native.contraction import POTENTIAL_DTYPES, choice_labels
-        if potential.dtype not in POTENTIAL_DTYPES:
-            potential = quantize_potential(potential)
-        choice, labels, k_new = choice_labels(potential, edge_index, num_nodes, movable,
-                                              tie_break == "hashed", batch, mean)
+        from .._native.contraction import choice_labels
+        choice, labels, k_new = choice_labels(_native_potential(potential), edge_index,
+                                              num_nodes, movable, tie_break == "hashed",
+                                              batch, mean)
         if labels is None:  # a choice outside [0, K): the two-call path's result and errors
             return choice, Partition(*functional_component_labels(choice), canonical=True)
         return choice, Partition(labels, k_new, canonical=True)
@@ -389,6 +385,13 @@ def _choice_partition(potential: Tensor, edge_index: Tensor, num_nodes: int,
                             False)  # (the native choice was just refused)
     # choice follows edges of the graph (or is the node itself): a valid functional graph.
     return choice, Partition(*functional_component_labels(choice), canonical=True)
+
+
+def _native_potential(potential: Tensor) -> Tensor:
+    # The potentials as the choice kernels take them: float32/float64 as they are (the
+    # kernels quantise them), any other dtype quantised here.
+    from .._native.contraction import POTENTIAL_DTYPES
+    return potential if potential.dtype in POTENTIAL_DTYPES else quantize_potential(potential)
 
 
 def _native_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
@@ -747,14 +750,13 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
             new_mean, new_var, new_size, new_bbox, new_batch = pool_level(
                 mean, var, labels, k_new, weight, fallback, movable, state.size, state.bbox,
                 state.batch)
-            return BlockState(mean=new_mean, var=new_var, size=new_size, bbox=new_bbox,
-                              edge_index=_relabel_edges(partition, state.edge_index,
-                                                        native_edges),
-                              batch=new_batch)
-        # One kernel: weights, moments, snap and the frozen blocks' restore.
-        from .._native.contraction import weighted_moments as native_moments
-        new_mean, new_var = native_moments(mean, var, labels, k_new, weight, fallback,
-                                           movable=movable)
+        else:
+            # One kernel: weights, moments, snap and the frozen blocks' restore.
+            from .._native.contraction import weighted_moments as native_moments
+            new_mean, new_var = native_moments(mean, var, labels, k_new, weight, fallback,
+                                               movable=movable)
+            new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new,
+                                                           False)  # (just refused)
     else:
         new_mean, new_var = weighted_moments(
             mean, var, labels, k_new, weight.to(mean.dtype),
@@ -762,7 +764,7 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
         if movable is not None:
             new_mean, new_var = _restore_frozen(state, labels, k_new, movable, new_mean,
                                                 new_var)
-    new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new, native)
+        new_size, new_bbox, new_batch = _pool_integers(state, labels, k_new, native)
     return BlockState(
         mean=new_mean,
         var=new_var,
