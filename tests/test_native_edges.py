@@ -270,6 +270,77 @@ def test_grid_prepare_refuses_a_loop_count_outside_the_blocks(num_loops):
     assert work.value is None
 
 
+def _counted_work_areas(monkeypatch, e):
+    """Wraps the binding's ``function`` lookups: the lists of work areas a prepare call
+    returned and of those dht_pairs_free received."""
+    prepared, freed = [], []
+    real = e.function
+
+    def function(kernels, name, *signature):
+        fn = real(kernels, name, *signature)
+        if name == "dht_pairs_free":
+            def free(work):
+                freed.append(work.value)
+                return fn(work)
+            return free
+        if name.endswith("_prepare"):
+            def prepare(*args):
+                count = fn(*args)
+                if count >= 0:
+                    prepared.append(args[-1]._obj.value)
+                return count
+            return prepare
+        return fn
+
+    monkeypatch.setattr(e, "function", function)
+    return prepared, freed
+
+
+def _failing_at(call_number, error, real):
+    """``real``, raising ``error`` at its call_number-th call (1-based) only."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == call_number:
+            raise error
+        return real(*args, **kwargs)
+    return wrapped
+
+
+_LEAK_CALLS = [
+    ("grid", lambda e: e.grid_quotient(torch.tensor([0, 0, 1, 2, 2, 1]), 3, 1, 2, 3, loops=True)),
+    ("relabel", lambda e: e.relabel_edges(torch.tensor([0, 0, 1]), 2,
+                                          torch.tensor([[0, 1, 2], [1, 2, 0]]))),
+    ("pairs", lambda e: e.coalesce_pairs(torch.tensor([2, 0, 1]), torch.tensor([0, 1, 2]), 3)),
+]
+
+
+@pytest.mark.parametrize("name, call", _LEAK_CALLS, ids=[c[0] for c in _LEAK_CALLS])
+@pytest.mark.parametrize("where", ["empty", "rows"])
+def test_the_work_area_is_freed_when_the_output_step_raises(monkeypatch, name, call, where):
+    # Whatever raises between the prepare call and the write (the output's allocation,
+    # the row views, an interrupt), the kernel's work area is freed once; and once per
+    # call when nothing raises.
+    e = _native_edges()
+    expected = call(e)
+    prepared, freed = _counted_work_areas(monkeypatch, e)
+    assert torch.equal(call(e), expected)
+    assert len(prepared) == 1 and freed == prepared
+    if where == "empty":
+        error = MemoryError("injected")
+        monkeypatch.setattr(torch, "empty", _failing_at(1, error, torch.empty))
+    else:  # the output's rows (relabel_edges reads its input's rows first)
+        error = KeyboardInterrupt()
+        monkeypatch.setattr(e, "rows", _failing_at(2 if name == "relabel" else 1, error,
+                                                   e.rows))
+    with pytest.raises(type(error)):
+        call(e)
+    assert len(prepared) == 2 and freed == prepared
+    monkeypatch.undo()
+    assert torch.equal(call(e), expected)
+
+
 def test_int32_and_strided_inputs_equal_the_int64_ones():
     e = _native_edges()
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 1, 0])

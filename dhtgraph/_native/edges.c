@@ -6,8 +6,10 @@
  *       storing its candidate pairs (compacted: repeats next to each other left out),
  *       then steps 1 and 2 on them; returns the number of output pairs E' and a work
  *       area (malloc'd here: its size is only known once the input is read);
- *   dht_pairs_write: step 3 into the caller's (2, E') output, then the work area freed
- *       (dht_pairs_free frees it without writing, when the caller could not allocate).
+ *   dht_pairs_write: step 3 into the caller's (2, E') output;
+ *   dht_pairs_free: the work area freed, by the caller, once for every work area a
+ *       prepare call returned, whether it wrote or not (the binding calls it in a
+ *       `finally`, so that nothing raised between the calls leaks the area).
  *
  * The pairs come either from the 4-neighbour pixel grid under block labels (both
  * directions of every pair of neighbouring pixels with different labels, and a loop per
@@ -131,7 +133,7 @@ int64_t dht_edges_prepare(const int64_t *restrict src, const int64_t *restrict d
     return total;
 }
 
-/* The work area freed without writing. */
+/* The work area freed (after the write, or without writing). */
 void dht_pairs_free(void *work) {
     dht_work *w = work;
     free(w->bucket);
@@ -139,7 +141,7 @@ void dht_pairs_free(void *work) {
 }
 
 /* Step 3: the pairs (out_src, out_dst: the count the prepare call returned), sorted by
- * (source, target); then the work area is freed. */
+ * (source, target). The work area stays allocated (see dht_pairs_free). */
 void dht_pairs_write(void *work, int64_t *restrict out_src, int64_t *restrict out_dst) {
     dht_work *w = work;
     if (w->narrow) {
@@ -155,7 +157,6 @@ void dht_pairs_write(void *work, int64_t *restrict out_src, int64_t *restrict ou
             dht_write_64(start_64(w), w->bucket, w->k, start_64(w) + 2 * w->k + 1, out_src,
                          out_dst);
     }
-    dht_pairs_free(w);
 }
 
 #else

@@ -13,7 +13,7 @@ Inputs are CPU tensors (the callers check :func:`dhtgraph._native.enabled`).
 from __future__ import annotations
 
 import ctypes
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -32,16 +32,24 @@ _SKIP_LOOPS, _UNDIRECTED = 1, 2  # the flags of pairs.h
 _NARROW_LIMIT = 2**31 - 1
 
 
-def _finish(work: ctypes.c_void_p, num_edges: int) -> Tensor:
-    """The (2, E') output of a prepared work area (step 3 writes it and frees the area;
-    freed without writing when the output cannot be allocated)."""
+def _coalesced(prepare: Callable[..., int], *args) -> tuple[Optional[Tensor], int]:
+    """The two calls: ``prepare(*args, &work)`` (E' or a negative code), then the (2, E')
+    output allocated and written from the work area. Returns the output and 0, or None
+    and the code. The work area is freed in a ``finally`` whatever happens once the
+    prepare call has returned one (the output's allocation failing, an interrupt), and
+    only there: the write leaves it allocated."""
+    free = function("edges", "dht_pairs_free", None, PTR)
+    work = ctypes.c_void_p()  # NULL until a prepare call sets it (none on an error code)
     try:
+        num_edges = prepare(*args, ctypes.byref(work))
+        if num_edges < 0:
+            return None, num_edges
         out = torch.empty((2, num_edges), dtype=_LONG)
-    except BaseException:
-        function("edges", "dht_pairs_free", None, PTR)(work)
-        raise
-    function("edges", "dht_pairs_write", None, PTR, PTR, PTR)(work, *rows(out))
-    return out
+        function("edges", "dht_pairs_write", None, PTR, PTR, PTR)(work, *rows(out))
+        return out, 0
+    finally:
+        if work.value:
+            free(work)
 
 
 def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int, width: int,
@@ -72,18 +80,17 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
                          f"{labels.numel()})")
     labels = as_index(labels, "labels")
     k = max(int(num_blocks), 1)
-    work = ctypes.c_void_p()
-    num_edges = function("edges", "dht_grid_prepare", I64, PTR, I64, I64, I64, I64, I64, I64,
-                         _WORK)(pointer(labels, _LONG), num_images, height, width, k,
-                                int(num_blocks) if loops else 0, _NARROW_LIMIT,
-                                ctypes.byref(work))
+    prepare = function("edges", "dht_grid_prepare", I64, PTR, I64, I64, I64, I64, I64, I64,
+                       _WORK)
+    out, num_edges = _coalesced(prepare, pointer(labels, _LONG), num_images, height, width, k,
+                                int(num_blocks) if loops else 0, _NARROW_LIMIT)
     if num_edges == -1:
         raise ValueError(f"Expected 'labels' values in 0..{k - 1} (num_blocks={num_blocks})")
     if num_edges == -2:
         raise ValueError(f"Expected 'num_blocks' in 0..{k} for the loops (got {num_blocks})")
     if num_edges < 0:
         raise MemoryError(f"grid_quotient: no memory for the scratch of {n} pixels")
-    return _finish(work, num_edges)
+    return out
 
 
 def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int, k: int,
@@ -99,15 +106,12 @@ def _pairs(src: int, dst: int, m: int, labels: Optional[Tensor], n: int, k: int,
         When the kernel's scratch cannot be allocated.
     """
     table = _NULL if labels is None else pointer(labels, _LONG)
-    work = ctypes.c_void_p()
-    num_edges = function("edges", "dht_edges_prepare", I64, PTR, PTR, I64, PTR, I64, I64, I64,
-                         I64, _WORK)(src, dst, m, table, n, k, flags, _NARROW_LIMIT,
-                                     ctypes.byref(work))
-    if num_edges == -3:
+    prepare = function("edges", "dht_edges_prepare", I64, PTR, PTR, I64, PTR, I64, I64, I64,
+                       I64, _WORK)
+    out, status = _coalesced(prepare, src, dst, m, table, n, k, flags, _NARROW_LIMIT)
+    if status == -3:
         raise MemoryError(f"coalescing {m} pairs: no memory for the kernel's scratch")
-    if num_edges < 0:
-        return None, num_edges
-    return _finish(work, num_edges), 0
+    return out, status
 
 
 def relabel_edges(labels: Tensor, num_blocks: int, edge_index: Tensor) -> Tensor:
