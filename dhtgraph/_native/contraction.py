@@ -181,10 +181,51 @@ def choice_labels(potential: Tensor, edge_index: Tensor, num_nodes: int,
                   movable: Optional[Tensor], hashed: bool, batch: Optional[Tensor],
                   mean: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor], int]:
     """:func:`argmax_choice` and the canonical components of its choices
-    (``functional_component_labels``) in one kernel call: ``(choice (K,), labels (K,),
-    number of components)``, the same tensors as the two calls (``contract``'s level);
-    ``(choice, None, -1)`` when a choice lies outside [0, K) (a hashed choice along an edge
-    between two images' blocks), for the caller's ``functional_component_labels``."""
+    (``functional_component_labels``) in one kernel call: the same tensors as the two
+    calls (``contract``'s level).
+
+    Parameters
+    ----------
+    potential : Tensor of shape (E,)
+        float32 / float64 (quantised in the kernel) or the int64 result of
+        ``quantize_potential``.
+    edge_index : integer Tensor of shape (2, E)
+        Block graph (coalesced or not; every end in [0, K)).
+    num_nodes : int
+        K, the number of blocks.
+    movable : BoolTensor of shape (K,) or None
+        Blocks allowed to merge (None: all).
+    hashed : bool
+        The hashed tie rule (else the reference rule).
+    batch : integer Tensor of shape (K,) or None
+        Graph of every block, read by the hashed rule (None: one graph).
+    mean : floating Tensor of shape (K, d) or None
+        Block means, read by the hashed rule for its plateau test (None: no plateau).
+
+    Returns
+    -------
+    choice : LongTensor of shape (K,)
+        ``argmax_choice``.
+    labels : LongTensor of shape (K,) or None
+        Canonical component of every block; None when a choice lies outside [0, K) (a
+        hashed choice along an edge between two images' blocks): the caller then runs
+        ``functional_component_labels(choice)``, which refuses it as the tensor path does.
+    num_components : int
+        Number of components (-1 with ``labels`` None).
+
+    Raises
+    ------
+    ValueError
+        ``potential`` of another dtype or shape, ``edge_index`` not of shape (2, E),
+        ``movable``, ``batch`` or ``mean`` of the wrong dtype or shape, a tensor not on
+        the CPU, or (hashed) a graph of 2**31 blocks or more.
+    TypeError
+        ``edge_index`` or ``batch`` not of an integer dtype.
+    IndexError
+        An end of ``edge_index`` outside [0, K).
+    MemoryError
+        No memory for the kernel's scratch.
+    """
     k, arguments, alive = _choice_arguments(potential, edge_index, num_nodes, movable, hashed,
                                             batch, mean)
     choice, labels = torch.empty(k, dtype=_LONG), torch.empty(k, dtype=_LONG)
@@ -330,8 +371,55 @@ def pool_level(mean: Tensor, var: Optional[Tensor], labels: Tensor, num_blocks: 
                weight: Tensor, fallback: Optional[Tensor], movable: Optional[Tensor],
                size: Tensor, bbox: Tensor, batch: Tensor) -> tuple[Tensor, ...]:
     """:func:`weighted_moments` (snapped) and :func:`pool_integers` in one kernel call:
-    ``(mean, var, size, bbox, batch)`` of the K' new blocks, the same tensors as the two
-    calls (``contract``'s pooling)."""
+    the same tensors as the two calls (``contract``'s pooling).
+
+    Parameters
+    ----------
+    mean : Tensor of shape (K, d)
+        Item means, float32 or float64 (read in place through their strides).
+    var : Tensor of shape (K, d) or None
+        Item variances, the dtype of ``mean`` (None: all zero).
+    labels : integer Tensor of shape (K,)
+        New block of every item, in [0, K').
+    num_blocks : int
+        K', the number of new blocks.
+    weight : Tensor of shape (K,)
+        Pooling weights, the dtype of ``mean`` or int64 (sizes, converted exactly as
+        ``.to(mean.dtype)``).
+    fallback : Tensor of shape (K,) or None
+        Weights of the items of a block whose weights sum to 0 (None: no guard); dtype as
+        ``weight``.
+    movable : BoolTensor of shape (K,) or None
+        A new block whose (last) item is frozen keeps that item's mean and var (needs
+        ``var``).
+    size, batch : integer Tensor of shape (K,)
+        Pixels and image of every item.
+    bbox : integer Tensor of shape (K, 4)
+        Inclusive boxes ``(ymin, xmin, ymax, xmax)``.
+
+    Returns
+    -------
+    mean, var : Tensor of shape (K', d)
+        Pooled means and variances (contiguous, the dtype of ``mean``).
+    size : LongTensor of shape (K',)
+        Summed sizes (modulo 2**64, as ``index_add_``).
+    bbox : LongTensor of shape (K', 4)
+        Merged boxes (min of the first two columns, max of the last two).
+    batch : LongTensor of shape (K',)
+        Image of every new block.
+
+    Raises
+    ------
+    ValueError
+        ``mean``, ``var``, ``weight``, ``fallback``, ``labels``, ``movable``, ``size``,
+        ``bbox`` or ``batch`` of the wrong dtype or shape, or a tensor not on the CPU.
+    TypeError
+        ``labels``, ``size``, ``bbox`` or ``batch`` not of an integer dtype.
+    IndexError
+        A label outside [0, K').
+    MemoryError
+        No memory for the kernel's scratch.
+    """
     labels, arguments, alive = _moments_arguments(mean, var, labels, num_blocks, weight,
                                                   fallback, True, movable)
     k, k_new, dtype = labels.shape[0], int(num_blocks), mean.dtype
