@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dhtgraph.hierarchy.affinity import (compactness_potential, edge_affinity, gaussian_potential,
-                                         self_loop_potential)
+from dhtgraph.hierarchy.affinity import (_SEQUENTIAL_SUM, compactness_potential, edge_affinity,
+                                         gaussian_potential, self_loop_potential)
 
 
 def test_gaussian_potential_hand_values():
@@ -59,7 +59,8 @@ def test_edge_affinity_is_differentiable_in_mean():
     size = torch.ones(3, dtype=torch.long)
     bbox = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1], [0, 2, 0, 2]])
     torch.autograd.gradcheck(
-        lambda m: edge_affinity(m, torch.zeros_like(m), size, bbox, edges, compactness=0.1), (mean,))
+        lambda m: edge_affinity(m, torch.zeros_like(m), size, bbox, edges, compactness=0.1),
+        (mean,))
 
 
 def test_compactness_out_of_range_is_refused():
@@ -117,21 +118,34 @@ def test_edge_affinity_chunked_gradcheck(monkeypatch):
         lambda m: edge_affinity(m, var, size, bbox, edges, compactness=0.2), (mean,))
 
 
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_channel_sum_premise_of_the_channel_major_native_layout(d):
-    # affinity._SEQUENTIAL_SUM: torch's CPU sum of ≤ 3 float32 channels gives the same
-    # bits on the row-major (E, d) tensor and on a channel-major (d, E) one's transpose
-    # (NaN payloads and signs, ±0, ±inf, overflow), negated or not.
-    from dhtgraph.hierarchy import affinity as A
-
-    assert d <= A._SEQUENTIAL_SUM
-    g = torch.Generator().manual_seed(d)
+def _premise_values(shape: tuple, seed: int) -> torch.Tensor:
+    # float32 values of ``shape`` (…, d): adversarial ones (NaN of both signs, ±inf, ±0,
+    # overflowing and order-sensitive magnitudes), every third row random.
+    g = torch.Generator().manual_seed(seed)
     values = torch.tensor([float("nan"), -float("nan"), float("inf"), -float("inf"), 0.0,
-                           -0.0, 1.0, -1.0, 3e38, -3e38, 1e-45, 2.5, 1e-8])
-    rows = values[torch.randint(0, len(values), (200_000, d), generator=g)]
-    rows[::3] = torch.randn(rows[::3].shape, generator=g)
+                           -0.0, 1.0, -1.0, 3e38, -3e38, 1e-45, 2.5, 1e-8], dtype=torch.float32)
+    rows = values[torch.randint(0, len(values), shape, generator=g)].view(-1, shape[-1])
+    rows[::3] = torch.randn(rows[::3].shape, generator=g, dtype=torch.float32)
+    return rows.view(shape)
+
+
+@pytest.mark.parametrize("d", range(1, _SEQUENTIAL_SUM + 1))
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (4,), (5,), (7,), (8,), (9,), (200_003,),
+                                   (2, 7, 10), (3, 1, 13), (1, 9, 1), (1, 101, 223), (101, 223)])
+def test_channel_sum_premise_of_the_channel_major_native_layout(d, shape):
+    # affinity._SEQUENTIAL_SUM: torch's CPU sum over the last dimension of ≤ that many
+    # float32 channels gives the same bits on a row-major (…, d) tensor and on a
+    # channel-major one (d, …) permuted to (…, d) (NaN payloads and signs, ±0, ±inf,
+    # overflow), negated or not: the (E, d) edge squares, the (B', rows, columns, d)
+    # grid squares _native_potentials sums and their one-image (rows, columns, d) view.
+    # Row counts that are not multiples of the vector widths reach the tail loops.
+    shape = shape + (d,)
+    rows = _premise_values(shape, seed=d)
+    assert rows.dtype == torch.float32
     for x in (rows, rows.neg()):
-        channel_major = x.t().contiguous().t()
-        assert channel_major.stride()[0] == 1
+        channel_major = x.permute(-1, *range(x.dim() - 1)).contiguous()
+        channel_major = channel_major.permute(*range(1, x.dim()), 0)
+        assert channel_major.shape == x.shape
+        assert d == 1 or channel_major.stride()[-1] == x[..., 0].numel()  # (d = 1: one layout)
         assert torch.equal(x.sum(-1).view(torch.int32),
                            channel_major.sum(-1).view(torch.int32))
