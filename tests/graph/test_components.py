@@ -198,6 +198,7 @@ def test_native_components_property(data):
 def test_native_components_fall_back_on_bad_indices():
     # Out-of-range indices: the tensor path's own error, whichever path is on.
     for call in (lambda: functional_component_labels(torch.tensor([0, 2])),
+                 lambda: functional_component_labels(torch.tensor([0, -1])),
                  lambda: component_labels(torch.tensor([0]), torch.tensor([3]), 2)):
         with _native.disabled(), pytest.raises((IndexError, RuntimeError)) as expected:
             call()
