@@ -317,6 +317,15 @@ EDGE_SQUARED_DIFFERENCE(double)
 EDGE_COMBINE(float)
 EDGE_COMBINE(double)
 
+/* One row of GRID_SQUARED: nx squared differences s[c*SN] - a[c*SN] stored at o[c*OC],
+ * negated with NEG. Its callers pass literal 1s and 0s where they can, so that the
+ * compiler gets loops of unit stride it can vectorise (the same operations). */
+#define GRID_SQUARED_ROW(T, SN, OC, NEG)                                                \
+    for (int64_t c = 0; c < nx; ++c) {                                                  \
+        const T t = s[c * (SN)] - a[c * (SN)];                                          \
+        o[c * (OC)] = (NEG) ? -(t * t) : t * t;                                         \
+    }
+
 /* Squared differences of grid neighbours: for the pixels p = base + b*image + r*row + c
  * ((b, r, c) in nb x ny x nx) and every channel j, (x[p + step] - x[p])^2 (one IEEE
  * subtraction and one product, as the tensor version's sub and pow(2)) at
@@ -335,25 +344,13 @@ EDGE_COMBINE(double)
                     const T *s = a + step * sn;                                         \
                     T *o = out + b * ob + r * orow + j * oj;                            \
                     if (sn == 1 && oc == 1 && negate)                                   \
-                        for (int64_t c = 0; c < nx; ++c) {                              \
-                            const T t = s[c] - a[c];                                    \
-                            o[c] = -(t * t);                                            \
-                        }                                                               \
+                        GRID_SQUARED_ROW(T, 1, 1, 1)                                    \
                     else if (sn == 1 && oc == 1)                                        \
-                        for (int64_t c = 0; c < nx; ++c) {                              \
-                            const T t = s[c] - a[c];                                    \
-                            o[c] = t * t;                                               \
-                        }                                                               \
+                        GRID_SQUARED_ROW(T, 1, 1, 0)                                    \
                     else if (oc == 1 && negate) /* row-major x, channel-major out */    \
-                        for (int64_t c = 0; c < nx; ++c) {                              \
-                            const T t = s[c * sn] - a[c * sn];                          \
-                            o[c] = -(t * t);                                            \
-                        }                                                               \
+                        GRID_SQUARED_ROW(T, sn, 1, 1)                                   \
                     else                                                                \
-                        for (int64_t c = 0; c < nx; ++c) {                              \
-                            const T t = s[c * sn] - a[c * sn];                          \
-                            o[c * oc] = negate ? -(t * t) : t * t;                      \
-                        }                                                               \
+                        GRID_SQUARED_ROW(T, sn, oc, negate)                             \
                 }                                                                       \
     }
 
