@@ -47,8 +47,8 @@ from ..graph.pixel import grid_coordinates, grid_edge_index, grid_quotient
 from ..partition import Partition
 from .affinity import _SEQUENTIAL_SUM, edge_affinity
 from .contraction import (POOL_WEIGHTINGS, BlockState, Contraction, PoolWeights, TieBreak,
-                          _safe_sqrt, check_tie_break, contract, quantize_potential,
-                          tie_hash, tie_keys, weighted_moments)
+                          _safe_sqrt, argmax_edge_weights, check_tie_break, contract,
+                          quantize_potential, tie_hash, tie_keys, weighted_moments)
 
 __all__ = ["pixel_state", "materialize_pixel_state", "grid_contraction"]
 
@@ -162,7 +162,8 @@ def _native_potentials(x: Tensor, num_images: int, height: int,
     # ≤ 3 float32 channels: laid out channel-major whatever x's layout — torch's sum gives
     # the same bits on either (affinity._SEQUENTIAL_SUM) and streams over the pixels
     # (~8x faster than per-pixel rows of three); otherwise as torch lays out the sub.
-    channel_major = True if x.dtype == torch.float32 and x.shape[1] <= _SEQUENTIAL_SUM else None
+    channel_major = (True if x.dtype == torch.float32 and x.shape[1] <= _SEQUENTIAL_SUM
+                     else None)
 
     def gaussian(base: int, images: int, rows: int, columns: int, step: int,
                  squeeze: bool) -> Tensor:
@@ -411,10 +412,11 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         c of the potentials.
     weights : {'argmax_edge', 'size'} or another registered name
         Pooling weights, a name of
-        :data:`~dhtgraph.hierarchy.contraction.POOL_WEIGHTINGS`. ``'argmax_edge'`` and
-        the weightings that return sizes (``returns_sizes``: ``'size'``) have their grid
-        form here; any other runs the general level on the full pixel state (the
-        ``contract`` below, with the edge list built).
+        :data:`~dhtgraph.hierarchy.contraction.POOL_WEIGHTINGS`. ``'argmax_edge'``'s
+        function (under any name) and the weightings that return sizes
+        (``returns_sizes``: ``'size'``) have their grid form here; any other runs the
+        general level on the full pixel state (the ``contract`` below, with the edge list
+        built).
     tie_break : {'reference', 'hashed'}, default 'reference'
         How the argmax breaks exact ties (see
         :data:`dhtgraph.hierarchy.contraction.TIE_BREAKS`).
@@ -439,8 +441,9 @@ def grid_contraction(state: BlockState, num_images: int, height: int, width: int
         raise ValueError(f"Expected 'state' of {num_images} images of {height}×{width} ≥ 2 "
                          f"pixels (got {n} blocks)")
     sizes = bool(getattr(weighting, "returns_sizes", False))
-    if not sizes and weights != "argmax_edge":
-        # A registered weighting without a grid form: the general level.
+    if not sizes and weighting is not argmax_edge_weights:
+        # A registered weighting without a grid form (the registry's function decides,
+        # whatever name it is registered under): the general level.
         full = materialize_pixel_state(state, num_images, height, width)
         potential = edge_affinity(full.mean, full.var, full.size, full.bbox, full.edge_index,
                                   compactness=compactness)

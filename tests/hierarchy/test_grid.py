@@ -109,6 +109,25 @@ def test_a_weighting_returning_sizes_takes_the_grid_size_path(registered_weighti
         grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, weights="no-such-weighting")
 
 
+def test_the_argmax_weighting_under_another_name_takes_the_grid_form(registered_weighting,
+                                                                     monkeypatch):
+    # The registry decides the grid form by the function, not by its name: argmax_edge's
+    # weighting registered as an alias contracts on the grid, bit for bit as 'argmax_edge'.
+    import dhtgraph.hierarchy.grid as grid
+    from dhtgraph.hierarchy.contraction import argmax_edge_weights
+
+    registered_weighting("test-argmax-alias", argmax_edge_weights)
+    x, _, batch = _pixels(2, 5, 6, seed=13)
+    expected = grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, compactness=0.1)
+    monkeypatch.setattr(grid, "materialize_pixel_state", None)  # the general level's
+    got = grid_contraction(pixel_state(x, 2, batch), 2, 5, 6, compactness=0.1,
+                           weights="test-argmax-alias")
+    assert got.partition == expected.partition
+    assert torch.equal(got.choice, expected.choice)
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert torch.equal(getattr(got.state, name), getattr(expected.state, name)), name
+
+
 def test_grid_contraction_gradient_matches():
     x, full, _ = _pixels(1, 6, 7, seed=3)
     x1 = x.clone().requires_grad_()
