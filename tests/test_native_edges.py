@@ -97,6 +97,25 @@ def test_coalesce_pairs_equals_unique(n, m, seed, relabelled, undirected, loops)
     assert got.is_contiguous()
 
 
+@pytest.mark.parametrize("m", [4095, 4096, 4097, 3 * 4096 + 5, 40_000])
+@pytest.mark.parametrize("distinct", [True, False])
+def test_long_edge_lists_equal_unique(m, distinct):
+    # Edge lists of thousands of pairs around powers of two (the sizes a growing pair store
+    # would cross), nearly all pairs kept (distinct) or nearly all left out as repeats.
+    g = torch.Generator().manual_seed(m)
+    n = 5000 if distinct else 3
+    src, dst = torch.randint(0, n, (m,), generator=g), torch.randint(0, n, (m,), generator=g)
+    if not distinct:
+        src, dst = src.sort().values, dst.sort().values
+    e = _native_edges()
+    assert torch.equal(e.coalesce_pairs(src, dst, n), _unique_pairs(src, dst, n, False))
+    labels = torch.randint(0, 700, (n,), generator=g)
+    p = Partition(labels)
+    edge_index = torch.stack([src, dst])
+    assert torch.equal(e.relabel_edges(p.labels, p.num_blocks, edge_index),
+                       p.quotient(edge_index, self_loops=True))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_relabel_edges_equals_the_quotient_on_random_graphs(seed):
     g = torch.Generator().manual_seed(seed)
