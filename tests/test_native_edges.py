@@ -253,21 +253,17 @@ def test_negative_grid_sizes_are_refused():
 @pytest.mark.parametrize("num_blocks", [-1, -3])
 @pytest.mark.parametrize("shape", [(1, 0, 0), (1, 2, 2), (2, 3, 1)])
 def test_negative_num_blocks_with_loops_is_refused(num_blocks, shape):
-    # A loop per block of a negative count: refused before the kernel allocates anything
-    # (it returned a negative count, read as out of memory, and kept its work area). The
-    # tensor path raises too (torch's RuntimeError on the negative output size); without
-    # loops both take the blocks as 1.
+    # A loop per block of a negative count: the binding refuses it before the kernel
+    # allocates anything (it returned a negative count, read as out of memory, and kept
+    # its work area); the public function refuses a negative count on both paths.
     from dhtgraph.graph.pixel import grid_quotient
 
     labels = torch.zeros(shape[0] * shape[1] * shape[2], dtype=torch.long)
     with pytest.raises(ValueError, match=rf"non-negative 'num_blocks'.*got {num_blocks}"):
         _native_edges().grid_quotient(labels, num_blocks, *shape, loops=True)
-    with pytest.raises(ValueError, match="'num_blocks'"):
-        grid_quotient(labels, num_blocks, *shape, loops=True)
-    with pytest.raises(RuntimeError):
-        _tensor_grid_quotient(labels, num_blocks, *shape, True)
-    assert torch.equal(grid_quotient(labels, num_blocks, *shape),
-                       _tensor_grid_quotient(labels, num_blocks, *shape, False))
+    for loops in (False, True):
+        with pytest.raises(ValueError, match=r"'num_blocks' to be a non-negative int"):
+            grid_quotient(labels, num_blocks, *shape, loops=loops)
     # Still usable afterwards.
     assert grid_quotient(labels, 1, *shape, loops=True).tolist() == [[0], [0]]
 

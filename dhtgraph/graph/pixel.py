@@ -477,7 +477,13 @@ def grid_quotient(labels: Tensor, num_blocks: int, num_images: int, height: int,
     On the CPU with the native kernels (:mod:`dhtgraph._native`), one scan of the pixels
     (after the labels' range check) gives the same list without a sort (a counting sort
     of the block pairs and a deduplicating walk, :func:`dhtgraph._native.edges.grid_quotient`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a ``num_blocks`` that is not a non-negative int (on both paths).
     """
+    num_blocks = check_count(num_blocks, "num_blocks")
     # Integer labels only (as_indices): other dtypes get the tensor path's result.
     if _native.enabled("edges", labels) and _native.as_indices(labels=labels) is not None:
         from .._native.edges import grid_quotient as native

@@ -498,3 +498,19 @@ def test_grid_quotient_native_refuses_labels_out_of_range():
 
     with pytest.raises(ValueError, match=r"'labels' values in 0..1"):
         grid_quotient(torch.tensor([0, 1, 2, 1]), 2, 1, 2, 2)
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("num_blocks, error, match", [
+    (-3, ValueError, r"Expected 'num_blocks' to be a non-negative int \(got -3\)"),
+    (2.0, TypeError, r"Expected 'num_blocks' to be a non-negative int \(got float 2.0\)"),
+])
+def test_grid_quotient_refuses_a_bad_num_blocks_on_both_paths(native, num_blocks, error, match):
+    from contextlib import nullcontext
+
+    from dhtgraph import _native
+    from dhtgraph.graph.pixel import grid_quotient
+
+    for loops in (False, True):
+        with nullcontext() if native else _native.disabled(), pytest.raises(error, match=match):
+            grid_quotient(torch.tensor([0, 1, 1, 0]), num_blocks, 1, 2, 2, loops=loops)
