@@ -494,6 +494,14 @@ def test_argmax_is_the_tensor_one(level, tie, with_mean):
     assert_same(*both(equal_ends, state.mean, state.edge_index))
 
 
+def _assert_same_level(native, tensor):
+    # Two contract() results: the same choices, partition and block statistics, bit for bit.
+    assert_same(native.choice, tensor.choice)
+    assert native.partition == tensor.partition
+    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
+        assert_same(getattr(native.state, name), getattr(tensor.state, name))
+
+
 @settings(max_examples=60)
 @given(levels(), st.sampled_from(["reference", "hashed"]),
        st.sampled_from(["argmax_edge", "size"]))
@@ -502,10 +510,7 @@ def test_contraction_levels_are_the_tensor_ones(level, tie, weights):
     pot = pot.nan_to_num(0.3)  # affinities are finite; NaN is covered by the argmax test
     native, tensor = both(contract, state, pot, weights=weights, movable=movable,
                           tie_break=tie)
-    assert_same(native.choice, tensor.choice)
-    assert native.partition == tensor.partition
-    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
-        assert_same(getattr(native.state, name), getattr(tensor.state, name))
+    _assert_same_level(native, tensor)
 
 
 @settings(max_examples=60)
@@ -760,10 +765,7 @@ def test_tokenizer_like_levels_are_the_tensor_ones(tie_break, weights, frozen):
     movable = batch == 0 if frozen else None
     native, tensor = both(contract, state, potential, weights=weights, movable=movable,
                           tie_break=tie_break)
-    assert_same(native.choice, tensor.choice)
-    assert native.partition == tensor.partition
-    for name in ("mean", "var", "size", "bbox", "edge_index", "batch"):
-        assert_same(getattr(native.state, name), getattr(tensor.state, name))
+    _assert_same_level(native, tensor)
 
 
 @settings(max_examples=120)
