@@ -30,7 +30,6 @@ count; indices out of range fall back to the tensor code (and its errors).
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -190,8 +189,7 @@ def finish_components(group: Tensor, k: int, src: Tensor, dst: Tensor) -> tuple[
 CHOICE_JUMPS_PER_READ = 5
 
 
-def functional_component_labels(choice: Tensor, *,
-                                native: Optional[bool] = None) -> tuple[Tensor, int]:
+def functional_component_labels(choice: Tensor) -> tuple[Tensor, int]:
     """:func:`component_labels` of the functional graph ``v → choice[v]``.
 
     Same result as ``component_labels(arange(n), choice, n)``, usually with one host
@@ -206,12 +204,8 @@ def functional_component_labels(choice: Tensor, *,
     smallest node of each gives the canonical labels. The read brings the check and the
     count together. A longer cycle, which never passes the check, falls back to the
     min-forest algorithm once the jumps have covered n.
-
-    ``native``: a caller's decision for the 'components' kernels, made once for its level
-    (True: ``choice`` is a CPU tensor and the set is in use; False: the tensor code);
-    None (the default) asks :func:`dhtgraph._native.enabled` here.
     """
-    if native if native is not None else _native.enabled("components", choice):
+    if _native.enabled("components", choice):
         from ._native.components import choice_components
 
         found = choice_components(choice)

@@ -194,23 +194,18 @@ class Contraction:
 
 
 def _use_native(native: Optional[bool], kernels: str, tensors: list) -> bool:
-    # A step's native decision: the level's (``native``, see :func:`_level_native`) or,
+    # A step's native decision: the level's (``native``, see :func:`_level_natives`) or,
     # when it left it open (None), ``_native.enabled`` for the step's own tensors.
     return _native.enabled(kernels, *tensors) if native is None else native
 
 
-def _level_native(kernels: str, tensors: list) -> Optional[bool]:
-    """One decision for the steps of a level that use the kernel set ``kernels``: True
-    when it is in use and every tensor the level reads (``tensors``; None entries are
-    skipped) is a CPU tensor, False when it is not in use at all; None when some tensor
-    is elsewhere (then each step asks for its own tensors, as :func:`_native.enabled`
-    would for it alone: a step whose tensors are all on the CPU still runs natively)."""
-    return _level_natives((kernels,), tensors)[0]
-
-
 def _level_natives(sets: tuple, tensors: list) -> tuple:
-    # :func:`_level_native` of every kernel set in ``sets``, the devices read once (the
-    # same decisions: a set in use gives True when every tensor is on the CPU, else None).
+    """One decision per kernel set in ``sets`` for the steps of a level, the devices read
+    once: True when the set is in use and every tensor the level reads (``tensors``; None
+    entries are skipped) is a CPU tensor, False when it is not in use at all; None when
+    some tensor is elsewhere (then each step asks for its own tensors, as
+    :func:`_native.enabled` would for it alone: a step whose tensors are all on the CPU
+    still runs natively)."""
     on_cpu = all(t.is_cpu for t in tensors if t is not None)
     return tuple((True if on_cpu else None) if _native.enabled(kernels) else False
                  for kernels in sets)
@@ -356,7 +351,7 @@ def argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
 def _argmax_choice(potential: Tensor, edge_index: Tensor, num_nodes: int,
                    movable: Optional[Tensor], tie_break: str, batch: Optional[Tensor],
                    mean: Optional[Tensor], native: Optional[bool] = None) -> Tensor:
-    # argmax_choice after its check; ``native``: the level's decision (:func:`_level_native`).
+    # argmax_choice after its check; ``native``: the level's decision (:func:`_level_natives`).
     if _native_choice(potential, edge_index, num_nodes, movable, tie_break, batch, mean, native):
         from .._native.contraction import argmax_choice as native_argmax_choice
         return native_argmax_choice(_native_potential(potential), edge_index, num_nodes,
@@ -735,7 +730,7 @@ def _pool_blocks(state: BlockState, partition: Partition, weight: Tensor, *,
     # guard is skipped. ``weight`` is converted to the dtype of the means (int64 sizes
     # included). movable: contract's mask; a new block made of one frozen block keeps its
     # statistics exactly. native, native_edges: the level's decisions for the
-    # 'contraction' and 'edges' kernels (:func:`_level_native`; None: each step asks).
+    # 'contraction' and 'edges' kernels (:func:`_level_natives`; None: each step asks).
     labels, k_new = partition.labels, partition.num_blocks
     mean, var = state.mean, state.var
     fallback = None if positive else state.size

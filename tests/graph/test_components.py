@@ -235,27 +235,3 @@ def test_native_components_of_int32_strided_and_float_inputs():
                 call()
         else:
             _same(call(), tensor)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_functional_components_take_the_callers_decision(seed):
-    # native=False: the tensor path whatever is in use (it does not ask); native=True: the
-    # kernel (where it is in use); None: ask. The same labels every way.
-    g = torch.Generator().manual_seed(seed)
-    n = [7, 1000, 4096][seed]
-    choice = (torch.arange(n) + torch.tensor([-1, 1, 0])[torch.randint(0, 3, (n,),
-                                                                      generator=g)]).clamp(0, n - 1)
-    with _native.disabled():
-        expected = functional_component_labels(choice)
-    calls = []
-    real = _native.enabled
-    try:
-        _native.enabled = lambda *args: calls.append(args) or real(*args)
-        _same(functional_component_labels(choice, native=False), expected)
-        assert calls == []
-        _same(functional_component_labels(choice), expected)
-        assert calls
-    finally:
-        _native.enabled = real
-    if _native.available("components"):
-        _same(functional_component_labels(choice, native=True), expected)

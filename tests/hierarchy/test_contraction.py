@@ -321,21 +321,6 @@ def test_a_weighting_registered_as_returning_sizes_pools_with_the_sizes(native):
         assert contract(state, potential, weights="test-sizes").state.mean.tolist() == [[2.0]]
 
 
-def test_a_level_decides_its_native_kernels_once():
-    # contract's one decision per kernel set: True when every tensor is on the CPU (and
-    # the set is in use), False when the set is not in use, None when a tensor is on
-    # another device (each step then asks for its own tensors, as before).
-    from dhtgraph.hierarchy.contraction import _level_native
-
-    cpu, meta = torch.zeros(2), torch.zeros(2, device="meta")
-    with _native.disabled():
-        assert _level_native("contraction", [cpu, None]) is False
-        assert _level_native("contraction", [cpu, meta]) is False
-    if _native.available("contraction"):
-        assert _level_native("contraction", [cpu, None]) is True
-        assert _level_native("contraction", [cpu, meta]) is None
-
-
 def test_a_level_decides_its_kernel_sets_together_as_one_by_one():
     # _level_natives (contract's and pool_blocks's two sets, the devices read once): per
     # set, True on the CPU, None with a tensor elsewhere, False when not in use.
